@@ -1,0 +1,161 @@
+"""What an n8n API key looks like: format checks, unverified claims, expiry and masking.
+
+n8n issues two kinds of key (see README, "Key formats"):
+
+* JWTs signed by the server (``alg`` HS256, ``iss`` "n8n", ``aud`` "public-api", optional
+  ``exp``).  The signature can only be checked by the server, so the claims decoded here are
+  information, never proof.
+* Legacy keys: ``n8n_api_`` followed by 80 hexadecimal characters; they never expire.
+
+Nothing in this module ever puts the key itself into a message or exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from n8n_deploy.errors import InvalidKeyFormatError, KeyExpiredError, UsageError
+
+LEGACY_PREFIX = "n8n_api_"
+_LEGACY_KEY = re.compile(r"^n8n_api_[0-9a-fA-F]{80}$")
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+# Expiry dates beyond this are treated as "no usable expiry" rather than crashing.
+_MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+KeyKind = Literal["jwt", "legacy"]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What can be learnt about a key without asking a server."""
+
+    kind: KeyKind
+    expires_at: datetime | None = None
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+    problems: tuple[str, ...] = ()  # odd but harmless claims (e.g. a non-numeric exp)
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    def expires_within(self, days: float, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return self.expires_at <= (now or utcnow()) + timedelta(days=days)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def clean_key(raw: str) -> str:
+    """Strip surrounding whitespace; refuse an empty key or whitespace inside it."""
+    key = raw.strip()
+    if not key:
+        raise UsageError(
+            "The API key is empty",
+            hint='Pass the key as an argument, or pipe it: echo "$KEY" | n8n-deploy ...',
+        )
+    if any(ch.isspace() for ch in key):
+        raise InvalidKeyFormatError(
+            "Invalid JWT token format: the key contains whitespace inside it",
+            hint="Remove it, e.g. API_KEY=$(echo \"$API_KEY\" | tr -d '[:space:]')",
+        )
+    return key
+
+
+def parse_key(key: str) -> KeyInfo:
+    """Check the format of a (cleaned) key and decode what it says about itself."""
+    if key.startswith(LEGACY_PREFIX):
+        if _LEGACY_KEY.match(key):
+            return KeyInfo(kind="legacy")
+        raise InvalidKeyFormatError(
+            "Invalid JWT token format: a legacy n8n key is 'n8n_api_' followed by "
+            f"80 hexadecimal characters (this one has {len(key) - len(LEGACY_PREFIX)} characters "
+            "after the prefix, or non-hex characters)"
+        )
+    parts = key.split(".")
+    if len(parts) != 3:
+        raise InvalidKeyFormatError(
+            f"Invalid JWT token format: expected 3 dot-separated parts, found {len(parts)}",
+            hint="n8n API keys start with 'eyJ'; check that the whole key was copied",
+        )
+    names = ("header", "payload", "signature")
+    for name, part in zip(names, parts, strict=True):
+        if not part or not _BASE64URL.match(part):
+            raise InvalidKeyFormatError(
+                f"Invalid JWT token format: the {name} is not base64url text"
+            )
+    header, claims = _decode_unverified(key)
+    if not isinstance(header.get("alg"), str) or not header.get("alg"):
+        raise InvalidKeyFormatError("Invalid JWT token format: the header has no 'alg'")
+    expires_at, problems = _expiry_from_claims(claims)
+    return KeyInfo(kind="jwt", expires_at=expires_at, claims=claims, problems=problems)
+
+
+def check_key(raw: str, *, now: datetime | None = None) -> tuple[str, KeyInfo]:
+    """Clean and parse a key about to be stored; refuse one that has already expired."""
+    key = clean_key(raw)
+    info = parse_key(key)
+    if info.is_expired(now) and info.expires_at is not None:
+        raise KeyExpiredError(
+            f"The API key expired on {format_date(info.expires_at)}; n8n will reject it",
+            hint="Create a new key in n8n under Settings -> API",
+        )
+    return key, info
+
+
+def key_info_or_none(key: str) -> KeyInfo | None:
+    """Parse a stored key for display; None when it is not a recognisable key."""
+    try:
+        return parse_key(key.strip())
+    except InvalidKeyFormatError:
+        return None
+
+
+def mask_key(key: str) -> str:
+    """Show only the last 4 characters, as n8n's own UI does."""
+    if len(key) <= 8:
+        return "*" * 8
+    return "*" * 8 + key[-4:]
+
+
+def format_date(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def _decode_unverified(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a JWT, without verifying it (only the server can)."""
+    import jwt  # PyJWT; imported here so that start-up stays fast
+
+    try:
+        header = jwt.get_unverified_header(key)
+        claims = jwt.decode(
+            key,
+            options={"verify_signature": False, "verify_exp": False, "verify_aud": False},
+        )
+    except jwt.PyJWTError as exc:
+        # PyJWT's messages describe the structure ("Invalid payload padding"), never the key.
+        raise InvalidKeyFormatError(f"Invalid JWT token format: {_describe(exc)}") from None
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidKeyFormatError("Invalid JWT token format: the key does not decode") from None
+    return dict(header), dict(claims)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    first = text.splitlines()[0][:120]
+    return first[:1].lower() + first[1:]
+
+
+def _expiry_from_claims(claims: dict[str, Any]) -> tuple[datetime | None, tuple[str, ...]]:
+    if "exp" not in claims or claims["exp"] is None:
+        return None, ()
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None, ("the 'exp' claim is not a number; expiry unknown",)
+    if exp != exp or exp < 0 or exp > _MAX_TIMESTAMP:  # NaN, negative, absurd
+        return None, ("the 'exp' claim is out of range; expiry unknown",)
+    return datetime.fromtimestamp(int(exp), tz=timezone.utc), ()

@@ -1,0 +1,138 @@
+"""SQLAlchemy 2.x declarative models: ApiKey, Server and their many-to-many link.
+
+The tables follow the documented n8n-deploy schema (``api_keys``, ``servers``,
+``server_api_keys``).  Alembic owns every change to them: after editing a model, add a
+revision under ``migrations/versions`` (``tests/test_migrations.py`` fails until the two agree).
+
+Timestamps are stored as naive UTC and always come back timezone-aware (UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LENGTH = 255  # column size; the CLI accepts names of at most 100 characters
+URL_LENGTH = 2048
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC; returns aware UTC.  Naive input is taken to be UTC already."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed: datetime = (
+            datetime.fromisoformat(value) if isinstance(value, str) else value
+        )  # str: a hand-written row (SQLite stores text)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class ServerApiKey(Base):
+    """A link between a server and an API key (the ``server_api_keys`` junction table)."""
+
+    __tablename__ = "server_api_keys"
+
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ServerApiKey(server_id={self.server_id}, api_key_id={self.api_key_id})"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    # Plain text, as documented: protected by file permissions and never printed.
+    api_key: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    servers: Mapped[list[Server]] = relationship(
+        secondary="server_api_keys",
+        back_populates="api_keys",
+        order_by="Server.name",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        # Never include the key itself: reprs end up in tracebacks and logs.
+        return f"ApiKey(id={self.id!r}, name={self.name!r}, is_active={self.is_active!r})"
+
+    __str__ = __repr__
+
+
+class Server(Base):
+    __tablename__ = "servers"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+    skip_ssl_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(
+        secondary="server_api_keys",
+        back_populates="servers",
+        order_by="ApiKey.name",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"Server(id={self.id!r}, name={self.name!r}, url={self.url!r})"

@@ -1,0 +1,152 @@
+"""Presentation: tables, JSON and one-line messages.
+
+Data goes to stdout; messages, warnings and progress go to stderr.  Rich is imported only
+when a table is actually drawn.  Colour follows NO_COLOR and is off when stdout is not a
+terminal; when piped, tables are never wrapped or truncated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+ICONS = {
+    "key": "🔑",
+    "server": "🖥️",
+    "ok": "✅",
+    "check": "✓",
+    "fail": "❌",
+    "cross": "✗",
+    "warn": "⚠️",
+    "inactive": "🚫",
+    "expired": "⌛",
+    "test": "🧪",
+    "link": "🔗",
+    "trash": "🗑️",
+    "db": "🗄️",
+}
+
+
+def icon(name: str, emoji: bool) -> str:
+    """The emoji for ``name`` followed by a space, or nothing in --no-emoji mode."""
+    return f"{ICONS[name]} " if emoji else ""
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def color_enabled(stream: IO[str]) -> bool:
+    return "NO_COLOR" not in os.environ and _is_tty(stream)
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = _is_tty(stream)
+    return Console(
+        file=stream,
+        no_color=not color_enabled(stream),
+        color_system="auto" if color_enabled(stream) else None,
+        highlight=False,
+        emoji=False,  # never turn ":text:" in user data into emoji
+        markup=False,
+        soft_wrap=not tty,
+        width=None if tty else 100_000,  # piped: never wrap or truncate
+        force_terminal=None if tty else False,
+    )
+
+
+def print_table(
+    title: str | None,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    plain: bool = False,
+) -> None:
+    """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.ASCII if plain else box.SQUARE,
+        show_lines=False,
+        header_style="" if plain else "bold",
+        title_style="" if plain else "bold",
+    )
+    for header in headers:
+        table.add_column(header, overflow="fold", no_wrap=not _is_tty(sys.stdout))
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
+
+
+def print_json(data: Any) -> None:
+    """Pretty JSON on stdout and nothing else (UTF-8 kept as is)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+    sys.stdout.write("\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a Z: ``2025-09-15T10:30:00Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def human_time(value: datetime | None, *, never: str = "Never") -> str:
+    """``2025-09-15 10:30:00`` (UTC), as in the reference's tables."""
+    if value is None:
+        return never
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def human_date(value: datetime | None, *, never: str = "Never") -> str:
+    if value is None:
+        return never
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def say(message: str) -> None:
+    """A result line for people, on stdout (e.g. "API key 'x' added")."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """Progress or information, on stderr."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def warn(message: str, *, emoji: bool = True) -> None:
+    sys.stderr.write(f"{icon('warn', emoji)}Warning: {message}\n")
+    sys.stderr.flush()
+
+
+def error_line(message: str, hint: str | None = None) -> str:
+    text = f"Error: {message}"
+    if hint:
+        text += f". {hint}" if not message.endswith((".", "?", "!")) else f" {hint}"
+    return text

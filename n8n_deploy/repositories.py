@@ -1,0 +1,225 @@
+"""Repositories: every query n8n-deploy runs goes through these classes.
+
+They take an open SQLAlchemy session (see ``Database.session``), raise typed domain errors
+(``NotFoundError``, ``AlreadyExistsError``, ...) and never print, exit or commit: the caller
+owns the unit of work, so a command that fails half-way stores nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from n8n_deploy.errors import AlreadyExistsError, NotFoundError, OperationFailed
+from n8n_deploy.models import ApiKey, Server, ServerApiKey, utcnow
+
+
+def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
+    folded = {c.casefold(): c for c in candidates}
+    if name.casefold() in folded:
+        return [folded[name.casefold()]]
+    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+
+
+class ApiKeyRepository:
+    kind = "API key"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def names(self) -> list[str]:
+        return list(self.session.scalars(select(ApiKey.name).order_by(ApiKey.name)))
+
+    def find(self, name: str) -> ApiKey | None:
+        stmt = select(ApiKey).where(ApiKey.name == name).options(selectinload(ApiKey.servers))
+        return self.session.scalars(stmt).one_or_none()
+
+    def get(self, name: str) -> ApiKey:
+        key = self.find(name)
+        if key is None:
+            raise NotFoundError(self.kind, name, _suggest(name, self.names()))
+        return key
+
+    def find_by_secret(self, secret: str) -> ApiKey | None:
+        stmt = select(ApiKey).where(ApiKey.api_key == secret).limit(1)
+        return self.session.scalars(stmt).first()
+
+    def list(self, *, active: bool | None = None, server: Server | None = None) -> list[ApiKey]:
+        stmt = select(ApiKey).options(selectinload(ApiKey.servers)).order_by(ApiKey.name)
+        if active is not None:
+            stmt = stmt.where(ApiKey.is_active.is_(active))
+        if server is not None:
+            stmt = stmt.join(ServerApiKey, ServerApiKey.api_key_id == ApiKey.id).where(
+                ServerApiKey.server_id == server.id
+            )
+        return list(self.session.scalars(stmt))
+
+    def add(
+        self,
+        name: str,
+        secret: str,
+        *,
+        description: str | None = None,
+        servers: Sequence[Server] = (),
+    ) -> ApiKey:
+        """Store a new key (already cleaned and format-checked by the caller)."""
+        if self.find(name) is not None:
+            raise AlreadyExistsError(self.kind, name)
+        twin = self.find_by_secret(secret)
+        if twin is not None:
+            raise OperationFailed(
+                f"This key is already stored as '{twin.name}'",
+                hint=f"Use the existing entry, or delete it first: "
+                f"n8n-deploy apikey delete '{twin.name}'",
+            )
+        key = ApiKey(name=name, api_key=secret, description=description or None)
+        key.servers.extend(servers)
+        self.session.add(key)
+        self._flush(name)
+        return key
+
+    def set_active(self, key: ApiKey, active: bool) -> bool:
+        """Returns False when the key already had that status."""
+        if key.is_active == active:
+            return False
+        key.is_active = active
+        self.session.flush()
+        return True
+
+    def mark_used(self, key: ApiKey, when: datetime | None = None) -> None:
+        key.last_used_at = when or utcnow()
+        self.session.flush()
+
+    def delete(self, key: ApiKey) -> None:
+        """Delete the key; its server links go with it (ON DELETE CASCADE)."""
+        self.session.delete(key)
+        self.session.flush()
+
+    def _flush(self, name: str) -> None:
+        try:
+            self.session.flush()
+        except IntegrityError:
+            # Lost a race with another process adding the same name.
+            raise AlreadyExistsError(self.kind, name) from None
+
+
+class ServerRepository:
+    kind = "Server"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def names(self) -> list[str]:
+        return list(self.session.scalars(select(Server.name).order_by(Server.name)))
+
+    def find(self, name: str) -> Server | None:
+        stmt = select(Server).where(Server.name == name).options(selectinload(Server.api_keys))
+        return self.session.scalars(stmt).one_or_none()
+
+    def get(self, name: str) -> Server:
+        server = self.find(name)
+        if server is None:
+            raise NotFoundError(self.kind, name, _suggest(name, self.names()))
+        return server
+
+    def find_by_url(self, url: str) -> Server | None:
+        """The first server (by name) whose stored, normalised URL equals ``url``."""
+        stmt = select(Server).where(Server.url == url).order_by(Server.name).limit(1)
+        return self.session.scalars(stmt).first()
+
+    def list(self) -> list[Server]:
+        stmt = select(Server).options(selectinload(Server.api_keys)).order_by(Server.name)
+        return list(self.session.scalars(stmt))
+
+    def count_links(self) -> dict[int, tuple[int, int]]:
+        """server id -> (active keys, all keys) linked to it."""
+        stmt = (
+            select(
+                ServerApiKey.server_id,
+                func.sum(case((ApiKey.is_active.is_(True), 1), else_=0)),
+                func.count(),
+            )
+            .join(ApiKey, ApiKey.id == ServerApiKey.api_key_id)
+            .group_by(ServerApiKey.server_id)
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2])) for row in self.session.execute(stmt)}
+
+    def create(
+        self,
+        name: str,
+        url: str,
+        *,
+        description: str | None = None,
+        skip_ssl_verify: bool = False,
+    ) -> Server:
+        """Store a new server (name cleaned and URL normalised by the caller)."""
+        if self.find(name) is not None:
+            raise AlreadyExistsError(self.kind, name)
+        server = Server(
+            name=name, url=url, description=description or None, skip_ssl_verify=skip_ssl_verify
+        )
+        self.session.add(server)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise AlreadyExistsError(self.kind, name) from None
+        return server
+
+    def update(
+        self,
+        server: Server,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        description: str | None = None,
+        skip_ssl_verify: bool | None = None,
+    ) -> Server:
+        if name is not None and name != server.name:
+            if self.find(name) is not None:
+                raise AlreadyExistsError(self.kind, name)
+            server.name = name
+        if url is not None:
+            server.url = url
+        if description is not None:
+            server.description = description or None
+        if skip_ssl_verify is not None:
+            server.skip_ssl_verify = skip_ssl_verify
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise AlreadyExistsError(self.kind, name or server.name) from None
+        return server
+
+    def delete(self, server: Server) -> None:
+        """Delete the server and its links; the keys themselves stay."""
+        self.session.delete(server)
+        self.session.flush()
+
+    def link(self, key: ApiKey, server: Server) -> bool:
+        """Link ``key`` to ``server``; False when they were linked already."""
+        if self._link_row(key, server) is not None:
+            return False
+        self.session.add(ServerApiKey(server_id=server.id, api_key_id=key.id))
+        self.session.flush()
+        self.session.expire(key, ["servers"])
+        self.session.expire(server, ["api_keys"])
+        return True
+
+    def unlink(self, key: ApiKey, server: Server) -> bool:
+        """Remove the link; False when there was none."""
+        row = self._link_row(key, server)
+        if row is None:
+            return False
+        self.session.delete(row)
+        self.session.flush()
+        self.session.expire(key, ["servers"])
+        self.session.expire(server, ["api_keys"])
+        return True
+
+    def _link_row(self, key: ApiKey, server: Server) -> ServerApiKey | None:
+        return self.session.get(ServerApiKey, (server.id, key.id))

@@ -1,0 +1,124 @@
+"""The command line's skeleton: version, groups, data location, first run, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from n8n_deploy import __version__, migrate
+from n8n_deploy.errors import ExitStatus
+from tests.conftest import Run, file_mode
+
+Cli = Callable[..., Run]
+
+
+def test_version(cli: Cli) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"n8n-deploy {__version__}"
+
+
+def test_the_three_command_groups_are_registered(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for group in ("apikey", "server", "db"):
+        assert group in result.stdout
+
+
+def test_db_path_reports_each_value_and_its_source(cli: Cli, data_dir: Path) -> None:
+    result = cli("db", "path", "--json")
+    info = json.loads(result.stdout)
+    assert info["data_dir"] == str(data_dir)
+    assert info["data_dir_source"] == "environment"
+    assert info["database_url_source"] == "data folder"
+    assert info["database_path"] == str(data_dir / "n8n-deploy.db")
+
+
+def test_the_data_dir_flag_beats_the_environment(cli: Cli, tmp_path: Path) -> None:
+    result = cli("--data-dir", str(tmp_path / "flag"), "db", "path")
+    assert f"{tmp_path / 'flag'}  (from flag)" in result.stdout
+
+
+def test_db_path_masks_a_password_in_the_url(cli: Cli) -> None:
+    result = cli("--database-url", "postgresql://deploy:hunter2@db.internal/n8n", "db", "path")
+    assert result.exit_code == 0
+    assert "hunter2" not in result.output
+    assert "postgresql://deploy:***@db.internal/n8n" in result.stdout
+
+
+def test_db_path_does_not_create_anything(cli: Cli, data_dir: Path) -> None:
+    cli("db", "path")
+    assert not data_dir.exists()
+
+
+def test_db_init_creates_a_private_database_and_is_idempotent(cli: Cli, data_dir: Path) -> None:
+    first = cli("db", "init")
+    assert first.exit_code == 0, first.output
+    assert "Created the database" in first.stdout
+    assert file_mode(data_dir) == 0o700
+    assert file_mode(data_dir / "n8n-deploy.db") == 0o600
+    second = cli("db", "init")
+    assert second.exit_code == 0
+    assert "already at the newest revision" in second.stdout
+
+
+def test_db_current_says_whether_the_database_is_newest(cli: Cli) -> None:
+    cli("db", "init")
+    result = cli("db", "current", "--json")
+    assert json.loads(result.stdout) == {
+        "revision": migrate.HEAD,
+        "head": migrate.HEAD,
+        "state": "current",
+        "up_to_date": True,
+    }
+    assert "up to date" in cli("db", "current").stdout
+
+
+def test_db_upgrade_creates_a_fresh_database_at_head(cli: Cli, data_dir: Path) -> None:
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(data_dir / "n8n-deploy.db") as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == migrate.HEAD
+
+
+def test_a_database_from_a_newer_release_is_refused_and_left_alone(
+    cli: Cli, data_dir: Path
+) -> None:
+    cli("db", "init")
+    db_file = data_dir / "n8n-deploy.db"
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    conn.close()
+    before = db_file.read_bytes()
+    for args in (("db", "upgrade"), ("db", "init")):
+        result = cli(*args)
+        assert result.exit_code == ExitStatus.SCHEMA, result.output
+        assert "ffff_from_the_future" in result.stderr
+        assert "Traceback" not in result.output
+    assert db_file.read_bytes() == before
+
+
+def test_a_bad_database_url_is_a_one_line_usage_error(cli: Cli) -> None:
+    result = cli("--database-url", "not a url", "db", "init")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith("Error: Not a database URL")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unwritable_data_folder_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("--data-dir", str(blocker / "sub"), "db", "init")
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.startswith("Error: Cannot create the data folder")
+
+
+@pytest.mark.parametrize("args", [("apikey",), ("server",), ("db",)])
+def test_a_group_without_a_command_shows_its_help(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert "Usage:" in result.output

@@ -1,0 +1,84 @@
+"""Alembic owns the schema: one head, up and down cleanly, and the models agree with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from n8n_deploy import migrate
+from n8n_deploy.db import create_engine_for
+from n8n_deploy.models import Base
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(migrate.alembic_config())
+
+
+def _schema(engine: sa.Engine) -> dict[str, object]:
+    inspector = sa.inspect(engine)
+    return {
+        table: (
+            sorted(
+                (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)
+            ),
+            inspector.get_pk_constraint(table)["constrained_columns"],
+            sorted(
+                (fk["constrained_columns"][0], fk["referred_table"], fk["options"].get("ondelete"))
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+        )
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def test_there_is_a_single_head_and_the_code_knows_every_revision() -> None:
+    script = _script()
+    assert script.get_heads() == [migrate.HEAD]
+    shipped = [rev.revision for rev in script.walk_revisions()]
+    assert list(reversed(shipped)) == list(migrate.KNOWN_REVISIONS)
+
+
+def test_upgrade_from_empty_creates_the_documented_tables(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate.upgrade(engine, "head")
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"api_keys", "servers", "server_api_keys", "alembic_version"} <= tables
+    assert migrate.inspect_state(engine).kind == "current"
+    engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again_gives_the_same_schema(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate.upgrade(engine, "head")
+    first = _schema(engine)
+    migrate.downgrade(engine, "base")
+    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(engine, "head")
+    assert _schema(engine) == first
+    engine.dispose()
+
+
+def test_models_match_what_the_migrations_create(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate.upgrade(engine, "head")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_the_link_table_cascades_from_both_sides(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate.upgrade(engine, "head")
+    fks = sa.inspect(engine).get_foreign_keys("server_api_keys")
+    assert {(fk["referred_table"], fk["options"].get("ondelete")) for fk in fks} == {
+        ("api_keys", "CASCADE"),
+        ("servers", "CASCADE"),
+    }
+    engine.dispose()

@@ -1,0 +1,182 @@
+"""The installed program: console script, python -m, start-up cost, and the wheel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from n8n_deploy import __version__, migrate
+from tests.conftest import file_mode
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt")
+
+
+def _script() -> str:
+    candidate = Path(sys.executable).parent / "n8n-deploy"
+    found = str(candidate) if candidate.exists() else shutil.which("n8n-deploy")
+    assert found, "the n8n-deploy console script is not installed"
+    return found
+
+
+def _imported_modules(*args: str, env: dict[str, str]) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "n8n_deploy", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("--version",), ("apikey", "--help"), ("server", "--help"), ("db", "--help")],
+)
+def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -> None:
+    modules = _imported_modules(*args, env=dict(os.environ))
+    assert "n8n_deploy" in modules
+    assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
+
+
+def test_shell_completion_of_commands_does_not_import_heavy_libraries() -> None:
+    env = dict(
+        os.environ, _N8N_DEPLOY_COMPLETE="complete_bash", COMP_WORDS="n8n-deploy ap", COMP_CWORD="1"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import sys; sys.argv=['n8n-deploy']; from n8n_deploy.cli import main; main()",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert "apikey" in result.stdout
+    modules = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert not (modules & set(HEAVY))
+
+
+@pytest.mark.e2e
+def test_installed_script_creates_a_private_database(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data))
+    result = subprocess.run(
+        [_script(), "db", "upgrade"], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    db_file = data / "n8n-deploy.db"
+    assert file_mode(db_file) == 0o600
+    assert file_mode(data) == 0o700
+    with sqlite3.connect(db_file) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert {"api_keys", "servers", "server_api_keys", "alembic_version"} <= tables
+
+
+@pytest.mark.e2e
+def test_python_dash_m_runs_the_same_program() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "n8n_deploy", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip() == f"n8n-deploy {__version__}"
+
+
+@pytest.mark.e2e
+def test_the_wheel_ships_the_migrations_and_runs_them_outside_the_checkout(
+    tmp_path: Path,
+) -> None:
+    wheels = tmp_path / "wheels"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("n8n_deploy-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "n8n_deploy/migrations/env.py" in names
+    assert "n8n_deploy/migrations/script.py.mako" in names
+    for revision in migrate.KNOWN_REVISIONS:
+        assert any(n.startswith(f"n8n_deploy/migrations/versions/{revision}_") for n in names)
+
+    # Install the wheel alone into a folder and run it from elsewhere, so nothing can
+    # come from the checkout (its dependencies come from the test environment).
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(target),
+        N8N_DEPLOY_DATA_DIR=str(tmp_path / "d"),
+        PYTHONSAFEPATH="1",
+    )
+    code = (
+        "import sys, n8n_deploy; print(n8n_deploy.__file__); "
+        "sys.argv = ['n8n-deploy', 'db', 'upgrade']; "
+        "from n8n_deploy.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(str(target))
+    assert (tmp_path / "d" / "n8n-deploy.db").exists()

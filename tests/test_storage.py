@@ -1,0 +1,107 @@
+"""Where the data lives and how it is protected on disk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from n8n_deploy.config import mask_url_password, resolve_settings, sqlite_path_from_url
+from n8n_deploy.db import open_database
+from n8n_deploy.repositories import ApiKeyRepository
+from tests.conftest import file_mode, make_jwt
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_flag_beats_environment_beats_default(tmp_path: Path) -> None:
+    env = {"N8N_DEPLOY_DATA_DIR": str(tmp_path / "env")}
+    assert resolve_settings(str(tmp_path / "flag"), None, env).data_dir == tmp_path / "flag"
+    assert resolve_settings(None, None, env).data_dir_source == "environment"
+    default = resolve_settings(None, None, {})
+    assert default.data_dir == Path.home() / ".n8n-deploy"
+    assert default.data_dir_source == "default"
+    url_env = {"N8N_DEPLOY_DATABASE_URL": "sqlite:////tmp/other.db", **env}
+    assert resolve_settings(None, None, url_env).database_url == "sqlite:////tmp/other.db"
+    flagged = resolve_settings(None, "sqlite:////tmp/flag.db", url_env)
+    assert (flagged.database_url, flagged.database_url_source) == ("sqlite:////tmp/flag.db", "flag")
+
+
+def test_passwords_in_urls_are_masked() -> None:
+    assert (
+        mask_url_password("postgresql+psycopg://deploy:s3cr3t@db.internal:5432/n8n")
+        == "postgresql+psycopg://deploy:***@db.internal:5432/n8n"
+    )
+    assert mask_url_password("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_sqlite_paths_are_read_from_urls() -> None:
+    assert sqlite_path_from_url("sqlite:////srv/n8n.db") == Path("/srv/n8n.db")
+    assert sqlite_path_from_url("sqlite://") is None
+    assert sqlite_path_from_url("sqlite:///:memory:") is None
+    assert sqlite_path_from_url("postgresql://h/db") is None
+
+
+def test_folder_is_0700_and_files_0600_even_under_umask_022(
+    data_dir: Path, umask_022: None
+) -> None:
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            ApiKeyRepository(s).add("k", make_jwt())
+            # While a connection is open in WAL mode, the -wal and -shm files exist.
+            s.execute(text("SELECT 1"))
+            wal = Path(f"{data_dir / 'n8n-deploy.db'}-wal")
+            shm = Path(f"{data_dir / 'n8n-deploy.db'}-shm")
+            assert wal.exists() and shm.exists()
+            assert file_mode(wal) == 0o600
+            assert file_mode(shm) == 0o600
+    finally:
+        database.dispose()
+    assert file_mode(data_dir) == 0o700
+    assert file_mode(data_dir / "n8n-deploy.db") == 0o600
+
+
+def test_sqlite_runs_with_foreign_keys_wal_and_a_busy_timeout(data_dir: Path) -> None:
+    database = open_database(resolve_settings())
+    try:
+        with database.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    finally:
+        database.dispose()
+
+
+def test_sql_errors_never_carry_the_key(data_dir: Path) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    secret = make_jwt()
+    database = open_database(resolve_settings())
+    try:
+        with pytest.raises(IntegrityError) as caught, database.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO api_keys (name, api_key, created_at) VALUES (:n, :k, NULL)"),
+                {"n": "x", "k": secret},
+            )
+        assert secret not in str(caught.value)
+    finally:
+        database.dispose()
+
+
+def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o750)
+    os.chmod(folder, 0o750)  # noqa: S103 - a team folder, on purpose
+    database = open_database(resolve_settings(str(folder)))
+    database.dispose()
+    assert file_mode(folder) == 0o750
+    assert file_mode(folder / "n8n-deploy.db") == 0o600
