@@ -1,0 +1,112 @@
+"""How keys and servers are shown: one JSON shape and one table layout for each, shared by
+``apikey list/show``, ``server keys/show`` and anything else that prints them.
+
+Keys are masked unless ``unmask`` is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from n8n_deploy.keys import key_info_or_none, mask_key, utcnow
+from n8n_deploy.output import human_date, human_time, icon, iso_utc, print_table
+
+if TYPE_CHECKING:
+    from n8n_deploy.models import ApiKey, Server
+
+
+def key_expiry(key: ApiKey) -> datetime | None:
+    info = key_info_or_none(key.api_key)
+    return info.expires_at if info else None
+
+
+def key_status(key: ApiKey, now: datetime | None = None) -> str:
+    """``active``, ``inactive`` or ``expired`` (an active key whose exp has passed)."""
+    if not key.is_active:
+        return "inactive"
+    expires = key_expiry(key)
+    if expires is not None and expires <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+def key_record(key: ApiKey, *, unmask: bool = False, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON form of a key (timestamps ISO-8601 UTC)."""
+    info = key_info_or_none(key.api_key)
+    return {
+        "name": key.name,
+        "description": key.description,
+        "api_key": key.api_key if unmask else mask_key(key.api_key),
+        "kind": info.kind if info else "unknown",
+        "created_at": iso_utc(key.created_at),
+        "last_used_at": iso_utc(key.last_used_at),
+        "expires_at": iso_utc(info.expires_at) if info else None,
+        "is_active": key.is_active,
+        "status": key_status(key, now),
+        "servers": [server.name for server in key.servers],
+    }
+
+
+_STATUS_LABEL = {
+    "active": ("ok", "Active"),
+    "inactive": ("inactive", "Inactive"),
+    "expired": ("expired", "Expired"),
+}
+
+
+def status_label(status: str, emoji: bool) -> str:
+    icon_name, text = _STATUS_LABEL[status]
+    return f"{icon(icon_name, emoji)}{text}"
+
+
+KEY_HEADERS = ("Name", "Created", "Last Used", "Status", "Expires", "Servers", "Key", "Description")
+
+
+def key_row(key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = None) -> list[str]:
+    return [
+        key.name,
+        human_time(key.created_at),
+        human_date(key.last_used_at),
+        status_label(key_status(key, now), emoji),
+        human_date(key_expiry(key)),
+        ", ".join(server.name for server in key.servers) or "-",
+        key.api_key if unmask else mask_key(key.api_key),
+        key.description or "",
+    ]
+
+
+def print_keys_table(
+    keys: Sequence[ApiKey], *, emoji: bool, unmask: bool, title: str = "API Keys"
+) -> None:
+    now = utcnow()
+    print_table(
+        f"{icon('key', emoji)}{title}",
+        KEY_HEADERS,
+        [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
+        plain=not emoji,
+    )
+
+
+def server_record(
+    server: Server, *, counts: tuple[int, int] | None = None, keys: bool = False
+) -> dict[str, Any]:
+    """The JSON form of a server; ``counts`` is (active keys, all keys) linked to it."""
+    active, total = counts if counts is not None else _count(server)
+    record: dict[str, Any] = {
+        "name": server.name,
+        "url": server.url,
+        "description": server.description,
+        "skip_ssl_verify": server.skip_ssl_verify,
+        "created_at": iso_utc(server.created_at),
+        "keys_active": active,
+        "keys_total": total,
+    }
+    if keys:
+        record["api_keys"] = [key_record(key) for key in server.api_keys]
+    return record
+
+
+def _count(server: Server) -> tuple[int, int]:
+    return sum(1 for k in server.api_keys if k.is_active), len(server.api_keys)
