@@ -127,9 +127,12 @@ class ServerRepository:
             raise NotFoundError(self.kind, name, _suggest(name, self.names()))
         return server
 
-    def find_by_url(self, url: str) -> Server | None:
-        """The first server (by name) whose stored, normalised URL equals ``url``."""
+    def find_by_url(self, url: str, *, exclude: Server | None = None) -> Server | None:
+        """The first server (by name) whose stored, normalised URL equals ``url``,
+        other than ``exclude``."""
         stmt = select(Server).where(Server.url == url).order_by(Server.name).limit(1)
+        if exclude is not None:
+            stmt = stmt.where(Server.id != exclude.id)
         return self.session.scalars(stmt).first()
 
     def list(self) -> list[Server]:

@@ -110,3 +110,42 @@ def server_record(
 
 def _count(server: Server) -> tuple[int, int]:
     return sum(1 for k in server.api_keys if k.is_active), len(server.api_keys)
+
+
+SERVER_HEADERS = ("Name", "URL", "Keys (active/total)", "TLS Verification", "Created")
+
+
+def tls_label(server: Server, emoji: bool) -> str:
+    """Whether n8n-deploy checks the server's TLS certificate (only https has one)."""
+    if not server.url.startswith("https:"):
+        return "n/a (http)"
+    if server.skip_ssl_verify:
+        return f"{icon('warn', emoji)}Skipped"
+    return f"{icon('ok', emoji)}Verified"
+
+
+def server_row(server: Server, counts: tuple[int, int], *, emoji: bool) -> list[str]:
+    active, total = counts
+    return [
+        server.name,
+        server.url,
+        f"{active}/{total}",
+        tls_label(server, emoji),
+        human_time(server.created_at),
+    ]
+
+
+def print_servers_table(
+    servers: Sequence[Server],
+    counts: dict[int, tuple[int, int]],
+    *,
+    emoji: bool,
+    title: str = "Servers",
+) -> None:
+    """``counts`` maps server id -> (active keys, all keys), as ServerRepository.count_links."""
+    print_table(
+        f"{icon('server', emoji)}{title}",
+        SERVER_HEADERS,
+        [server_row(server, counts.get(server.id, (0, 0)), emoji=emoji) for server in servers],
+        plain=not emoji,
+    )
