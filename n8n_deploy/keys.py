@@ -71,10 +71,15 @@ def parse_key(key: str) -> KeyInfo:
     if key.startswith(LEGACY_PREFIX):
         if _LEGACY_KEY.match(key):
             return KeyInfo(kind="legacy")
+        rest = len(key) - len(LEGACY_PREFIX)
+        found = (
+            f"this one has {rest} characters after the prefix"
+            if rest != 80
+            else "this one has characters that are not hexadecimal"
+        )
         raise InvalidKeyFormatError(
             "Invalid JWT token format: a legacy n8n key is 'n8n_api_' followed by "
-            f"80 hexadecimal characters (this one has {len(key) - len(LEGACY_PREFIX)} characters "
-            "after the prefix, or non-hex characters)"
+            f"80 hexadecimal characters ({found})"
         )
     parts = key.split(".")
     if len(parts) != 3:

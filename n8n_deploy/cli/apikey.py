@@ -1,11 +1,329 @@
-"""``n8n-deploy apikey ...``: store, list, show, test and retire API keys."""
+"""``n8n-deploy apikey ...``: store, list, show, test and retire API keys.
+
+Commands read their input, call ``n8n_deploy.keystore`` / the repositories, and render with
+``cli.views``.  The database layer is imported inside the command bodies (fast --help).
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+from typing import Annotated
+
 import typer
+
+from n8n_deploy.cli import core
+from n8n_deploy.cli.completion import complete_key_names, complete_server_names
+from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption, state
+from n8n_deploy.config import SERVER_URL_ENV
+from n8n_deploy.errors import InvalidKeyFormatError, OperationFailed, UsageError
+from n8n_deploy.output import icon, note, print_json, say, warn
+from n8n_deploy.validation import clean_name
 
 app = typer.Typer(
     help="Store, list, test and retire n8n API keys.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+#: Far longer than any n8n API key (JWTs are about 300 characters).
+MAX_KEY_INPUT = 16_384
+
+KeyNameArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME", help="Name of the stored API key.", autocompletion=complete_key_names
+    ),
+]
+
+
+def _q(name: str) -> str:
+    return shlex.quote(name)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Unique name for the key: trimmed, UTF-8 and emoji welcome, at most 100 "
+            "characters, no control characters.",
+            show_default=False,
+        ),
+    ],
+    key: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="KEY|-",
+            help="The API key, or - to read it from stdin. Left out: prompted for without "
+            "echo at a terminal, read from stdin when piped. A key typed here stays in "
+            "shell history and shows in the process list (a warning says so).",
+            show_default=False,
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="SERVER",
+            help=f"Link the key to this server. A missing server is created when "
+            f"{SERVER_URL_ENV} gives its URL; otherwise nothing is stored.",
+            autocompletion=complete_server_names,
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option("--description", metavar="TEXT", help="Optional note about the key."),
+    ] = None,
+    no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Store an API key under a name, checking its format first.
+
+    The key must be an n8n JWT (it is decoded, never verified: only the server can) or a
+    legacy n8n_api_ key. Surrounding whitespace is stripped. An expired key is refused
+    (exit 7); one expiring within 7 days is stored with a warning. Without --server,
+    N8N_SERVER_URL links the key to the server with that URL, created (named host[:port])
+    when there is none. Example: echo "$KEY" | n8n-deploy apikey add - --name prod_key
+    """
+    from n8n_deploy import keystore
+    from n8n_deploy.cli.views import key_record
+
+    emoji = not no_emoji
+    clean_name(name)  # refuse a bad name before asking for the key
+    from_argument = key is not None and key != "-"
+    raw = _read_key_input() if key is None or key == "-" else key
+    new = keystore.plan_new_key(
+        name,
+        raw,
+        description=description,
+        server=server,
+        server_url=os.environ.get(SERVER_URL_ENV),
+    )
+    with state(ctx).session(write=True) as session:
+        added = keystore.store_new_key(session, new)
+        record = key_record(added.key)
+    if from_argument:  # said once the key is stored, so that an error stays one line
+        warn(
+            "a key given as an argument is visible in shell history and the process list; "
+            f'next time pipe it: echo "$KEY" | n8n-deploy apikey add - --name {_q(new.name)}',
+            emoji=emoji,
+        )
+    for message in added.warnings:
+        warn(message, emoji=emoji)
+    if json_output:
+        print_json(record)
+        return
+    line = f"{icon('ok', emoji)}API key '{added.key.name}' added"
+    if added.server is not None:
+        if added.server_created:
+            line += f", linked to new server '{added.server.name}' ({added.server.url})"
+        else:
+            line += f", linked to server '{added.server.name}'"
+    say(line)
+
+
+def _read_key_input() -> str:
+    """The key from a hidden prompt at a terminal, otherwise from stdin."""
+    if core.stdin_is_terminal():
+        value: str = typer.prompt(
+            "API key (input hidden)", default="", show_default=False, hide_input=True, err=True
+        )
+        return value
+    return _read_stdin()
+
+
+def _read_stdin() -> str:
+    hint = 'Pipe the key as text, e.g. echo "$KEY" | n8n-deploy apikey add - --name NAME'
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("Cannot read the API key: stdin is closed", hint=hint)
+    try:
+        text = stream.read(MAX_KEY_INPUT + 1)
+    except UnicodeDecodeError:
+        raise UsageError("Cannot read the API key: stdin is not UTF-8 text", hint=hint) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UsageError(f"Cannot read the API key from stdin: {reason}", hint=hint) from None
+    if len(text) > MAX_KEY_INPUT:
+        raise InvalidKeyFormatError(
+            f"Invalid JWT token format: stdin holds more than {MAX_KEY_INPUT} characters, "
+            "far more than an n8n API key",
+            hint="Pipe only the key",
+        )
+    return text
+
+
+@app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="SERVER",
+            help="Only keys linked to this server.",
+            autocompletion=complete_server_names,
+            show_default=False,
+        ),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive",
+            help="Only active (or only deactivated) keys. Default: all.",
+            show_default=False,
+        ),
+    ] = None,
+    no_emoji: NoEmojiOption = False,
+    unmask: UnmaskOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """List stored API keys, masked (last 4 characters only).
+
+    Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
+    Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
+    """
+    from n8n_deploy.cli.views import key_record, print_keys_table
+    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+
+    emoji = not no_emoji
+    with state(ctx).session() as session:
+        repo = ApiKeyRepository(session)
+        linked_to = ServerRepository(session).get(server.strip()) if server is not None else None
+        keys = repo.list(active=active, server=linked_to)
+        store_empty = not keys and not repo.names()
+        records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
+    if unmask:
+        _warn_unmasked(emoji)
+    if json_output:
+        print_json(records)
+        return
+    if store_empty:
+        note(
+            "No API keys stored yet. Add your first one with: "
+            'echo "$KEY" | n8n-deploy apikey add - --name NAME'
+        )
+        return
+    if not keys:
+        note(f"No API keys match ({_describe_filter(server, active)}).")
+        return
+    print_keys_table(keys, emoji=emoji, unmask=unmask)
+
+
+def _describe_filter(server: str | None, active: bool | None) -> str:
+    parts = []
+    if active is not None:
+        parts.append("active" if active else "inactive")
+    if server is not None:
+        parts.append(f"linked to server '{server.strip()}'")
+    return ", ".join(parts)
+
+
+def _warn_unmasked(emoji: bool) -> None:
+    warn(
+        "--unmask shows full API keys; keep this output out of logs, shared screens and CI",
+        emoji=emoji,
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: KeyNameArgument,
+    no_emoji: NoEmojiOption = False,
+    unmask: UnmaskOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one API key: all its fields and linked servers."""
+    from n8n_deploy.cli.views import key_record, print_key_details
+    from n8n_deploy.repositories import ApiKeyRepository
+
+    emoji = not no_emoji
+    with state(ctx).session() as session:
+        key = ApiKeyRepository(session).get(name.strip())
+        record = key_record(key, unmask=unmask)
+    if unmask:
+        _warn_unmasked(emoji)
+    if json_output:
+        print_json(record)
+    else:
+        print_key_details(key, emoji=emoji, unmask=unmask)
+
+
+@app.command("deactivate")
+def deactivate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
+    """Deactivate a key (soft delete); 'apikey activate' undoes it.
+
+    The key is kept and listed as inactive; commands that would use it refuse it (exit 9).
+    Repeating it changes nothing."""
+    _set_active(ctx, name, active=False, emoji=not no_emoji)
+
+
+@app.command("activate")
+def activate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
+    """Make a deactivated key usable again. Repeating it changes nothing."""
+    _set_active(ctx, name, active=True, emoji=not no_emoji)
+
+
+def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> None:
+    from n8n_deploy.repositories import ApiKeyRepository
+
+    with state(ctx).session(write=True) as session:
+        repo = ApiKeyRepository(session)
+        key = repo.get(name.strip())
+        changed = repo.set_active(key, active)
+    word = "active" if active else "inactive"
+    if not changed:
+        say(f"API key '{key.name}' is already {word}; nothing changed")
+    elif active:
+        say(f"{icon('ok', emoji)}API key '{key.name}' activated")
+    else:
+        say(
+            f"{icon('inactive', emoji)}API key '{key.name}' deactivated: kept and listed as "
+            f"inactive; undo with: n8n-deploy apikey activate {_q(key.name)}"
+        )
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: KeyNameArgument,
+    confirm: ConfirmOption = False,
+    no_emoji: NoEmojiOption = False,
+) -> None:
+    """Delete a key for good, with its server links.
+
+    The servers themselves stay. Asks first at a terminal; elsewhere --confirm (or
+    --yes / -y) is required.
+    """
+    from n8n_deploy.repositories import ApiKeyRepository
+
+    # Look the key up (and refuse an unknown name) before asking, without holding a lock
+    # while the user thinks.
+    with state(ctx).session() as session:
+        found = ApiKeyRepository(session).get(name.strip())
+        key_name, servers = found.name, [server.name for server in found.servers]
+    linked = ", ".join(f"'{server}'" for server in servers)
+    if not confirm:
+        if not core.stdin_is_terminal():
+            raise OperationFailed(
+                f"Refusing to delete API key '{key_name}' without confirmation (not at a terminal)",
+                hint="Add --confirm (or --yes / -y) to delete it",
+            )
+        if servers:
+            note(f"API key '{key_name}' is linked to server(s) {linked}; the links go with it.")
+        if not typer.confirm(
+            f"Delete API key '{key_name}'? This cannot be undone", default=False, err=True
+        ):
+            note(f"Kept API key '{key_name}'; nothing was deleted.")
+            raise typer.Exit(1)
+    with state(ctx).session(write=True) as session:
+        repo = ApiKeyRepository(session)
+        repo.delete(repo.get(key_name))
+    line = f"{icon('trash', emoji=not no_emoji)}API key '{key_name}' deleted"
+    say(line + (f" and unlinked from server(s) {linked}" if servers else ""))

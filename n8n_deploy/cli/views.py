@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.keys import key_info_or_none, mask_key, utcnow
-from n8n_deploy.output import human_date, human_time, icon, iso_utc, print_table
+from n8n_deploy.output import human_date, human_time, icon, iso_utc, print_table, say
 
 if TYPE_CHECKING:
     from n8n_deploy.models import ApiKey, Server
@@ -61,6 +61,16 @@ def status_label(status: str, emoji: bool) -> str:
     return f"{icon(icon_name, emoji)}{text}"
 
 
+def expiry_label(key: ApiKey) -> str:
+    """``2025-12-31``; ``Never`` when the key has no ``exp``; ``Unknown`` when the key or
+    its ``exp`` claim cannot be read (the key is still shown, never a crash)."""
+    info = key_info_or_none(key.api_key)
+    if info is None or info.problems:
+        return "Unknown"
+    return human_date(info.expires_at)
+
+
+# The reference's four columns first, then what the issue adds.
 KEY_HEADERS = ("Name", "Created", "Last Used", "Status", "Expires", "Servers", "Key", "Description")
 
 
@@ -70,7 +80,7 @@ def key_row(key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = No
         human_time(key.created_at),
         human_date(key.last_used_at),
         status_label(key_status(key, now), emoji),
-        human_date(key_expiry(key)),
+        expiry_label(key),
         ", ".join(server.name for server in key.servers) or "-",
         key.api_key if unmask else mask_key(key.api_key),
         key.description or "",
@@ -81,12 +91,48 @@ def print_keys_table(
     keys: Sequence[ApiKey], *, emoji: bool, unmask: bool, title: str = "API Keys"
 ) -> None:
     now = utcnow()
+    # The title on its own line, then a blank line, as in the reference's output.
+    say(f"{icon('key', emoji)}{title}")
+    say("")
     print_table(
-        f"{icon('key', emoji)}{title}",
+        None,
         KEY_HEADERS,
         [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
         plain=not emoji,
     )
+
+
+_KIND_LABEL = {"jwt": "JWT", "legacy": "legacy n8n key (n8n_api_...)"}
+
+
+def key_details(
+    key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = None
+) -> list[tuple[str, str]]:
+    """Every field of one key as (label, value) lines, linked servers with their URLs."""
+    info = key_info_or_none(key.api_key)
+    expires = expiry_label(key)
+    if info is not None and info.problems:
+        expires += f" ({'; '.join(info.problems)})"
+    servers = [f"{server.name} ({server.url})" for server in key.servers] or ["none"]
+    lines = [
+        ("Name", key.name),
+        ("Status", status_label(key_status(key, now), emoji)),
+        ("Description", key.description or "-"),
+        ("Key", key.api_key if unmask else mask_key(key.api_key)),
+        ("Format", _KIND_LABEL[info.kind] if info else "not a recognisable n8n API key"),
+        ("Created", human_time(key.created_at)),
+        ("Last used", human_time(key.last_used_at)),
+        ("Expires", expires),
+        ("Servers", servers[0]),
+    ]
+    lines.extend(("", server) for server in servers[1:])
+    return lines
+
+
+def print_key_details(key: ApiKey, *, emoji: bool, unmask: bool) -> None:
+    say(f"{icon('key', emoji)}API key: {key.name}")
+    for label, value in key_details(key, emoji=emoji, unmask=unmask)[1:]:
+        say(f"  {label + ':' if label else '':<13}{value}")
 
 
 def server_record(

@@ -1,0 +1,193 @@
+"""Adding an API key: every check, then one unit of work that stores the key and its server.
+
+``plan_new_key`` checks everything that needs no database (name, key format and expiry,
+description, server name, server URL), so bad input is refused before the database is even
+opened.  ``store_new_key`` then does the database part inside the caller's session (one
+transaction: the key, a server created for it and the link are stored together or not at
+all).  ``add_key`` does both.  Nothing here prints; warnings are returned for the caller to
+show.  The key itself never appears in a message, a warning or a repr.
+"""
+
+from __future__ import annotations
+
+import shlex
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NoReturn
+
+from sqlalchemy.orm import Session
+
+from n8n_deploy.errors import InvalidServerUrlError, NotFoundError, OperationFailed, UsageError
+from n8n_deploy.keys import KeyInfo, check_key, format_date
+from n8n_deploy.models import ApiKey, Server
+from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.validation import clean_name, normalize_server_url, url_host_label
+
+#: A key expiring sooner than this is stored with a warning.
+EXPIRY_WARNING_DAYS = 7
+SERVER_URL_SOURCE = "N8N_SERVER_URL"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key that passed every check that needs no database."""
+
+    name: str
+    secret: str = field(repr=False)
+    info: KeyInfo = field(repr=False)
+    description: str | None = None
+    server_name: str | None = None
+    server_url: str | None = None  # normalised
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class AddedKey:
+    """What ``store_new_key`` did: the stored key, the server it was linked to (if any),
+    whether that server was created for it, and warnings for the user."""
+
+    key: ApiKey
+    server: Server | None = None
+    server_created: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_new_key(
+    name: str,
+    raw_key: str,
+    *,
+    description: str | None = None,
+    server: str | None = None,
+    server_url: str | None = None,
+    now: datetime | None = None,
+) -> NewKey:
+    """Clean and check a key about to be added.
+
+    Raises InvalidNameError (bad name), UsageError (empty key or description with control
+    characters), InvalidKeyFormatError (not a JWT or legacy key), KeyExpiredError (its
+    ``exp`` has passed) and InvalidServerUrlError (``server_url`` is not a base URL).
+    """
+    clean = clean_name(name)
+    secret, info = check_key(raw_key, now=now)
+    warnings = [f"API key '{clean}': {problem}" for problem in info.problems]
+    if info.expires_at is not None and info.expires_within(EXPIRY_WARNING_DAYS, now):
+        warnings.append(
+            f"API key '{clean}' expires within {EXPIRY_WARNING_DAYS} days, on "
+            f"{format_date(info.expires_at)}; create a new key in n8n before then"
+        )
+    return NewKey(
+        name=clean,
+        secret=secret,
+        info=info,
+        description=clean_description(description),
+        server_name=clean_name(server, "server") if server is not None else None,
+        server_url=_server_url(server_url),
+        warnings=tuple(warnings),
+    )
+
+
+def store_new_key(session: Session, new: NewKey) -> AddedKey:
+    """Store ``new`` in the caller's unit of work, linked to its server.
+
+    With a server name: link to that server, creating it from ``server_url`` when it does
+    not exist (without a URL, NotFoundError naming the ``server create`` command to run).
+    With only a server URL: link to the server with that (normalised) URL, creating one
+    named after the URL's host[:port] when there is none.
+    """
+    servers = ServerRepository(session)
+    warnings = list(new.warnings)
+    server, created = None, False
+    if new.server_name is not None:
+        server = servers.find(new.server_name)
+        if server is None:
+            if new.server_url is None:
+                _refuse_missing_server(servers, new.server_name)
+            server, created = servers.create(new.server_name, new.server_url), True
+        elif new.server_url is not None and new.server_url != server.url:
+            warnings.append(
+                f"{SERVER_URL_SOURCE} ({new.server_url}) is not the URL of server "
+                f"'{server.name}' ({server.url}); linked to '{server.name}' as asked"
+            )
+    elif new.server_url is not None:
+        server = servers.find_by_url(new.server_url)
+        if server is None:
+            server, created = _server_for_url(servers, new.server_url), True
+    key = ApiKeyRepository(session).add(
+        new.name,
+        new.secret,
+        description=new.description,
+        servers=[server] if server is not None else (),
+    )
+    return AddedKey(key=key, server=server, server_created=created, warnings=warnings)
+
+
+def add_key(
+    session: Session,
+    name: str,
+    raw_key: str,
+    *,
+    description: str | None = None,
+    server: str | None = None,
+    server_url: str | None = None,
+    now: datetime | None = None,
+) -> AddedKey:
+    """``plan_new_key`` then ``store_new_key``: the whole of ``apikey add`` for Python callers."""
+    new = plan_new_key(
+        name, raw_key, description=description, server=server, server_url=server_url, now=now
+    )
+    return store_new_key(session, new)
+
+
+def clean_description(raw: str | None) -> str | None:
+    """Trim a description; empty means none.  Control characters (newlines included) are
+    refused: they would break tables and one-line output."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise UsageError(
+            "The description contains control characters (such as a newline or tab)",
+            hint="Give it on one line",
+        )
+    return text or None
+
+
+def _server_url(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return normalize_server_url(raw)
+    except InvalidServerUrlError as error:
+        raise InvalidServerUrlError(
+            f"{SERVER_URL_SOURCE} is not usable: {error.message}",
+            hint=error.hint or "Set it to the server's base URL, e.g. https://n8n.example.com",
+        ) from None
+
+
+def _refuse_missing_server(servers: ServerRepository, name: str) -> NoReturn:
+    """NotFoundError with close names, and the exact command that creates the server."""
+    try:
+        servers.get(name)
+    except NotFoundError as error:
+        create = f"n8n-deploy server create {shlex.quote(name)} URL"
+        error.hint = (
+            (error.hint + " " if error.hint else "")
+            + f"Create it first: {create} (or set {SERVER_URL_SOURCE} to create it along "
+            "with the key). Nothing was stored"
+        )
+        raise
+    raise OperationFailed(f"Server '{name}' appeared while adding the key; try again")
+
+
+def _server_for_url(servers: ServerRepository, url: str) -> Server:
+    name = clean_name(url_host_label(url), "server")
+    taken = servers.find(name)
+    if taken is not None:
+        raise OperationFailed(
+            f"No server has the URL {url} from {SERVER_URL_SOURCE}, and the name '{name}' "
+            f"is taken by a server with the URL {taken.url}",
+            hint=f"Name the server to use with --server, or create one: "
+            f"n8n-deploy server create NAME {shlex.quote(url)}",
+        )
+    return servers.create(name, url)

@@ -1,0 +1,62 @@
+"""n8n_deploy.keystore from Python, without the CLI: what ``apikey add`` is built on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from n8n_deploy import keystore
+from n8n_deploy.db import Database
+from n8n_deploy.errors import InvalidNameError, NotFoundError
+from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from tests.conftest import make_jwt
+from tests.test_keys import raw_jwt
+
+
+def test_add_key_stores_links_and_returns_warnings(database: Database) -> None:
+    secret = make_jwt(exp_days=2)
+    with database.session(write=True) as s:
+        added = keystore.add_key(
+            s, " prod ", " " + secret + "\n", server="Prod", server_url="https://N8N.example.com/"
+        )
+        assert added.key.name == "prod"
+        assert added.server is not None and added.server.url == "https://n8n.example.com"
+        assert added.server_created is True
+        (warning,) = added.warnings
+        assert "expires within 7 days, on" in warning
+    with database.session() as s:
+        key = ApiKeyRepository(s).get("prod")
+        assert key.api_key == secret
+        assert [srv.name for srv in key.servers] == ["Prod"]
+
+
+def test_plan_checks_without_a_database_and_hides_the_secret() -> None:
+    secret = make_jwt()
+    now = datetime(2025, 10, 1, tzinfo=timezone.utc)
+    new = keystore.plan_new_key("k", secret, description="  d  ", now=now)
+    assert (new.name, new.description, new.server_name, new.server_url) == ("k", "d", None, None)
+    assert secret not in repr(new)
+    with pytest.raises(InvalidNameError):
+        keystore.plan_new_key("x" * 101, secret)
+
+
+def test_a_missing_server_without_a_url_stores_nothing(database: Database) -> None:
+    with database.session(write=True) as s:
+        ServerRepository(s).create("Production", "https://n8n.example.com")
+    with pytest.raises(NotFoundError) as caught, database.session(write=True) as s:
+        keystore.add_key(s, "k", make_jwt(), server="Producton")
+    assert caught.value.hint is not None
+    assert caught.value.hint.startswith("Did you mean: 'Production'? Create it first: ")
+    assert "n8n-deploy server create Producton URL" in caught.value.hint
+    with database.session() as s:
+        assert ApiKeyRepository(s).list() == []
+
+
+def test_the_expiry_warning_window_is_seven_days() -> None:
+    now = datetime(2025, 10, 1, tzinfo=timezone.utc)
+    exp = int((now + timedelta(days=8)).timestamp())
+    assert keystore.plan_new_key("k", raw_jwt(claims={"exp": exp}), now=now).warnings == ()
+    exp = int((now + timedelta(days=7)).timestamp())
+    (warning,) = keystore.plan_new_key("k", raw_jwt(claims={"exp": exp}), now=now).warnings
+    assert warning.endswith("on 2025-10-08; create a new key in n8n before then")
