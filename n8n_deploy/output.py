@@ -75,17 +75,20 @@ def print_table(
     *,
     plain: bool = False,
 ) -> None:
-    """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs."""
+    """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs.
+
+    The title goes on its own line followed by a blank line, as in the reference output.
+    """
     from rich import box
     from rich.table import Table
 
+    if title:
+        say(title)
+        say("")
     table = Table(
-        title=title,
-        title_justify="left",
-        box=box.ASCII if plain else box.SQUARE,
+        box=box.ASCII2 if plain else box.SQUARE,
         show_lines=False,
         header_style="" if plain else "bold",
-        title_style="" if plain else "bold",
     )
     for header in headers:
         table.add_column(header, overflow="fold", no_wrap=not _is_tty(sys.stdout))

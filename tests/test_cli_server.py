@@ -329,11 +329,11 @@ def test_list_shows_each_server_with_key_counts_and_tls(cli: Cli, seeded: Databa
     result = cli("server", "list")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "🖥️ Servers"
-    assert "┌" in result.stdout
+    assert lines[:2] == ["🖥️ Servers", ""]
+    assert lines[2].startswith("┌")
     for header in SERVER_HEADERS:
-        assert header in lines[2]
-    rows = {line.split("│")[1].strip(): line for line in lines[4:] if line.startswith("│ ")}
+        assert header in lines[3]
+    rows = {line.split("│")[1].strip(): line for line in lines[5:] if line.startswith("│ ")}
     assert "https://n8n.example.com" in rows["Production"]
     assert "1/2" in rows["Production"]  # prod_key active, old_key inactive
     assert "✅ Verified" in rows["Production"]

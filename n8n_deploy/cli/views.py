@@ -91,11 +91,8 @@ def print_keys_table(
     keys: Sequence[ApiKey], *, emoji: bool, unmask: bool, title: str = "API Keys"
 ) -> None:
     now = utcnow()
-    # The title on its own line, then a blank line, as in the reference's output.
-    say(f"{icon('key', emoji)}{title}")
-    say("")
     print_table(
-        None,
+        f"{icon('key', emoji)}{title}",
         KEY_HEADERS,
         [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
         plain=not emoji,
