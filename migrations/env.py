@@ -22,6 +22,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only ALTER by rebuilding the table
         compare_type=True,
+        # n8n_deploy.migrate records each step applied, to print it.
+        on_version_apply=config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -2,8 +2,11 @@
 
 SQLite (the default) gets: ``foreign_keys=ON``, WAL journalling, a busy timeout, real
 transactions that include DDL (so a failed migration rolls back), and a file created
-0600 inside a 0700 folder whatever the umask.  SQL errors never carry bound parameters
-(``hide_parameters``), so an API key cannot leak through an exception message.
+0600 inside a 0700 folder whatever the umask.  WAL is switched on for a new file and after
+a migration (:func:`enable_wal`), never merely by opening: a database this program refuses
+(newer revision, n8n-deploy 0.9) is left byte-for-byte as it was.  SQL errors never carry
+bound parameters (``hide_parameters``), so an API key cannot leak through an exception
+message.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -21,6 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from n8n_deploy.config import Settings, mask_url_password, sqlite_path_from_url
 from n8n_deploy.errors import DatabaseError, UsageError
+
+if TYPE_CHECKING:
+    from n8n_deploy.migrate import MigrationReport
 
 BUSY_TIMEOUT_SECONDS = 15.0
 FOLDER_MODE = 0o700
@@ -99,7 +105,7 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
         try:
             cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-            if _is_file_database(dbapi_connection):
+            if _is_file_database(dbapi_connection) and _is_new_file(cursor):
                 cursor.execute("PRAGMA journal_mode=WAL")
         finally:
             cursor.close()
@@ -123,6 +129,33 @@ def _is_file_database(dbapi_connection: Any) -> bool:
     return any(row[1] == "main" and row[2] for row in rows)
 
 
+def _is_new_file(cursor: Any) -> bool:
+    return bool(cursor.execute("PRAGMA page_count").fetchone()[0] == 0)
+
+
+def enable_wal(engine: Engine) -> None:
+    """Switch a SQLite file to WAL journalling (persistent; a no-op when it already is).
+    Best effort: another connection holding the file open simply postpones it."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    try:
+        # The raw connection (autocommit): journal modes cannot change inside a transaction.
+        raw = engine.raw_connection()
+    except SQLAlchemyError:
+        return
+    try:
+        cursor = raw.cursor()
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+    except engine.dialect.loaded_dbapi.Error:
+        pass
+    finally:
+        raw.close()
+
+
 def fix_sqlite_permissions(path: Path) -> None:
     """Make the database and its -wal/-shm companions 0600 (owner only)."""
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -140,6 +173,8 @@ class Database:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
+        #: What opening it migrated (a new database, or N8N_DEPLOY_AUTO_UPGRADE), if anything.
+        self.migration: MigrationReport | None = None
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer_sessions = sessionmaker(
             bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False
@@ -172,7 +207,8 @@ def open_database(settings: Settings, *, prepare: bool = True) -> Database:
 
     With ``prepare`` (the default) a missing or empty database is created at the newest
     revision; a database behind it, newer than this program or from n8n-deploy 0.9 is
-    refused with a SchemaError (exit status 3), unless N8N_DEPLOY_AUTO_UPGRADE is set.
+    refused with a SchemaError (exit status 3).  With N8N_DEPLOY_AUTO_UPGRADE set, one
+    behind is backed up and upgraded instead (``Database.migration`` says what was done).
     """
     from n8n_deploy import migrate
 
@@ -180,7 +216,7 @@ def open_database(settings: Settings, *, prepare: bool = True) -> Database:
     database = Database(settings, engine)
     if prepare:
         try:
-            migrate.ensure_ready(database)
+            database.migration = migrate.ensure_ready(database)
         except BaseException:
             engine.dispose()
             raise

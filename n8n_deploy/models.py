@@ -100,6 +100,8 @@ class ApiKey(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    # The JWT's exp, decoded when the key is stored (revision 0002); None: no known expiry.
+    expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     servers: Mapped[list[Server]] = relationship(
@@ -126,6 +128,8 @@ class Server(Base):
     description: Mapped[str | None] = mapped_column(Text)
     skip_ssl_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set on every change of the record (revision 0003).
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     api_keys: Mapped[list[ApiKey]] = relationship(
         secondary="server_api_keys",

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from n8n_deploy.errors import AlreadyExistsError, NotFoundError, OperationFailed
+from n8n_deploy.keys import key_info_or_none
 from n8n_deploy.models import ApiKey, Server, ServerApiKey, utcnow
 
 
@@ -77,7 +78,13 @@ class ApiKeyRepository:
                 hint=f"Use the existing entry, or delete it first: "
                 f"n8n-deploy apikey delete '{twin.name}'",
             )
-        key = ApiKey(name=name, api_key=secret, description=description or None)
+        info = key_info_or_none(secret)
+        key = ApiKey(
+            name=name,
+            api_key=secret,
+            description=description or None,
+            expires_at=info.expires_at if info else None,
+        )
         key.servers.extend(servers)
         self.session.add(key)
         self._flush(name)

@@ -74,6 +74,8 @@ def test_db_current_says_whether_the_database_is_newest(cli: Cli) -> None:
         "head": migrate.HEAD,
         "state": "current",
         "up_to_date": True,
+        "upgrade_needed": False,
+        "legacy_version": None,
     }
     assert "up to date" in cli("db", "current").stdout
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from n8n_deploy.config import Settings, resolve_settings
+from n8n_deploy.config import AUTO_UPGRADE_ENV, Settings, resolve_settings
 from n8n_deploy.errors import ExitStatus, N8nDeployError
-from n8n_deploy.output import error_line
+from n8n_deploy.output import error_line, note
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -50,6 +50,13 @@ class AppState:
             from n8n_deploy.db import open_database
 
             self._database = open_database(self.settings, prepare=prepare)
+            migrated = self._database.migration
+            if migrated is not None and migrated.before.kind == "behind":
+                backup = f"; backup: {migrated.backup}" if migrated.backup else ""
+                note(
+                    f"Upgraded the database from {migrated.before.revision} to "
+                    f"{migrated.after} ({AUTO_UPGRADE_ENV} is set){backup}"
+                )
         return self._database
 
     @contextmanager

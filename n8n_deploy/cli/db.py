@@ -1,17 +1,41 @@
-"""``n8n-deploy db ...``: where the database is, and its schema revision."""
+"""``n8n-deploy db ...``: where the database is, its schema revision, upgrades, downgrades,
+backups and restores.  The work is done by n8n_deploy.migrate, .legacy and .backup."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-from n8n_deploy.cli.core import JsonOption, state
-from n8n_deploy.output import print_json, say
+from n8n_deploy.cli.core import (
+    ConfirmOption,
+    JsonOption,
+    NoEmojiOption,
+    state,
+    stdin_is_terminal,
+)
+from n8n_deploy.errors import OperationFailed, UsageError
+from n8n_deploy.output import note, print_json, say, warn
+
+if TYPE_CHECKING:
+    from n8n_deploy.config import Settings
+    from n8n_deploy.migrate import MigrationReport
 
 app = typer.Typer(
-    help="Create, inspect and upgrade n8n-deploy's own database.",
+    help="Create, inspect, upgrade, downgrade, back up and restore n8n-deploy's own database.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+NoBackupOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-backup",
+        help="Do not write a backup first (e.g. on a throwaway copy in CI). By default a "
+        "SQLite database is copied beside itself as <file>.<UTC time>.bak, mode 0600.",
+    ),
+]
 
 
 @app.command("path")
@@ -29,77 +53,124 @@ def path(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 @app.command("init")
 def init(ctx: typer.Context) -> None:
-    """Create the database at the newest schema revision (harmless when it exists)."""
+    """Create the database at the newest schema revision (harmless when it exists).
+
+    A database at an older revision, from a newer n8n-deploy or from n8n-deploy 0.9 is
+    refused (exit 3); 'db upgrade' carries it forward."""
     from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for
 
     settings = state(ctx).settings
-    engine = create_engine_for(settings.database_url)
-    try:
-        before = migrate.inspect_state(engine)
-    finally:
-        engine.dispose()
-    database = state(ctx).database()  # creates an empty database; refuses others
-    where = settings.database_path or settings.describe()["database_url"]
+    before = migrate.inspect_settings(settings)
+    state(ctx).database()  # creates an empty database; refuses others
     if before.kind == "empty":
-        say(f"Created the database at revision {migrate.HEAD}: {where}")
-    else:
-        say(f"The database is already at the newest revision ({migrate.HEAD}): {where}")
-    database.dispose()
+        say(f"Created the database at revision {migrate.HEAD}: {_where(settings)}")
+    elif before.is_current:
+        say(f"The database is already at the newest revision ({migrate.HEAD}): {_where(settings)}")
+    else:  # upgraded because N8N_DEPLOY_AUTO_UPGRADE is set (reported on stderr)
+        say(f"The database is now at the newest revision ({migrate.HEAD}): {_where(settings)}")
 
 
 @app.command("upgrade")
-def upgrade(ctx: typer.Context) -> None:
-    """Upgrade the database to the newest schema revision."""
+def upgrade(
+    ctx: typer.Context,
+    revision: Annotated[
+        str,
+        typer.Argument(help="Revision to upgrade to (see 'db history'); default: the newest."),
+    ] = "head",
+    no_backup: NoBackupOption = False,
+    no_emoji: NoEmojiOption = False,
+) -> None:
+    """Upgrade the database to the newest (or the given) schema revision.
+
+    A SQLite database is backed up first, beside itself (the path is printed). Each step
+    is printed as it is applied; all steps run in one transaction, so a failure leaves the
+    database as it was. A database made by n8n-deploy 0.9 is carried forward too: every
+    server, key and link is kept (0.9's naive timestamps are read as this machine's local
+    time, TZ honoured, and stored as UTC), links to deleted keys
+    or servers are dropped and counted, 0.9's other tables are left untouched, and anything
+    that cannot be carried is reported. Another upgrade running at the same time is waited
+    for."""
     from n8n_deploy import migrate
     from n8n_deploy.db import create_engine_for
-    from n8n_deploy.errors import LegacyDatabaseError, SchemaTooNewError
 
     settings = state(ctx).settings
     engine = create_engine_for(settings.database_url)
     try:
-        before = migrate.inspect_state(engine)
-        if before.kind == "current":
-            say(f"The database is already at the newest revision ({migrate.HEAD}).")
-            return
-        if before.kind == "unknown":
-            raise SchemaTooNewError(
-                f"The database is at revision {before.revision}, which this program does not "
-                f"know (newest known: {migrate.HEAD})",
-                hint="Upgrade n8n-deploy; the database was not changed",
-            )
-        if before.kind in ("legacy", "foreign"):
-            raise LegacyDatabaseError(
-                "This database was not made by this n8n-deploy release and cannot be upgraded yet"
-            )
-        migrate.upgrade(engine, "head")
-        say(f"Upgraded the database from {before.revision or 'empty'} to {migrate.HEAD}.")
+        report = migrate.upgrade_database(engine, revision, backup=not no_backup)
     finally:
         engine.dispose()
+    if not report.changed:  # e.g. another process upgraded it while this one waited
+        if report.backup is not None:
+            say(f"Backup written: {report.backup}")
+        newest = " newest" if report.after == migrate.HEAD else ""
+        say(f"The database is already at the{newest} revision {report.after}; nothing to do.")
+        return
+    _show_migration(report, settings, backup=not no_backup, emoji=not no_emoji)
+    if report.before.kind == "empty":
+        say(f"Created the database at revision {report.after}: {_where(settings)}")
+    else:
+        say(f"Upgraded the database from {report.before.describe()} to {report.after}.")
+    if report.after != migrate.HEAD:
+        note(f"The newest revision is {migrate.HEAD}; other commands need it.")
+
+
+@app.command("downgrade")
+def downgrade(
+    ctx: typer.Context,
+    revision: Annotated[
+        str, typer.Argument(help="Revision to go back to, e.g. 0002 (see 'db history').")
+    ],
+    confirm: ConfirmOption = False,
+    no_backup: NoBackupOption = False,
+) -> None:
+    """Downgrade the database to an older schema revision, keeping every row.
+
+    For going back to an older n8n-deploy release. Asks for confirmation at a terminal
+    (pass --confirm otherwise) and backs a SQLite database up first. Never below the first
+    revision. This program itself needs the newest revision: run 'db upgrade' to use it
+    again."""
+    from n8n_deploy import migrate
+    from n8n_deploy.db import create_engine_for
+
+    settings = state(ctx).settings
+    engine = create_engine_for(settings.database_url, create_file=False)
+    try:
+        before = migrate.inspect_state(engine)
+        target = migrate.downgrade_target(before, revision)
+        if target is None:
+            say(f"The database is already at revision {before.revision}; nothing to do.")
+            return
+        _confirm(
+            f"Downgrade the database {_where(settings)} from revision {before.revision} to "
+            f"{target}? This n8n-deploy will refuse to use it until it is upgraded again.",
+            confirm,
+            action="downgrade",
+        )
+        report = migrate.downgrade_database(engine, target, backup=not no_backup)
+    finally:
+        engine.dispose()
+    _show_migration(report, settings, backup=not no_backup, emoji=False)
+    say(f"Downgraded the database from {report.before.describe()} to {report.after}.")
 
 
 @app.command("current")
 def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Print the database's schema revision and whether it is the newest."""
+    """Print the database's schema revision, the newest this program knows, and whether an
+    upgrade is needed."""
     from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for
 
-    settings = state(ctx).settings
-    engine = create_engine_for(settings.database_url)
-    try:
-        found = migrate.inspect_state(engine)
-    finally:
-        engine.dispose()
+    found = migrate.inspect_settings(state(ctx).settings)
     info = {
         "revision": found.revision,
         "head": migrate.HEAD,
         "state": found.kind,
         "up_to_date": found.is_current,
+        "upgrade_needed": found.upgrade_needed,
+        "legacy_version": found.legacy_version,
     }
     if json_output:
         print_json(info)
         return
-    revision = found.revision or "none"
     verdict = {
         "current": "up to date",
         "empty": "no schema yet: any command (or 'n8n-deploy db init') creates it",
@@ -108,4 +179,182 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
         "legacy": "made by n8n-deploy 0.9: run 'n8n-deploy db upgrade'",
         "foreign": "not an n8n-deploy database",
     }[found.kind]
-    say(f"Revision: {revision} (newest: {migrate.HEAD}) - {verdict}")
+    say(f"Revision: {found.describe()} (newest: {migrate.HEAD}) - {verdict}")
+
+
+@app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Exit 0 when the database is at the newest revision, 3 otherwise (a CI gate).
+
+    Changes nothing, and creates nothing when there is no database."""
+    from n8n_deploy import migrate
+
+    found = migrate.inspect_settings(state(ctx).settings)
+    error = migrate.refusal(found)
+    if error is not None:
+        raise error
+    say(f"The database is at the newest revision ({migrate.HEAD}).")
+
+
+@app.command("history")
+def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """List the schema revisions this program ships, newest first, marking the database's."""
+    from n8n_deploy import migrate
+
+    found = migrate.inspect_settings(state(ctx).settings)
+    revisions = migrate.shipped_revisions()
+    rows = [
+        {
+            "revision": rev.revision,
+            "description": rev.description,
+            "current": rev.revision == found.revision,
+            "newest": rev.revision == migrate.HEAD,
+        }
+        for rev in revisions
+    ]
+    if found.kind == "unknown":
+        rows.insert(
+            0,
+            {
+                "revision": found.revision,
+                "description": "unknown to this program: written by a newer n8n-deploy",
+                "current": True,
+                "newest": False,
+            },
+        )
+    if found.kind == "legacy":
+        rows.append(
+            {
+                "revision": "0.9",
+                "description": f"made by n8n-deploy 0.9 (schema version {found.legacy_version}): "
+                "run 'n8n-deploy db upgrade'",
+                "current": True,
+                "newest": False,
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    width = max(len(str(row["revision"])) for row in rows)
+    for row in rows:
+        tags = [tag for tag in ("current", "newest") if row[tag]]
+        suffix = f"  ({', '.join(tags)})" if tags else ""
+        marker = "*" if row["current"] else " "
+        say(f"{marker} {str(row['revision']).ljust(width)}  {row['description']}{suffix}")
+    if found.kind == "empty":
+        note("The database has no schema yet.")
+
+
+@app.command("backup")
+def backup(
+    ctx: typer.Context,
+    target: Annotated[
+        Path | None,
+        typer.Argument(
+            help="File to write (must not exist) or folder to write into; "
+            "default: beside the database.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a consistent copy of the SQLite database, mode 0600, and print its path.
+
+    Uses SQLite's online backup API, so it is safe while other commands run. Works at any
+    revision (including n8n-deploy 0.9 databases). Default name: <file>.<UTC time>.bak."""
+    from n8n_deploy.backup import create_backup
+
+    written = create_backup(_sqlite_file(state(ctx).settings, "back up"), target)
+    say(f"Backed up the database to {written}")
+
+
+@app.command("restore")
+def restore(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="The backup file to restore.")],
+    confirm: ConfirmOption = False,
+) -> None:
+    """Replace the database with a backup, after backing the current one up.
+
+    The file must be an n8n-deploy database (of this release, an older revision, or
+    n8n-deploy 0.9) and pass SQLite's integrity check. Asks for confirmation at a terminal
+    (pass --confirm otherwise). The replacement is one transaction: other commands see the
+    old database or the restored one, never a mixture."""
+    from n8n_deploy import migrate
+    from n8n_deploy.backup import check_restore_source, describe_database, restore_backup
+
+    database = _sqlite_file(state(ctx).settings, "restore")
+    incoming = check_restore_source(source, database)
+    existing = describe_database(database)
+    replaced = f" ({existing.describe()})" if existing else ""
+    _confirm(
+        f"Replace the database {database}{replaced} with {incoming.path} "
+        f"({incoming.describe()})? The current database is backed up first.",
+        confirm,
+        action="restore",
+    )
+    result = restore_backup(source, database)
+    if result.previous_backup is not None:
+        say(f"Backup of the replaced database: {result.previous_backup}")
+    say(f"Restored {incoming.path} ({result.restored.describe()}) to {database}.")
+    if result.restored.state.upgrade_needed:
+        note(
+            f"It needs an upgrade ({result.restored.state.describe()} -> {migrate.HEAD}): "
+            "run 'n8n-deploy db upgrade' before using it."
+        )
+
+
+def _show_migration(
+    report: MigrationReport, settings: Settings, *, backup: bool, emoji: bool
+) -> None:
+    if report.backup is not None:
+        say(f"Backup written: {report.backup}")
+    elif backup and settings.database_path is None:
+        note("No backup was made (not a SQLite file): use your database server's tools.")
+    legacy = report.legacy
+    if legacy is not None:
+        version = legacy.schema_version
+        say(f"Recognised a database made by n8n-deploy 0.9 (schema version {version}).")
+        say(
+            f"Carried over: {legacy.servers} servers, {legacy.keys} API keys, {legacy.links} "
+            f"links; timestamps read as local time ({legacy.time_zone}) and stored as UTC."
+        )
+        say(f"Links dropped because their key or server no longer exists: {legacy.orphan_links}")
+        if legacy.duplicate_links:
+            say(f"Duplicate links merged: {legacy.duplicate_links}")
+        if legacy.untouched:
+            tables = ", ".join(
+                f"{t} ({n} row{'' if n == 1 else 's'})" for t, n in legacy.untouched.items()
+            )
+            say(f"Left untouched: {tables}")
+        for item in legacy.not_carried:
+            warn(f"not carried over: {item}", emoji=emoji)
+    for step in report.steps:
+        say(f"Applied {step}")
+    for message in report.notes:
+        note(message)
+
+
+def _confirm(question: str, confirmed: bool, *, action: str) -> None:
+    if confirmed:
+        return
+    if not stdin_is_terminal():
+        raise UsageError(
+            f"Refusing to {action} without confirmation",
+            hint="Pass --confirm when not running at a terminal",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise OperationFailed("Cancelled; nothing was changed")
+
+
+def _sqlite_file(settings: Settings, action: str) -> Path:
+    path = settings.database_path
+    if path is None:
+        raise OperationFailed(
+            f"n8n-deploy can only {action} a SQLite database file",
+            hint="Use your database server's own backup tools",
+        )
+    return path
+
+
+def _where(settings: Settings) -> str:
+    return str(settings.database_path or settings.describe()["database_url"])

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 
 def key_expiry(key: ApiKey) -> datetime | None:
+    """The stored expiry (revision 0002); decoded from the key when none is stored."""
+    if key.expires_at is not None:
+        return key.expires_at
     info = key_info_or_none(key.api_key)
     return info.expires_at if info else None
 
@@ -42,7 +45,7 @@ def key_record(key: ApiKey, *, unmask: bool = False, now: datetime | None = None
         "kind": info.kind if info else "unknown",
         "created_at": iso_utc(key.created_at),
         "last_used_at": iso_utc(key.last_used_at),
-        "expires_at": iso_utc(info.expires_at) if info else None,
+        "expires_at": iso_utc(key_expiry(key)),
         "is_active": key.is_active,
         "status": key_status(key, now),
         "servers": [server.name for server in key.servers],

@@ -1,0 +1,272 @@
+"""Backups and restores of a SQLite database.
+
+A backup is made with SQLite's online backup API, not a file copy: it is consistent even
+while another process writes, and it includes what still sits in the ``-wal`` file.  It is
+one self-contained file (journal mode DELETE), mode 0600, written under a temporary name
+and moved into place, so a half-written backup never carries the final name.
+
+Default name, beside the database: ``<database file>.<UTC time>.bak``, e.g.
+``n8n-deploy.db.20261127T084746Z.bak`` (``-2``, ``-3``... appended if that name is taken).
+
+A restore checks that the file is an n8n-deploy database (this release's, an older
+revision, or n8n-deploy 0.9), backs up the current database, and then copies the file into
+it with the same backup API in one transaction: other processes see the old database or
+the new one, never a mixture, and the file keeps its 0600 mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from n8n_deploy.db import (
+    BUSY_TIMEOUT_SECONDS,
+    FILE_MODE,
+    create_engine_for,
+    ensure_private_file,
+    ensure_private_folder,
+    fix_sqlite_permissions,
+)
+from n8n_deploy.errors import DatabaseError, OperationFailed, SchemaTooNewError
+from n8n_deploy.migrate import HEAD, SchemaState, inspect_state
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BACKUP_SUFFIX = ".bak"
+
+
+@dataclass(frozen=True)
+class DatabaseSummary:
+    """What a database file holds, for confirmations and messages."""
+
+    path: Path
+    state: SchemaState
+    keys: int | None
+    servers: int | None
+
+    def describe(self) -> str:
+        counts = ""
+        if self.keys is not None:
+            counts = f", {self.keys} API keys, {self.servers or 0} servers"
+        if self.state.kind == "legacy":
+            return f"n8n-deploy 0.9 database{counts}"
+        return f"revision {self.state.describe()}{counts}"
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    restored: DatabaseSummary
+    previous_backup: Path | None
+
+
+def default_backup_path(database: Path, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return database.with_name(f"{database.name}.{stamp:%Y%m%dT%H%M%SZ}{BACKUP_SUFFIX}")
+
+
+def create_backup(database: Path, target: Path | None = None) -> Path:
+    """Write a consistent copy of ``database`` (0600) and return its path.
+
+    ``target`` may be a file that does not exist yet, or a folder to write the default
+    name into; by default the backup goes beside the database.  An existing file is never
+    overwritten."""
+    if not database.is_file():
+        raise OperationFailed(
+            f"No database at {database}; there is nothing to back up",
+            hint="Check --data-dir / --database-url ('n8n-deploy db path')",
+        )
+    _require_sqlite_file(database)
+    explicit = target is not None and not target.is_dir()
+    if target is None:
+        target = default_backup_path(database)
+    elif target.is_dir():
+        target = target / default_backup_path(database).name
+    target = target.expanduser().absolute()
+    if explicit and target.exists():
+        raise OperationFailed(
+            f"{target} already exists", hint="Give a new file name, or a folder to write into"
+        )
+    if not target.parent.is_dir():
+        raise OperationFailed(
+            f"The folder {target.parent} does not exist",
+            hint="Create it first, or give another path",
+        )
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _new_private_file(partial)
+    try:
+        _copy(database, partial)
+        return _move_without_overwriting(partial, target, numbered=not explicit)
+    finally:
+        _remove(partial)
+
+
+def check_restore_source(source: Path, database: Path) -> DatabaseSummary:
+    """Refuse a file that is not an n8n-deploy database this program can use; otherwise
+    describe it (the file itself is only read)."""
+    copy, summary = _validated_copy(source, database)
+    _remove(copy)
+    return summary
+
+
+def describe_database(database: Path) -> DatabaseSummary | None:
+    """The live database as it is now; None when there is none yet."""
+    if not database.is_file() or database.stat().st_size == 0:
+        return None
+    return _summarise(database, database)
+
+
+def restore_backup(source: Path, database: Path) -> RestoreResult:
+    """Replace the database with the backup ``source``, after backing the current one up."""
+    copy, summary = _validated_copy(source, database)
+    try:
+        previous = None
+        if database.is_file() and database.stat().st_size > 0:
+            previous = create_backup(database)
+        ensure_private_file(database)
+        _copy(copy, database, into_live=True, wal=summary.state.kind != "legacy")
+    finally:
+        _remove(copy)
+    fix_sqlite_permissions(database)
+    return RestoreResult(summary, previous)
+
+
+def _validated_copy(source: Path, database: Path) -> tuple[Path, DatabaseSummary]:
+    source = source.expanduser().absolute()
+    if not source.is_file():
+        raise OperationFailed(f"No file at {source}", hint="Give the path of a backup file")
+    if database.exists() and os.path.samefile(source, database):
+        raise OperationFailed(f"{source} is the database in use; there is nothing to restore")
+    _require_sqlite_file(source)
+    ensure_private_folder(database.parent)
+    copy = database.with_name(f".{database.name}.{os.getpid()}.restore")
+    _remove(copy)
+    _new_private_file(copy)
+    try:
+        _copy(source, copy)
+        summary = _summarise(copy, source)
+        if summary.state.kind in ("empty", "foreign"):
+            raise OperationFailed(
+                f"{source} is not an n8n-deploy database",
+                hint="Give a backup written by 'n8n-deploy db backup' or 'db upgrade'",
+            )
+        if summary.state.kind == "unknown":
+            raise SchemaTooNewError(
+                f"{source} is at revision {summary.state.revision}, which this program does "
+                f"not know (newest known: {HEAD})",
+                hint="Restore it with the newer n8n-deploy that wrote it; nothing was changed",
+            )
+    except BaseException:
+        _remove(copy)
+        raise
+    return copy, summary
+
+
+def _summarise(path: Path, shown_as: Path) -> DatabaseSummary:
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine_for(f"sqlite:///{path}", create_file=False)
+    try:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("PRAGMA quick_check").scalar() != "ok":
+                raise OperationFailed(f"{shown_as} is damaged (SQLite's quick_check failed)")
+        state = inspect_state(engine)
+        keys = servers = None
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "api_keys" in tables:
+                keys = int(conn.execute(text("SELECT COUNT(*) FROM api_keys")).scalar() or 0)
+            if "servers" in tables:
+                servers = int(conn.execute(text("SELECT COUNT(*) FROM servers")).scalar() or 0)
+    except SQLAlchemyError as exc:
+        raise OperationFailed(f"Cannot read {shown_as}: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+    return DatabaseSummary(shown_as, state, keys, servers)
+
+
+def _copy(source: Path, target: Path, *, into_live: bool = False, wal: bool = False) -> None:
+    """Copy with the online backup API: one read transaction on ``source``, one write
+    transaction on ``target``."""
+    try:
+        src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_SECONDS)
+        dst = sqlite3.connect(target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"Cannot open {source}: {exc}") from None
+    try:
+        if into_live:
+            page_size = src.execute("PRAGMA page_size").fetchone()[0]
+            if dst.execute("PRAGMA page_size").fetchone()[0] != page_size:
+                # A WAL database cannot change its page size: leave WAL for the copy.
+                dst.execute("PRAGMA journal_mode=DELETE")
+        src.backup(dst)
+        dst.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DatabaseError(
+                f"{target} is in use by another process",
+                hint="Try again when no other n8n-deploy command is running; nothing was changed",
+            ) from None
+        raise DatabaseError(f"Cannot copy {source}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"Cannot copy {source}: {exc}") from None
+    finally:
+        dst.close()
+        src.close()
+
+
+def _require_sqlite_file(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise OperationFailed(f"Cannot read {path}: {exc.strerror or exc}") from None
+    if header != SQLITE_HEADER:
+        raise OperationFailed(
+            f"{path} is not an n8n-deploy database (not a SQLite file)",
+            hint="Give a backup written by 'n8n-deploy db backup' or 'db upgrade'",
+        )
+
+
+def _new_private_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as exc:
+        raise OperationFailed(f"Cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def _move_without_overwriting(partial: Path, target: Path, *, numbered: bool) -> Path:
+    candidate = target
+    for attempt in range(2, 1000):
+        try:
+            os.link(partial, candidate)  # fails if the name is taken: never overwrites
+        except FileExistsError:
+            if not numbered:
+                raise OperationFailed(f"{candidate} already exists") from None
+            candidate = target.with_name(
+                target.name.removesuffix(BACKUP_SUFFIX) + f"-{attempt}{BACKUP_SUFFIX}"
+            )
+            continue
+        except OSError as exc:
+            if candidate.exists():  # no hard links here: move it, still never overwriting
+                raise OperationFailed(f"Cannot write {candidate}: {exc.strerror or exc}") from None
+            os.replace(partial, candidate)
+        return candidate
+    raise OperationFailed(f"Too many backups named like {target}")
+
+
+def _remove(path: Path) -> None:
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]

@@ -1,0 +1,269 @@
+"""Carrying a database made by n8n-deploy 0.9.x forward.
+
+That release used raw SQL, no Alembic: its own ``schema_info`` table (version 8 in 0.9.1),
+``servers`` with ``is_active``/``last_used``, ``api_keys`` without ``last_used_at``, and a
+``server_api_keys`` link table with a surrogate ``id`` and an ``is_primary`` flag.  It never
+turned on foreign keys, so links can point at deleted keys or servers.
+
+:func:`import_legacy` runs inside the migration transaction of :mod:`n8n_deploy.migrate`:
+it reads the three tables this project manages, drops them, lets Alembic create the first
+revision, and writes every row back (ids kept, so 0.9's own tables that refer to server ids
+still point at the same servers).  The migration then continues to the newest revision.
+If anything fails, the transaction rolls back and the file is as it was.
+
+Rules (documented in the README):
+
+* Timestamps: 0.9 stored naive local time (``2026-11-27 08:47:46.912096``).  They are read
+  as local time of the machine running the upgrade (the ``TZ`` environment variable is
+  honoured; in the repeated hour when clocks go back, the first occurrence is taken) and
+  stored as UTC.  A timestamp with an explicit offset is converted with that offset.
+  An unreadable or missing ``created_at`` becomes the time of the upgrade and is reported.
+* ``last_used_at`` starts empty (0.9 did not record it for keys).
+* Link rows whose key or server no longer exists are dropped and counted.
+* Everything else 0.9 held in these tables and this release has no place for
+  (``servers.is_active`` false, ``servers.last_used``, ``server_api_keys.is_primary``, any
+  unknown column with values) is reported; the backup written first keeps it.
+* Other tables (``workflows``, ``configurations``, ``dependencies``, ``n8n_folders``,
+  ``folder_mappings``, ``server_credentials``, and ``schema_info``, which keeps 0.9's
+  history) are left exactly as they were, rows and definitions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from n8n_deploy.errors import LegacyDatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+LEGACY_TABLES = ("servers", "api_keys", "server_api_keys")
+REQUIRED_COLUMNS = {
+    "servers": ("id", "name", "url"),
+    "api_keys": ("id", "name", "api_key"),
+    "server_api_keys": ("server_id", "api_key_id"),
+}
+# Columns carried over, and columns this release has no place for (reported when used).
+CARRIED_COLUMNS = {
+    "servers": ("id", "name", "url", "description", "skip_ssl_verify", "created_at"),
+    "api_keys": ("id", "name", "api_key", "description", "is_active", "created_at"),
+    "server_api_keys": ("server_id", "api_key_id", "created_at"),
+}
+STRUCTURAL_COLUMNS = {"server_api_keys": ("id",)}  # the surrogate id: links need none
+NOT_INTERNAL = ("alembic_version", "sqlite_sequence")
+
+
+@dataclass
+class LegacyReport:
+    """What the import of a 0.9 database carried, dropped and left alone."""
+
+    schema_version: int | None
+    time_zone: str
+    servers: int = 0
+    keys: int = 0
+    links: int = 0
+    orphan_links: int = 0
+    duplicate_links: int = 0
+    untouched: dict[str, int] = field(default_factory=dict)  # table -> rows
+    not_carried: list[str] = field(default_factory=list)
+
+
+def local_time_zone() -> str:
+    """How the local time zone is described in messages (``TZ`` if set)."""
+    return os.environ.get("TZ") or datetime.now().astimezone().tzname() or "local time"
+
+
+def to_utc(value: Any) -> datetime | None:
+    """A 0.9 timestamp as naive UTC (how this release stores time); None if unreadable.
+
+    Naive values are local time of this machine (``TZ`` honoured)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    try:
+        # astimezone() reads a naive value as local time (the C library's, which follows TZ).
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]) -> LegacyReport:
+    """Replace 0.9's three tables with the first revision's, keeping every row that can be
+    kept; call inside the migration transaction (foreign keys off)."""
+    from sqlalchemy import inspect, text
+
+    tables = set(inspect(conn).get_table_names())
+    version = conn.execute(text("SELECT MAX(version) FROM schema_info")).scalar()
+    report = LegacyReport(schema_version=version, time_zone=local_time_zone())
+    columns = {t: _columns(conn, t) for t in LEGACY_TABLES if t in tables}
+    for table, needed in REQUIRED_COLUMNS.items():
+        missing = [c for c in needed if table in columns and c not in columns[table]]
+        if missing:
+            raise LegacyDatabaseError(
+                f"Unrecognised n8n-deploy 0.9 database: table {table} has no column "
+                f"{', '.join(missing)}",
+                hint="Nothing was changed; please report this with the output of "
+                "'sqlite3 <file> .schema'",
+            )
+    rows = {t: _rows(conn, t, columns[t]) for t in columns}
+    report.untouched = {
+        t: int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {_quote(t)}").scalar() or 0)  # noqa: S608
+        for t in sorted(tables - set(LEGACY_TABLES) - set(NOT_INTERNAL))
+        if not t.startswith("sqlite_")
+    }
+    _report_unused(rows, columns, report)
+
+    for table in LEGACY_TABLES:
+        if table in columns:
+            conn.exec_driver_sql(f"DROP TABLE {_quote(table)}")
+    create_first_revision()
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    unreadable = 0
+
+    def created(row: dict[str, Any]) -> datetime:
+        nonlocal unreadable
+        value = to_utc(row.get("created_at"))
+        if value is None:
+            unreadable += 1
+            return now
+        return value
+
+    servers = [
+        {
+            "id": row["id"],
+            "name": str(row["name"]),
+            "url": str(row["url"]),
+            "description": row.get("description"),
+            "skip_ssl_verify": _flag(row.get("skip_ssl_verify"), default=False),
+            "created_at": created(row),
+        }
+        for row in rows.get("servers", [])
+    ]
+    keys = [
+        {
+            "id": row["id"],
+            "name": str(row["name"]),
+            "api_key": str(row["api_key"]),
+            "description": row.get("description"),
+            "is_active": _flag(row.get("is_active"), default=True),
+            "created_at": created(row),
+            "last_used_at": None,
+        }
+        for row in rows.get("api_keys", [])
+    ]
+    server_ids = {s["id"] for s in servers}
+    key_ids = {k["id"] for k in keys}
+    links: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in rows.get("server_api_keys", []):
+        pair = (row["server_id"], row["api_key_id"])
+        if pair[0] not in server_ids or pair[1] not in key_ids:
+            report.orphan_links += 1
+        elif pair in links:
+            report.duplicate_links += 1
+        else:
+            links[pair] = {"server_id": pair[0], "api_key_id": pair[1], "created_at": created(row)}
+
+    _insert(conn, "servers", servers)
+    _insert(conn, "api_keys", keys)
+    _insert(conn, "server_api_keys", list(links.values()))
+    report.servers, report.keys, report.links = len(servers), len(keys), len(links)
+    if unreadable:
+        report.not_carried.append(
+            f"{unreadable} creation times could not be read; they are set to the time of "
+            "this upgrade"
+        )
+    return report
+
+
+def _columns(conn: Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({_quote(table)})")]
+
+
+def _rows(conn: Connection, table: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    select = ", ".join(_quote(c) for c in columns)
+    result = conn.exec_driver_sql(f"SELECT {select} FROM {_quote(table)}")  # noqa: S608
+    return [dict(zip(columns, row, strict=True)) for row in result]
+
+
+def _report_unused(
+    rows: dict[str, list[dict[str, Any]]], columns: dict[str, list[str]], report: LegacyReport
+) -> None:
+    """Name every value 0.9 held that this release has no place for."""
+    servers = rows.get("servers", [])
+    inactive = [str(s["name"]) for s in servers if not _flag(s.get("is_active"), default=True)]
+    if inactive:
+        report.not_carried.append(
+            "servers marked inactive in 0.9 are ordinary servers now (this release has no "
+            f"inactive servers): {', '.join(inactive)}"
+        )
+    last_used = sum(1 for s in servers if s.get("last_used") is not None)
+    if last_used:
+        report.not_carried.append(
+            f"when {last_used} servers were last used (servers.last_used) is not kept"
+        )
+    primary = sum(
+        1 for link in rows.get("server_api_keys", []) if _flag(link.get("is_primary"), False)
+    )
+    if primary:
+        report.not_carried.append(
+            f"{primary} links were marked primary (is_primary); this release has no primary "
+            "key per server"
+        )
+    handled = {"servers": ("is_active", "last_used"), "server_api_keys": ("is_primary",)}
+    for table, names in columns.items():
+        known = CARRIED_COLUMNS[table] + STRUCTURAL_COLUMNS.get(table, ()) + handled.get(table, ())
+        for column in names:
+            if column in known:
+                continue
+            used = sum(1 for row in rows[table] if row.get(column) is not None)
+            if used:
+                report.not_carried.append(
+                    f"column {table}.{column} ({used} values) has no place in this release"
+                )
+
+
+def _insert(conn: Connection, table: str, values: list[dict[str, Any]]) -> None:
+    import sqlalchemy as sa
+
+    if not values:
+        return
+    types: dict[str, Any] = {
+        "created_at": sa.DateTime(),
+        "last_used_at": sa.DateTime(),
+        "is_active": sa.Boolean(),
+        "skip_ssl_verify": sa.Boolean(),
+    }
+    target = sa.table(table, *(sa.column(name, types.get(name)) for name in values[0]))
+    for start in range(0, len(values), 500):
+        conn.execute(sa.insert(target), values[start : start + 500])
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off", ""):
+        return False
+    return default
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

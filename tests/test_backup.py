@@ -1,0 +1,364 @@
+"""db backup and db restore: consistent copies, permissions, names, and the round trip."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from n8n_deploy import backup, migrate
+from n8n_deploy.config import resolve_settings
+from n8n_deploy.db import Database, open_database
+from n8n_deploy.errors import ExitStatus
+from n8n_deploy.repositories import ApiKeyRepository
+from tests.conftest import Run, file_mode, make_jwt, sqlite_file
+from tests.dbfactory import build_at_revision, copy_fixture, snapshot
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.bak"))
+
+
+def _add_keys(*names: str) -> None:
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            for name in names:
+                ApiKeyRepository(s).add(name, make_jwt(sub=name))
+    finally:
+        database.dispose()
+
+
+def _key_names(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM api_keys")}
+    finally:
+        conn.close()
+
+
+def _journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+# -- db backup -------------------------------------------------------------------------------
+
+
+def test_db_backup_writes_a_private_copy_beside_the_database(
+    cli: Cli, data_dir: Path, umask_022: None
+) -> None:
+    _add_keys("prod_key", "ключ 🔑")
+    result = cli("db", "backup")
+    assert result.exit_code == 0, result.output
+    (written,) = _backups(data_dir)
+    assert result.stdout.strip() == f"Backed up the database to {written}"
+    assert written.parent == data_dir
+    stamp = written.name.removeprefix("n8n-deploy.db.").removesuffix(".bak")
+    assert datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
+    assert file_mode(written) == 0o600
+    assert _key_names(written) == {"prod_key", "ключ 🔑"}
+    # One self-contained file: no -wal needed to read it.
+    assert _journal_mode(written) == "delete"
+    assert not Path(f"{written}-wal").exists()
+    assert not list(data_dir.glob(".*partial"))
+
+
+def test_a_backup_includes_what_is_still_in_the_wal_and_nothing_uncommitted(
+    cli: Cli, data_dir: Path
+) -> None:
+    _add_keys("first")
+    db = sqlite_file(data_dir)
+    writer = sqlite3.connect(db, isolation_level=None)
+    reader = sqlite3.connect(db)  # keeps the WAL from being checkpointed away
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute(
+            "INSERT INTO api_keys (name, api_key, created_at, is_active) "
+            "VALUES ('committed', 'x', '2025-01-01 00:00:00', 1)"
+        )
+        reader.execute("SELECT 1").fetchall()
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute(
+            "INSERT INTO api_keys (name, api_key, created_at, is_active) "
+            "VALUES ('uncommitted', 'y', '2025-01-01 00:00:00', 1)"
+        )
+        # A plain copy of the file would miss the committed row: it is only in the WAL.
+        plain = data_dir / "plain-copy.db"
+        plain.write_bytes(db.read_bytes())
+        assert "committed" not in _key_names(plain)
+
+        result = cli("db", "backup", str(data_dir / "consistent.db"))
+        assert result.exit_code == 0, result.output
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+        reader.close()
+    assert _key_names(data_dir / "consistent.db") == {"first", "committed"}
+
+
+def test_db_backup_to_a_folder_or_a_new_file_and_never_over_an_existing_one(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    _add_keys("k")
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    into = cli("db", "backup", str(folder))
+    assert into.exit_code == 0, into.output
+    (written,) = folder.glob("n8n-deploy.db.*.bak")
+    assert file_mode(written) == 0o600
+
+    target = tmp_path / "exact.db"
+    assert cli("db", "backup", str(target)).exit_code == 0
+    assert _key_names(target) == {"k"}
+    target.write_bytes(b"precious")
+    again = cli("db", "backup", str(target))
+    assert again.exit_code == ExitStatus.FAILED
+    assert "already exists" in again.stderr
+    assert target.read_bytes() == b"precious"
+
+    missing = cli("db", "backup", str(tmp_path / "no" / "such" / "folder" / "x.db"))
+    assert missing.exit_code == ExitStatus.FAILED
+    assert "does not exist" in missing.stderr
+
+
+def test_backups_in_the_same_second_get_distinct_names(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add_keys("k")
+    fixed = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    real = backup.default_backup_path
+    monkeypatch.setattr(backup, "default_backup_path", lambda db, now=None: real(db, fixed))
+    db = sqlite_file(data_dir)
+    first = backup.create_backup(db)
+    second = backup.create_backup(db)
+    assert first.name == "n8n-deploy.db.20260102T030405Z.bak"
+    assert second.name == "n8n-deploy.db.20260102T030405Z-2.bak"
+    assert _key_names(first) == _key_names(second) == {"k"}
+
+
+def test_db_backup_without_a_database_says_so_and_creates_nothing(cli: Cli, data_dir: Path) -> None:
+    result = cli("db", "backup")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "nothing to back up" in result.stderr
+    assert not data_dir.exists()
+
+
+def test_db_backup_of_a_database_server_is_left_to_its_own_tools(cli: Cli) -> None:
+    result = cli("--database-url", "postgresql://u:secret@db.internal/n8n", "db", "backup")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "SQLite" in result.stderr
+    assert "secret" not in result.output
+
+
+def test_db_backup_works_on_databases_this_program_refuses(cli: Cli, data_dir: Path) -> None:
+    db = copy_fixture(sqlite_file(data_dir))
+    before = db.read_bytes()
+    assert cli("db", "backup").exit_code == 0
+    (written,) = _backups(data_dir)
+    assert _key_names(written) == {"production_key", "staging_key", "old_key", "ключ 🔑"}
+    assert db.read_bytes() == before
+
+
+# -- db restore ------------------------------------------------------------------------------
+
+
+def test_backup_and_restore_round_trip(cli: Cli, data_dir: Path, umask_022: None) -> None:
+    _add_keys("keep_me", "ключ 🔑")
+    db = sqlite_file(data_dir)
+    saved = snapshot(db)
+    made = cli("db", "backup", str(data_dir / "before-cleanup.bak"))
+    assert made.exit_code == 0
+
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            repo = ApiKeyRepository(s)
+            repo.delete(repo.get("keep_me"))
+            repo.add("added_later", make_jwt(sub="later"))
+    finally:
+        database.dispose()
+
+    result = cli("db", "restore", str(data_dir / "before-cleanup.bak"), "--confirm")
+    assert result.exit_code == 0, result.output
+    assert snapshot(db) == saved
+    assert file_mode(db) == 0o600
+    # The database it replaced was backed up first, and is private too.
+    previous = next(p for p in _backups(data_dir) if p.name.startswith("n8n-deploy.db."))
+    assert f"Backup of the replaced database: {previous}" in result.stdout
+    assert _key_names(previous) == {"ключ 🔑", "added_later"}
+    assert file_mode(previous) == 0o600
+    assert _journal_mode(db) == "wal"
+    assert cli("db", "check").exit_code == 0
+
+
+def test_restore_into_a_database_that_is_open_elsewhere(cli: Cli, data_dir: Path) -> None:
+    _add_keys("old")
+    db = sqlite_file(data_dir)
+    assert cli("db", "backup", str(data_dir / "b.bak")).exit_code == 0
+    _add_keys("new")
+    other: Database = open_database(resolve_settings())
+    try:
+        with other.session() as s:  # another process that has the database open
+            assert len(ApiKeyRepository(s).list()) == 2
+        assert cli("db", "restore", str(data_dir / "b.bak"), "--confirm").exit_code == 0
+        with other.session() as s:
+            assert [k.name for k in ApiKeyRepository(s).list()] == ["old"]
+    finally:
+        other.dispose()
+    assert _key_names(db) == {"old"}
+
+
+def test_restore_creates_a_missing_database(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "elsewhere" / "n8n-deploy.db"
+    source.parent.mkdir()
+    build_at_revision(source, migrate.HEAD)
+    result = cli("db", "restore", str(source), "--confirm")
+    assert result.exit_code == 0, result.output
+    db = sqlite_file(data_dir)
+    assert snapshot(db)["api_keys"] == snapshot(source)["api_keys"]
+    assert file_mode(db) == 0o600
+    assert file_mode(data_dir) == 0o700
+    assert "Backup of the replaced database" not in result.stdout
+
+
+def test_restoring_an_older_revision_says_to_upgrade(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    _add_keys("current")
+    old = tmp_path / "old.db"
+    build_at_revision(old, "0001")
+    result = cli("db", "restore", str(old), "--confirm")
+    assert result.exit_code == 0, result.output
+    assert "run 'n8n-deploy db upgrade'" in result.stderr
+    assert cli("db", "check").exit_code == ExitStatus.SCHEMA
+    assert cli("db", "upgrade").exit_code == 0
+    assert "prod_key" in _key_names(sqlite_file(data_dir))
+
+
+def test_a_0_9_backup_can_be_restored_and_then_upgraded(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    _add_keys("current")
+    old = copy_fixture(tmp_path / "from-0.9.db")
+    result = cli("db", "restore", str(old), "--confirm")
+    assert result.exit_code == 0, result.output
+    assert "n8n-deploy 0.9 database, 4 API keys, 2 servers" in result.stdout
+    assert cli("db", "upgrade").exit_code == 0
+    assert "ключ 🔑" in _key_names(sqlite_file(data_dir))
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "message"),
+    [
+        (lambda p: p.write_text("not a database"), ExitStatus.FAILED, "not a SQLite file"),
+        (
+            lambda p: sqlite3.connect(p).execute("CREATE TABLE notes (x)").connection.commit(),
+            ExitStatus.FAILED,
+            "is not an n8n-deploy database",
+        ),
+        (lambda p: None, ExitStatus.FAILED, "No file at"),
+    ],
+)
+def test_restore_refuses_a_file_that_is_not_an_n8n_deploy_database(
+    cli: Cli,
+    data_dir: Path,
+    tmp_path: Path,
+    make: Callable[[Path], object],
+    status: int,
+    message: str,
+) -> None:
+    _add_keys("k")
+    db = sqlite_file(data_dir)
+    before = snapshot(db)
+    source = tmp_path / "candidate.db"
+    make(source)
+    result = cli("db", "restore", str(source), "--confirm")
+    assert result.exit_code == status, result.output
+    assert message in result.stderr
+    assert snapshot(db) == before
+    assert _backups(data_dir) == []
+    assert not list(data_dir.glob(".*restore*"))
+
+
+def test_restore_refuses_a_backup_from_a_newer_release(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    _add_keys("k")
+    newer = tmp_path / "newer.db"
+    build_at_revision(newer, migrate.HEAD)
+    conn = sqlite3.connect(newer)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0042'")
+    conn.close()
+    source_bytes = newer.read_bytes()
+    result = cli("db", "restore", str(newer), "--confirm")
+    assert result.exit_code == ExitStatus.SCHEMA
+    assert "0042" in result.stderr
+    assert _key_names(sqlite_file(data_dir)) == {"k"}
+    assert newer.read_bytes() == source_bytes
+
+
+def test_restore_refuses_a_damaged_file(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
+    _add_keys("k")
+    damaged = tmp_path / "damaged.db"
+    build_at_revision(damaged, migrate.HEAD)
+    data = bytearray(damaged.read_bytes())
+    page = 4096
+    for offset in range(2 * page + 8, len(data) - 16, page):  # scribble over b-tree pages
+        data[offset : offset + 16] = b"\xff" * 16
+    damaged.write_bytes(bytes(data))
+    result = cli("db", "restore", str(damaged), "--confirm")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert _key_names(sqlite_file(data_dir)) == {"k"}
+
+
+def test_restore_needs_confirmation(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add_keys("k")
+    db = sqlite_file(data_dir)
+    source = tmp_path / "b.bak"
+    assert cli("db", "backup", str(source)).exit_code == 0
+    _add_keys("later")
+    before = snapshot(db)
+
+    piped = cli("db", "restore", str(source))
+    assert piped.exit_code == ExitStatus.USAGE
+    assert "--confirm" in piped.stderr
+
+    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    declined = cli("db", "restore", str(source), input="n\n")
+    assert declined.exit_code == ExitStatus.FAILED
+    assert f"Replace the database {db} (revision {migrate.HEAD}, 2 API keys" in declined.stderr
+    assert "(revision 0003, 1 API keys, 0 servers)?" in declined.stderr
+    assert snapshot(db) == before
+    assert _backups(data_dir) == []
+
+    accepted = cli("db", "restore", str(source), input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert _key_names(db) == {"k"}
+
+
+def test_restoring_the_database_onto_itself_is_refused(cli: Cli, data_dir: Path) -> None:
+    _add_keys("k")
+    db = sqlite_file(data_dir)
+    result = cli("db", "restore", str(db), "--confirm")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "is the database in use" in result.stderr

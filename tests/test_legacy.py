@@ -1,0 +1,483 @@
+"""Databases made by n8n-deploy 0.9.x: the real 0.9.1 fixture, and files built from that
+release's schema (orphan links, thousands of keys, rows in the tables we do not manage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+import pytest
+
+from n8n_deploy import legacy, migrate
+from n8n_deploy.cli.views import key_record, server_record
+from n8n_deploy.config import resolve_settings
+from n8n_deploy.db import open_database
+from n8n_deploy.errors import ExitStatus, LegacyDatabaseError
+from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from tests.conftest import Run, file_mode, make_jwt, make_legacy_key, sqlite_file
+from tests.dbfactory import (
+    FIXTURE,
+    UNMANAGED_TABLES,
+    build_legacy,
+    copy_fixture,
+    legacy_key,
+    legacy_link,
+    legacy_server,
+    snapshot,
+    table_dump,
+)
+
+Cli = Callable[..., Run]
+HEAD = migrate.HEAD
+
+
+@pytest.fixture
+def time_zone() -> Iterator[Callable[[str], None]]:
+    """Run the test in a POSIX time zone (fixed offsets: no time zone database needed)."""
+    original = os.environ.get("TZ")
+
+    def use(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield use
+    if original is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = original
+    time.tzset()
+
+
+def _backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.bak"))
+
+
+def _fixture_secrets() -> list[str]:
+    conn = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in conn.execute("SELECT api_key FROM api_keys")]
+    finally:
+        conn.close()
+
+
+def _dump(path: Path) -> list[str]:
+    """Every schema object and row, as SQL."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+
+
+# -- the real 0.9.1 file -----------------------------------------------------------------------
+
+
+def test_the_schema_the_tests_build_is_the_one_of_the_fixture(tmp_path: Path) -> None:
+    built = tmp_path / "built.db"
+    build_legacy(built, servers=[], keys=[], links=[])
+
+    def layout(path: Path) -> dict[str, list[tuple[str, str]]]:
+        conn = sqlite3.connect(path)
+        try:
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') "
+                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            return {
+                name: [(r[1], r[2]) for r in conn.execute(f"PRAGMA table_info({name})")]
+                for name in names
+            }
+        finally:
+            conn.close()
+
+    assert layout(built) == layout(copy_fixture(tmp_path / "fixture.db"))
+
+
+def test_the_fixture_is_refused_by_other_commands_and_left_byte_for_byte(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = copy_fixture(sqlite_file(data_dir))
+    before = db.read_bytes()
+    for args in (("db", "init"), ("db", "check"), ("db", "downgrade", "0001", "--confirm")):
+        result = cli(*args)
+        assert result.exit_code == ExitStatus.SCHEMA, (args, result.output)
+        assert "n8n-deploy 0.9" in result.stderr
+        assert "db upgrade" in result.stderr
+    # Auto-upgrade does not cover a 0.9 file: carrying it over is a deliberate step.
+    monkeypatch.setenv("N8N_DEPLOY_AUTO_UPGRADE", "1")
+    assert cli("db", "init").exit_code == ExitStatus.SCHEMA
+    with pytest.raises(LegacyDatabaseError):
+        open_database(resolve_settings())
+    current = json.loads(cli("db", "current", "--json").stdout)
+    assert (current["state"], current["legacy_version"], current["upgrade_needed"]) == (
+        "legacy",
+        8,
+        True,
+    )
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+
+
+def test_the_fixture_upgrades_and_lists_its_four_keys_with_descriptions_status_and_servers(
+    cli: Cli, data_dir: Path, time_zone: Callable[[str], None]
+) -> None:
+    time_zone("CET-1")  # where it was made: Europe/Berlin in November, UTC+1
+    db = copy_fixture(sqlite_file(data_dir))
+    original = _dump(db)
+
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    (backup,) = _backups(data_dir)
+    assert _dump(backup) == original
+    assert file_mode(backup) == 0o600
+    assert file_mode(db) == 0o600
+    out = result.stdout
+    assert f"Backup written: {backup}" in out
+    assert "Recognised a database made by n8n-deploy 0.9 (schema version 8)." in out
+    assert "Carried over: 2 servers, 4 API keys, 2 links" in out
+    assert "timestamps read as local time (CET-1) and stored as UTC" in out
+    assert "Links dropped because their key or server no longer exists: 0" in out
+    assert "Left untouched: configurations (0 rows), dependencies (0 rows)" in out
+    assert f"Upgraded the database from 0.9 (schema version 8) to {HEAD}." in out
+    assert result.stderr == ""  # nothing in this file is lost
+    for secret in _fixture_secrets():
+        assert secret not in result.output
+        assert secret[-20:] not in result.output
+
+    assert cli("db", "check").exit_code == 0
+    database = open_database(resolve_settings())
+    try:
+        with database.session() as s:
+            keys = {k.name: (k, key_record(k)) for k in ApiKeyRepository(s).list()}
+            servers = {srv.name: server_record(srv) for srv in ServerRepository(s).list()}
+    finally:
+        database.dispose()
+
+    assert set(keys) == {"production_key", "staging_key", "old_key", "ключ 🔑"}
+    records = {name: record for name, (_, record) in keys.items()}
+    assert records["production_key"]["description"] == "prod main"
+    assert records["ключ 🔑"]["description"] == "utf8 name"
+    assert records["staging_key"]["description"] is None
+    assert records["production_key"]["servers"] == ["Production Server 🚀"]
+    assert records["staging_key"]["servers"] == ["staging"]
+    assert records["old_key"]["servers"] == []
+    assert records["old_key"]["is_active"] is False
+    assert records["old_key"]["status"] == "inactive"
+    now = datetime.now(timezone.utc)
+    for name, (key, record) in keys.items():
+        assert record["last_used_at"] is None
+        exp = jwt.decode(key.api_key, options={"verify_signature": False}).get("exp")
+        if exp is None:
+            assert key.expires_at is None
+        else:
+            assert key.expires_at == datetime.fromtimestamp(exp, timezone.utc)
+        if name != "old_key":
+            expired = key.expires_at is not None and key.expires_at <= now
+            assert record["status"] == ("expired" if expired else "active")
+    prod = keys["production_key"][0]
+    assert prod.expires_at is not None
+    assert timedelta(days=89) < prod.expires_at - prod.created_at < timedelta(days=91)
+    # Naive local times (UTC+1) are stored as UTC.
+    assert records["production_key"]["created_at"] == "2026-11-27T07:47:47Z"
+    assert prod.created_at == datetime(2026, 11, 27, 7, 47, 47, 923946, tzinfo=timezone.utc)
+    assert servers["Production Server 🚀"]["url"] == "https://n8n.example.com"
+    assert servers["Production Server 🚀"]["created_at"] == "2026-11-27T07:47:46Z"
+    assert servers["staging"]["url"] == "http://n8n-staging.internal:5678"
+    assert (servers["staging"]["keys_active"], servers["staging"]["keys_total"]) == (1, 1)
+
+    rows = snapshot(db)
+    assert {(s, k) for s, k in rows["links"]} == {(1, 1), (2, 2)}
+    assert rows["links"][(1, 1)] == datetime(2026, 11, 27, 7, 47, 47, 933707)
+    assert "schema_info" in _tables(db)  # 0.9's history is kept
+
+
+@pytest.mark.parametrize(
+    ("zone", "offset"),
+    [("UTC0", timedelta(0)), ("XST+5", timedelta(hours=5)), ("IST-5:30", -timedelta(hours=5.5))],
+)
+def test_naive_timestamps_are_read_as_local_time_of_the_machine(
+    cli: Cli, data_dir: Path, time_zone: Callable[[str], None], zone: str, offset: timedelta
+) -> None:
+    time_zone(zone)
+    copy_fixture(sqlite_file(data_dir))
+    assert cli("db", "upgrade").exit_code == 0
+    rows = snapshot(sqlite_file(data_dir))
+    created = {row["name"]: row["created_at"] for row in rows["api_keys"].values()}
+    assert created["production_key"] == datetime(2026, 11, 27, 8, 47, 47, 923946) + offset
+    assert created["ключ 🔑"] == datetime(2026, 11, 27, 8, 47, 49, 199593) + offset
+
+
+def test_a_timestamp_with_an_offset_uses_it_and_an_unreadable_one_is_reported(
+    cli: Cli, data_dir: Path, time_zone: Callable[[str], None]
+) -> None:
+    time_zone("XST+5")
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "s", "https://a.example", created_at="2025-10-01T10:00:00Z")],
+        keys=[
+            legacy_key(1, "k1", make_jwt(), created_at="2025-10-01 12:00:00+02:00"),
+            legacy_key(2, "k2", make_jwt(sub="2"), created_at="yesterday"),
+        ],
+        links=[],
+    )
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    rows = snapshot(db)
+    assert rows["servers"][1]["created_at"] == datetime(2025, 10, 1, 10, 0)
+    assert rows["api_keys"][1]["created_at"] == datetime(2025, 10, 1, 10, 0)
+    assert rows["api_keys"][2]["created_at"] >= started - timedelta(seconds=1)
+    assert "not carried over: 1 creation times could not be read" in result.stderr
+
+
+# -- files built from 0.9's schema ---------------------------------------------------------------
+
+
+def test_links_to_deleted_keys_or_servers_are_dropped_and_counted(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[
+            legacy_server(1, "one", "https://one.example"),
+            legacy_server(2, "two", "http://two"),
+        ],
+        keys=[legacy_key(i, f"k{i}", make_jwt(sub=str(i))) for i in (1, 2, 3)],
+        links=[
+            legacy_link(1, 1),
+            legacy_link(2, 2),
+            legacy_link(2, 3),
+            legacy_link(1, 9),  # key deleted
+            legacy_link(7, 2),  # server deleted
+            legacy_link(8, 9),  # both
+        ],
+    )
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "Carried over: 2 servers, 3 API keys, 3 links" in result.stdout
+    assert "Links dropped because their key or server no longer exists: 3" in result.stdout
+    assert set(snapshot(db)["links"]) == {(1, 1), (2, 2), (2, 3)}
+
+
+def test_thousands_of_keys_are_all_carried_with_their_links(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    count = 4000
+    secrets = {i: make_jwt(exp_days=30 + i % 50, sub=f"user-{i}") for i in range(1, count + 1)}
+    secrets.update({i: make_legacy_key(i % 250) + "" for i in range(1, count + 1, 97)})
+    build_legacy(
+        db,
+        servers=[
+            legacy_server(i, f"server {i} ✨", f"https://n{i}.example.com") for i in (1, 2, 3)
+        ],
+        keys=[
+            legacy_key(
+                i,
+                f"key-{i}-ключ",
+                secret,
+                description=f"описание {i}" if i % 3 else None,
+                is_active=0 if i % 7 == 0 else 1,
+                created_at=f"2025-{1 + i % 12:02d}-{1 + i % 28:02d} 10:{i % 60:02d}:00.{i:06d}",
+            )
+            for i, secret in secrets.items()
+        ],
+        links=[legacy_link(1 + i % 3, i) for i in range(1, count + 1)],
+    )
+    result = cli("db", "upgrade", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert f"Carried over: 3 servers, {count} API keys, {count} links" in result.stdout
+    rows = snapshot(db)
+    assert len(rows["api_keys"]) == count
+    for i, secret in secrets.items():
+        row = rows["api_keys"][i]
+        assert row["name"] == f"key-{i}-ключ"
+        assert row["api_key"] == secret
+        assert row["description"] == (f"описание {i}" if i % 3 else None)
+        assert row["is_active"] is (i % 7 != 0)
+        assert row["last_used_at"] is None
+        assert (row["expires_at"] is None) is secret.startswith("n8n_api_")
+    assert set(rows["links"]) == {(1 + i % 3, i) for i in range(1, count + 1)}
+
+
+def test_the_tables_this_project_does_not_manage_are_left_untouched(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "prod", "https://n8n.example.com")],
+        keys=[legacy_key(1, "k", make_jwt())],
+        links=[legacy_link(1, 1)],
+        unmanaged_rows=True,
+    )
+    kept = (*UNMANAGED_TABLES, "schema_info")
+    before = table_dump(db, kept)
+    assert all(before["rows"][t] for t in kept)  # every one of them holds rows
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "Left untouched: configurations (1 row), dependencies (1 row)" in result.stdout
+    assert "workflows (2 rows)" in result.stdout
+    assert table_dump(db, kept) == before
+    # A downgrade leaves them alone too.
+    assert cli("db", "downgrade", "0001", "--confirm").exit_code == 0
+    assert table_dump(db, kept) == before
+    assert cli("db", "upgrade").exit_code == 0
+    assert table_dump(db, kept) == before
+
+
+def test_the_upgraded_file_works_with_foreign_keys_on_beside_the_old_tables(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "prod", "https://n8n.example.com")],
+        keys=[legacy_key(1, "k", make_jwt())],
+        links=[legacy_link(1, 1)],
+        unmanaged_rows=True,
+    )
+    assert cli("db", "upgrade").exit_code == 0
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            servers = ServerRepository(s)
+            servers.create("new", "https://new.example.com")
+            servers.delete(servers.get("prod"))
+        with database.session() as s:
+            assert ServerRepository(s).names() == ["new"]
+            assert ApiKeyRepository(s).get("k").servers == []
+    finally:
+        database.dispose()
+    # 0.9's own foreign keys, as that release declared them (README).
+    rows = table_dump(db, UNMANAGED_TABLES)["rows"]
+    assert rows["n8n_folders"] == rows["folder_mappings"] == rows["server_credentials"] == []
+    assert {row[0]: row[4] for row in rows["workflows"]} == {"wf-1": None, "wf-2": None}
+    assert len(rows["configurations"]) == len(rows["dependencies"]) == 1
+
+
+def test_ids_are_kept_and_ids_of_deleted_servers_are_not_handed_out_again(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[
+            legacy_server(2, "two", "https://two.example"),
+            legacy_server(5, "five", "http://5"),
+        ],
+        keys=[legacy_key(4, "four", make_jwt())],
+        links=[legacy_link(5, 4)],
+    )
+    conn = sqlite3.connect(db)
+    with conn:  # 0.9 had made (and deleted) servers up to id 9, and keys up to id 12
+        conn.execute("UPDATE sqlite_sequence SET seq = 9 WHERE name = 'servers'")
+        conn.execute("UPDATE sqlite_sequence SET seq = 12 WHERE name = 'api_keys'")
+        conn.execute("INSERT INTO workflows (id, name, server_id) VALUES ('wf', 'old', 9)")
+    conn.close()
+    assert cli("db", "upgrade").exit_code == 0
+    assert set(snapshot(db)["servers"]) == {2, 5}
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            assert ServerRepository(s).create("new", "https://new.example").id == 10
+            assert ApiKeyRepository(s).add("new", make_jwt(sub="new")).id == 13
+    finally:
+        database.dispose()
+
+
+def test_what_this_release_has_no_place_for_is_reported(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[
+            legacy_server(1, "retired", "https://old.example", is_active=0),
+            legacy_server(2, "busy", "https://busy.example", last_used="2025-10-02 10:00:00"),
+        ],
+        keys=[legacy_key(1, "k", make_jwt())],
+        links=[legacy_link(1, 1, is_primary=1), legacy_link(2, 1)],
+    )
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("ALTER TABLE api_keys ADD COLUMN colour TEXT")
+        conn.execute("UPDATE api_keys SET colour = 'blue'")
+    conn.close()
+    backup = data_dir / "as-built.db"
+    assert cli("db", "backup", str(backup)).exit_code == 0
+    plain = cli("db", "upgrade", "--no-emoji")
+    assert plain.exit_code == 0, plain.output
+    assert plain.stderr.count("Warning: not carried over") == 4
+    assert "⚠" not in plain.output
+    assert cli("db", "restore", str(backup), "--confirm").exit_code == 0
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "not carried over" in line]
+    assert len(warnings) == 4, result.stderr
+    assert any("inactive" in w and "retired" in w for w in warnings)
+    assert any("servers.last_used" in w for w in warnings)
+    assert any("1 links were marked primary" in w for w in warnings)
+    assert any("api_keys.colour (1 values)" in w for w in warnings)
+    assert all(w.startswith("⚠️ Warning: not carried over: ") for w in warnings)
+    # The rows themselves are all there.
+    rows = snapshot(db)
+    assert {s["name"] for s in rows["servers"].values()} == {"retired", "busy"}
+    assert set(rows["links"]) == {(1, 1), (2, 1)}
+
+
+def test_a_legacy_upgrade_failing_part_way_leaves_the_file_as_it_was(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = copy_fixture(sqlite_file(data_dir))
+    before = db.read_bytes()
+    real = legacy._insert
+
+    def failing(conn: object, table: str, values: list[dict[str, object]]) -> None:
+        if table == "server_api_keys":
+            raise RuntimeError("power cut")
+        real(conn, table, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(legacy, "_insert", failing)
+    result = cli("db", "upgrade")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "rolled back" in result.stderr
+    assert db.read_bytes() == before
+    assert "alembic_version" not in _tables(db)
+
+
+def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "prod", "https://n8n.example.com")],
+        keys=[legacy_key(i, f"k{i}", make_jwt(sub=str(i))) for i in range(1, 2001)],
+        links=[legacy_link(1, i) for i in range(1, 2001)],
+    )
+    command = [sys.executable, "-m", "n8n_deploy", "db", "upgrade"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum("Recognised a database made by n8n-deploy 0.9" in o for o, _ in outputs) == 1
+    rows = snapshot(db)
+    assert rows["revision"] == HEAD
+    assert len(rows["api_keys"]) == 2000
+    assert len(rows["links"]) == 2000

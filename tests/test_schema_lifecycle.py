@@ -1,0 +1,735 @@
+"""The schema across releases: every revision up to the newest and back with every row,
+the refusals every command follows, failures part-way, concurrent upgrades, and the
+db current / check / history / upgrade / downgrade commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+import pytest
+
+from n8n_deploy import migrate
+from n8n_deploy.cli.views import key_record
+from n8n_deploy.config import resolve_settings
+from n8n_deploy.db import Database, open_database
+from n8n_deploy.errors import ExitStatus, SchemaOutOfDateError
+from n8n_deploy.models import ApiKey
+from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from tests.conftest import Run, file_mode, make_jwt, sqlite_file
+from tests.dbfactory import build_at_revision, expected_rows, snapshot
+
+Cli = Callable[..., Run]
+REVISIONS = migrate.KNOWN_REVISIONS
+HEAD = migrate.HEAD
+OLDER = REVISIONS[:-1]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.bak"))
+
+
+def _set_revision(db: Path, revision: str) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    conn.close()
+
+
+def _table_sql(db: Path, table: str) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    finally:
+        conn.close()
+    return str(row[0])
+
+
+def _columns(db: Path, table: str) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    finally:
+        conn.close()
+
+
+# -- every revision, up and down, every row -----------------------------------------------
+
+
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_a_database_at_each_revision_upgrades_to_the_newest_and_back_with_every_row(
+    cli: Cli, data_dir: Path, revision: str
+) -> None:
+    db = sqlite_file(data_dir)
+    built = build_at_revision(db, revision)
+    was_before_0003 = REVISIONS.index(revision) < REVISIONS.index("0003")
+    started = _utcnow()
+
+    up = cli("db", "upgrade")
+    assert up.exit_code == 0, up.output
+    at_head = snapshot(db)
+    assert at_head["revision"] == HEAD
+    expected = expected_rows(
+        built,
+        HEAD,
+        normalised_urls=was_before_0003,
+        rewritten_since=started if was_before_0003 else None,
+    )
+    assert at_head["servers"] == expected["servers"]
+    assert at_head["api_keys"] == expected["api_keys"]
+    assert at_head["links"] == expected["links"]
+    assert at_head["sequences"] == {"api_keys": 10, "servers": 10}
+
+    down = cli("db", "downgrade", revision, "--confirm")
+    assert down.exit_code == 0, down.output
+    back = snapshot(db)
+    assert back["revision"] == revision
+    expected = expected_rows(built, revision, normalised_urls=was_before_0003)
+    assert back["servers"] == expected["servers"]
+    assert back["api_keys"] == expected["api_keys"]
+    assert back["links"] == expected["links"]
+    assert back["sequences"] == {"api_keys": 10, "servers": 10}
+    for table in ("api_keys", "servers"):
+        assert "AUTOINCREMENT" in _table_sql(db, table).upper()
+
+
+@pytest.mark.parametrize("revision", OLDER)
+def test_a_database_made_at_the_newest_revision_goes_down_to_each_one_and_up_again(
+    cli: Cli, data_dir: Path, revision: str
+) -> None:
+    db = sqlite_file(data_dir)
+    built = build_at_revision(db, HEAD)
+
+    down = cli("db", "downgrade", revision, "--confirm")
+    assert down.exit_code == 0, down.output
+    back = snapshot(db)
+    expected = expected_rows(built, revision, normalised_urls=False)
+    assert back["revision"] == revision
+    assert (back["servers"], back["api_keys"], back["links"]) == (
+        expected["servers"],
+        expected["api_keys"],
+        expected["links"],
+    )
+
+    started = _utcnow()
+    up = cli("db", "upgrade")
+    assert up.exit_code == 0, up.output
+    again = snapshot(db)
+    # Going up through 0003 again normalises the URLs the test stored as typed.
+    expected = expected_rows(built, HEAD, normalised_urls=True, rewritten_since=started)
+    assert again["revision"] == HEAD
+    assert (again["servers"], again["api_keys"], again["links"]) == (
+        expected["servers"],
+        expected["api_keys"],
+        expected["links"],
+    )
+
+
+def test_revision_0002_stores_each_keys_expiry_decoded_from_its_exp_claim(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    built = build_at_revision(db, "0001")
+    assert cli("db", "upgrade", "0002").exit_code == 0
+    rows = {row["name"]: row for row in snapshot(db)["api_keys"].values()}
+    prod_secret = next(k["api_key"] for k in built["keys"] if k["name"] == "prod_key")
+    exp = jwt.decode(prod_secret, options={"verify_signature": False})["exp"]
+    assert rows["prod_key"]["expires_at"] == datetime.fromtimestamp(exp, timezone.utc).replace(
+        tzinfo=None
+    )
+    assert rows["expired"]["expires_at"] < _utcnow()
+    # No exp, a legacy key, an absurd exp, something that is no key: no expiry, no crash.
+    for name in ("ключ 🔑", "old legacy key", "absurd exp", "not a key"):
+        assert rows[name]["expires_at"] is None, name
+
+
+def test_revision_0003_normalises_server_urls_and_reports_one_it_cannot_read(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0002")
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    urls = {row["name"]: row["url"] for row in snapshot(db)["servers"].values()}
+    assert urls == {
+        "Production 🚀": "https://n8n.example.com",
+        "staging": "http://n8n-staging.internal:5678",
+        "сервер без URL": "n8n.example.org",
+    }
+    assert "server 'сервер без URL': URL 'n8n.example.org' is not an http(s) URL" in result.stderr
+    assert "1 server URLs rewritten in normal form" in result.stderr
+
+
+def test_upgrade_prints_each_step_and_the_backup_it_wrote_first(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    before = snapshot(db)
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    (backup,) = _backups(data_dir)
+    assert f"Backup written: {backup}" in lines[0]
+    assert [line.split(":")[0] for line in lines if line.startswith("Applied")] == [
+        "Applied 0001 -> 0002",
+        "Applied 0002 -> 0003",
+    ]
+    assert lines[-1] == f"Upgraded the database from 0001 to {HEAD}."
+    assert file_mode(backup) == 0o600
+    assert backup.name.startswith("n8n-deploy.db.") and backup.name.endswith("Z.bak")
+    assert snapshot(backup) == before
+
+
+def test_upgrade_to_a_given_revision_stops_there(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    result = cli("db", "upgrade", "0002")
+    assert result.exit_code == 0, result.output
+    assert "Applied 0001 -> 0002" in result.stdout
+    assert "0002 -> 0003" not in result.stdout
+    assert f"The newest revision is {HEAD}" in result.stderr
+    assert snapshot(db)["revision"] == "0002"
+
+
+def test_no_backup_writes_no_backup(cli: Cli, data_dir: Path) -> None:
+    build_at_revision(sqlite_file(data_dir), "0001")
+    result = cli("db", "upgrade", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert _backups(data_dir) == []
+    assert "Backup" not in result.output
+
+
+def test_upgrading_a_current_database_changes_nothing_and_writes_no_backup(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    before = db.read_bytes()
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0
+    assert "already at the newest revision" in result.stdout
+    assert _backups(data_dir) == []
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("db", "upgrade", "0001"), ExitStatus.USAGE, "newer than 0001"),
+        (("db", "upgrade", "nope"), ExitStatus.USAGE, "Unknown revision 'nope'"),
+        (("db", "downgrade", "0003", "--confirm"), ExitStatus.USAGE, "older than 0003"),
+        (("db", "downgrade", "base", "--confirm"), ExitStatus.USAGE, "below its first revision"),
+        (("db", "downgrade", "nope", "--confirm"), ExitStatus.USAGE, "Unknown revision"),
+    ],
+)
+def test_impossible_revision_requests_are_refused_and_change_nothing(
+    cli: Cli, data_dir: Path, args: tuple[str, ...], status: int, message: str
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0002")
+    before = db.read_bytes()
+    result = cli(*args)
+    assert result.exit_code == status, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+
+
+# -- downgrade confirmation ----------------------------------------------------------------
+
+
+def test_downgrade_needs_confirm_when_not_at_a_terminal(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    before = db.read_bytes()
+    result = cli("db", "downgrade", "0001")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--confirm" in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    before = db.read_bytes()
+    declined = cli("db", "downgrade", "0001", input="n\n")
+    assert declined.exit_code == ExitStatus.FAILED
+    assert "from revision 0003 to 0001?" in declined.stderr
+    assert "Cancelled; nothing was changed" in declined.stderr
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+
+    accepted = cli("db", "downgrade", "0001", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert snapshot(db)["revision"] == "0001"
+    (backup,) = _backups(data_dir)
+    assert f"Backup written: {backup}" in accepted.stdout
+    assert snapshot(backup)["revision"] == HEAD
+
+
+# -- refusals every command follows ----------------------------------------------------------
+
+
+def test_a_database_behind_is_refused_naming_both_revisions_and_the_fix(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    before = db.read_bytes()
+    result = cli("db", "init")
+    assert result.exit_code == ExitStatus.SCHEMA
+    assert "revision 0001" in result.stderr
+    assert f"needs {HEAD}" in result.stderr
+    assert "Run 'n8n-deploy db upgrade'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(SchemaOutOfDateError):
+        open_database(resolve_settings())
+    assert db.read_bytes() == before
+
+
+def test_auto_upgrade_upgrades_with_a_backup_instead_of_refusing(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = sqlite_file(data_dir)
+    built = build_at_revision(db, "0001")
+    before = snapshot(db)
+    monkeypatch.setenv("N8N_DEPLOY_AUTO_UPGRADE", "1")
+    result = cli("db", "init")
+    assert result.exit_code == 0, result.output
+    (backup,) = _backups(data_dir)
+    assert f"Upgraded the database from 0001 to {HEAD}" in result.stderr
+    assert str(backup) in result.stderr
+    assert snapshot(backup) == before
+    assert file_mode(backup) == 0o600
+    after = snapshot(db)
+    assert after["revision"] == HEAD
+    assert {k["name"] for k in after["api_keys"].values()} == {k["name"] for k in built["keys"]}
+    assert set(after["links"]) == {(s, k) for s, k, _ in built["links"]}
+
+
+def test_auto_upgrade_from_python_reports_what_it_did(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_at_revision(sqlite_file(data_dir), "0002")
+    monkeypatch.setenv("N8N_DEPLOY_AUTO_UPGRADE", "1")
+    database = open_database(resolve_settings())
+    try:
+        report = database.migration
+        assert report is not None
+        assert (report.before.revision, report.after) == ("0002", HEAD)
+        assert report.backup is not None and report.backup.exists()
+        with database.session() as s:
+            assert len(ApiKeyRepository(s).list()) == 6
+    finally:
+        database.dispose()
+
+
+UNKNOWN_REFUSED = [
+    ("db", "upgrade"),
+    ("db", "upgrade", "0002"),
+    ("db", "init"),
+    ("db", "check"),
+    ("db", "downgrade", "0001", "--confirm"),
+]
+
+
+@pytest.mark.parametrize("args", UNKNOWN_REFUSED)
+def test_a_database_from_a_newer_release_is_refused_and_left_byte_for_byte(
+    cli: Cli, data_dir: Path, args: tuple[str, ...]
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    _set_revision(db, "0009_from_the_future")
+    before = db.read_bytes()
+    result = cli(*args)
+    assert result.exit_code == ExitStatus.SCHEMA, result.output
+    assert "0009_from_the_future" in result.stderr
+    assert "does not know" in result.stderr
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+
+
+def test_current_and_history_describe_a_newer_database_without_touching_it(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    _set_revision(db, "0009_from_the_future")
+    before = db.read_bytes()
+    current = json.loads(cli("db", "current", "--json").stdout)
+    assert current["state"] == "unknown"
+    assert current["revision"] == "0009_from_the_future"
+    history = cli("db", "history")
+    assert history.stdout.splitlines()[0].startswith("* 0009_from_the_future")
+    assert "newer n8n-deploy" in history.stdout
+    assert db.read_bytes() == before
+
+
+def test_a_database_of_another_program_is_refused(cli: Cli, data_dir: Path) -> None:
+    data_dir.mkdir()
+    db = sqlite_file(data_dir)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    for args in (("db", "upgrade"), ("db", "check"), ("db", "init")):
+        result = cli(*args)
+        assert result.exit_code == ExitStatus.SCHEMA, result.output
+        assert "not an n8n-deploy database" in result.stderr
+    assert db.read_bytes() == before
+
+
+# -- failures part-way ---------------------------------------------------------------------
+
+
+def test_an_upgrade_failing_part_way_leaves_the_previous_revision_and_every_row(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    before = snapshot(db)
+    before_bytes = db.read_bytes()
+    # Fail in 0003 on its second server: by then 0002 has added its column and filled
+    # every key's expiry, and 0003 has added its column and rewritten one URL.
+    import n8n_deploy.validation
+
+    real = n8n_deploy.validation.normalize_server_url
+    calls: list[str] = []
+
+    def failing(url: str) -> str:
+        calls.append(url)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(url)
+
+    monkeypatch.setattr(n8n_deploy.validation, "normalize_server_url", failing)
+    result = cli("db", "upgrade")
+    assert result.exit_code == ExitStatus.FAILED
+    assert len(calls) == 2
+    assert "The migration failed (RuntimeError)" in result.stderr
+    assert "rolled back" in result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(db) == before
+    assert "expires_at" not in _columns(db, "api_keys")
+    assert "updated_at" not in _columns(db, "servers")
+    assert db.read_bytes() == before_bytes
+    # The backup written first is still there, and the upgrade can simply be run again.
+    assert len(_backups(data_dir)) == 1
+    monkeypatch.setattr(n8n_deploy.validation, "normalize_server_url", real)
+    assert cli("db", "upgrade").exit_code == 0
+    assert snapshot(db)["revision"] == HEAD
+
+
+FAILING_REVISION = '''"""Test only: changes schema and data, then fails.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("scratch", sa.Column("id", sa.Integer(), primary_key=True))
+    with op.batch_alter_table("api_keys", recreate="always") as batch:
+        batch.alter_column("description", existing_type=sa.Text(), type_=sa.String(10))
+    op.execute("UPDATE api_keys SET description = 'overwritten', is_active = 0")
+    op.execute("DELETE FROM server_api_keys")
+    op.execute("DELETE FROM servers WHERE id = 1")
+    raise RuntimeError("fails after rebuilding a table and changing rows")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.script_location(), scripts)
+    (scripts / "versions" / "0004_fails.py").write_text(FAILING_REVISION)
+    db = sqlite_file(data_dir)
+    build_at_revision(db, HEAD)
+    before = snapshot(db)
+    before_bytes = db.read_bytes()
+    monkeypatch.setattr(migrate, "script_location", lambda: scripts)
+    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
+    monkeypatch.setattr(migrate, "HEAD", "0004")
+
+    result = cli("db", "upgrade")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert "rolled back" in result.stderr
+    assert snapshot(db) == before
+    assert db.read_bytes() == before_bytes
+
+
+# -- two upgrades at once ----------------------------------------------------------------------
+
+
+def test_two_upgrades_started_at_once_do_not_corrupt_anything(data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    conn = sqlite3.connect(db)
+    with conn:  # enough rows that the upgrades overlap
+        conn.executemany(
+            "INSERT INTO api_keys (name, api_key, created_at, is_active) VALUES (?, ?, ?, 1)",
+            [(f"bulk-{i}", make_jwt(exp_days=30, n=i), "2025-01-01 00:00:00") for i in range(3000)],
+        )
+    conn.close()
+    command = [sys.executable, "-m", "n8n_deploy", "db", "upgrade"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    runs.append(
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
+    outputs = [run.communicate() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    stdouts = [out for out, _ in outputs]
+    # One applied the steps; the other found nothing left to do (waiting if it had to).
+    assert sum("Upgraded the database from 0001" in out for out in stdouts) == 1
+    assert sum("already at the newest revision" in out for out in stdouts) == 1
+    after = snapshot(db)
+    assert after["revision"] == HEAD
+    assert len(after["api_keys"]) == 6 + 3000
+    assert all(
+        row["expires_at"] is not None
+        for row in after["api_keys"].values()
+        if row["name"].startswith("bulk-")
+    )
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+
+
+def test_an_upgrade_that_cannot_get_the_lock_says_another_is_in_progress(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    before = snapshot(db)
+    monkeypatch.setattr("n8n_deploy.db.BUSY_TIMEOUT_SECONDS", 0.2)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of an upgrade
+    try:
+        result = cli("db", "upgrade")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == ExitStatus.FAILED
+    assert "locked by another n8n-deploy process (an upgrade may be in progress)" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert snapshot(db) == before
+
+
+def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic overlap: the first upgrade is paused inside its transaction while the
+    second starts; the second waits for the lock and then finds the newest revision."""
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    import n8n_deploy.keys
+
+    real = n8n_deploy.keys.key_info_or_none
+    inside, release = threading.Event(), threading.Event()
+
+    def paused(secret: str) -> object:
+        if threading.current_thread().name == "first" and not inside.is_set():
+            inside.set()
+            release.wait()
+        return real(secret)
+
+    monkeypatch.setattr(n8n_deploy.keys, "key_info_or_none", paused)
+    url = f"sqlite:///{db}"
+    reports: dict[str, migrate.MigrationReport] = {}
+
+    def run(name: str) -> None:
+        from n8n_deploy.db import create_engine_for
+
+        engine = create_engine_for(url)
+        try:
+            reports[name] = migrate.upgrade_database(engine, backup=False)
+        finally:
+            engine.dispose()
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    assert inside.wait(timeout=60)
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    release.set()
+    first.join()
+    second.join()
+    assert [s.target for s in reports["first"].steps] == ["0002", "0003"]
+    assert reports["second"].steps == []
+    assert reports["second"].after == HEAD
+    assert snapshot(db)["revision"] == HEAD
+
+
+# -- current, check, history -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("revision", "status"), [(rev, 0 if rev == HEAD else ExitStatus.SCHEMA) for rev in REVISIONS]
+)
+def test_db_check_exits_0_only_at_the_newest_revision(
+    cli: Cli, data_dir: Path, revision: str, status: int
+) -> None:
+    build_at_revision(sqlite_file(data_dir), revision)
+    result = cli("db", "check")
+    assert result.exit_code == status, result.output
+    if status:
+        assert "n8n-deploy db upgrade" in result.stderr
+
+
+def test_db_check_on_a_missing_database_exits_3_and_creates_nothing(
+    cli: Cli, data_dir: Path
+) -> None:
+    result = cli("db", "check")
+    assert result.exit_code == ExitStatus.SCHEMA
+    assert "no schema yet" in result.stderr
+    assert not data_dir.exists()
+
+
+def test_a_ci_job_can_gate_on_db_check(cli: Cli, data_dir: Path) -> None:
+    """The README's CI example: check, upgrade when needed, check again."""
+    build_at_revision(sqlite_file(data_dir), "0001")
+    assert cli("db", "check").exit_code == ExitStatus.SCHEMA
+    assert cli("db", "upgrade").exit_code == 0
+    assert cli("db", "check").exit_code == 0
+
+
+def test_db_current_reports_revision_newest_and_whether_an_upgrade_is_needed(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0002")
+    info = json.loads(cli("db", "current", "--json").stdout)
+    assert info == {
+        "revision": "0002",
+        "head": HEAD,
+        "state": "behind",
+        "up_to_date": False,
+        "upgrade_needed": True,
+        "legacy_version": None,
+    }
+    text = cli("db", "current").stdout
+    assert f"Revision: 0002 (newest: {HEAD}) - upgrade needed" in text
+
+
+def test_db_history_lists_newest_first_and_marks_the_current_revision(
+    cli: Cli, data_dir: Path
+) -> None:
+    build_at_revision(sqlite_file(data_dir), "0002")
+    result = cli("db", "history")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert [line[2:6] for line in lines] == list(reversed(REVISIONS))
+    assert lines[0].endswith("(newest)") and not lines[0].startswith("*")
+    assert lines[1].startswith("* 0002") and lines[1].endswith("(current)")
+    assert "expiry" in lines[1]
+    rows = json.loads(cli("db", "history", "--json").stdout)
+    assert [(r["revision"], r["current"], r["newest"]) for r in rows] == [
+        ("0003", False, True),
+        ("0002", True, False),
+        ("0001", False, False),
+    ]
+
+
+def test_db_history_of_a_missing_database_marks_nothing_and_creates_nothing(
+    cli: Cli, data_dir: Path
+) -> None:
+    result = cli("db", "history")
+    assert result.exit_code == 0
+    assert not any(line.startswith("*") for line in result.stdout.splitlines())
+    assert "no schema yet" in result.stderr
+    assert not data_dir.exists()
+
+
+# -- what the new revisions give the product ---------------------------------------------------
+
+
+def test_a_new_key_gets_its_expiry_stored_and_listing_uses_the_stored_value(
+    database: Database,
+) -> None:
+    with database.session(write=True) as s:
+        repo = ApiKeyRepository(s)
+        key = repo.add("soon", make_jwt(exp_days=3))
+        legacy = repo.add("legacy", "n8n_api_" + "ab" * 40)
+        assert key.expires_at is not None
+        assert key.expires_at - datetime.now(timezone.utc) < timedelta(days=3, minutes=1)
+        assert legacy.expires_at is None
+    with database.session(write=True) as s:
+        key = ApiKeyRepository(s).get("soon")
+        # The stored date is what listings show (a JWT's exp is only decoded when none is).
+        key.expires_at = datetime(2030, 1, 2, tzinfo=timezone.utc)
+    with database.session() as s:
+        assert key_record(ApiKeyRepository(s).get("soon"))["expires_at"] == "2030-01-02T00:00:00Z"
+    with database.session(write=True) as s:
+        s.get(ApiKey, key.id).expires_at = None  # type: ignore[union-attr]
+    with database.session() as s:
+        record = key_record(ApiKeyRepository(s).get("soon"))
+        assert record["expires_at"] is not None and record["expires_at"] < "2030"
+        assert record["status"] == "active"
+
+
+def test_changing_a_server_records_when(database: Database) -> None:
+    with database.session(write=True) as s:
+        server = ServerRepository(s).create("prod", "https://n8n.example.com")
+        created = server.updated_at
+        assert created >= server.created_at
+    with database.session(write=True) as s:
+        repo = ServerRepository(s)
+        repo.update(repo.get("prod"), url="https://n8n2.example.com")
+    with database.session() as s:
+        assert ServerRepository(s).get("prod").updated_at > created
+
+
+def test_a_password_in_a_stored_url_is_never_printed_by_the_upgrade(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0002")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE servers SET url = 'https://deploy:hunter2@n8n.example.com' WHERE id = 1"
+        )
+    conn.close()
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    assert "https://deploy:***@n8n.example.com" in result.stderr
+    assert snapshot(db)["servers"][1]["url"] == "https://deploy:hunter2@n8n.example.com"
+
+
+def test_db_upgrade_of_no_database_creates_it_at_the_newest_revision(
+    cli: Cli, data_dir: Path
+) -> None:
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert f"Created the database at revision {HEAD}" in result.stdout
+    assert _backups(data_dir) == []
