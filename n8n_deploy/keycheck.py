@@ -21,6 +21,7 @@ from n8n_deploy.db import Database
 from n8n_deploy.errors import (
     AlreadyExistsError,
     ExitStatus,
+    InvalidServerUrlError,
     KeyInactiveError,
     OperationFailed,
     UsageError,
@@ -155,7 +156,13 @@ def choose_targets(
         return [Target(s.url, s.name, not (skip or s.skip_ssl_verify), "linked") for s in linked]
     env_url = options.env_server_url()
     if env_url is not None:
-        return [Target(normalize_server_url(env_url), None, not skip, SERVER_URL_ENV)]
+        try:
+            url = normalize_server_url(env_url)
+        except InvalidServerUrlError as error:
+            raise InvalidServerUrlError(
+                f"{SERVER_URL_ENV}: {error.message}", hint=error.hint
+            ) from None
+        return [Target(url, None, not skip, SERVER_URL_ENV)]
     raise NoServerError(
         f"No server to test {subject} against: it is not linked to any server and "
         f"{SERVER_URL_ENV} is not set",

@@ -215,7 +215,9 @@ def validate_key(
     """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
 
     Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
-    ``UsageError`` for an unreadable ``SSL_CERT_FILE``; every other problem is a result.
+    ``UsageError`` for an unreadable ``SSL_CERT_FILE`` or a budget of 0; every other
+    problem is a result.  It runs its own event loop: from async code, await
+    :func:`validate_key_async` instead.
     """
     return run_sync(
         validate_key_async(
@@ -278,7 +280,9 @@ async def validate_key_async(
     min_days: float = 0,
     now: datetime | None = None,
 ) -> ValidationResult:
-    """The coroutine behind :func:`validate_key`."""
+    """The coroutine behind :func:`validate_key` (use this one inside a running event loop)."""
+    if not timeout > 0:
+        raise UsageError(f"The time budget must be more than 0 seconds, not {timeout}")
     started = _clock()
     base = normalize_server_url(server_url)
     warnings = _transport_warnings(base, verify_tls)
@@ -544,8 +548,8 @@ async def _exchange(key: str, base: str, context: ssl.SSLContext, budget: _Budge
                 if exchange.status not in RETRY_STATUSES:
                     return exchange
                 retry_in = _backoff(exchange.attempts)
-                if exchange.retry_after is not None:
-                    retry_in = exchange.retry_after
+                if exchange.retry_after is not None:  # honoured, but never a busy loop
+                    retry_in = max(retry_in, exchange.retry_after)
             if retry_in is None:
                 return exchange
             if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
@@ -582,7 +586,7 @@ async def _send(
         if response.status_code in RETRY_STATUSES:
             exchange.retry_after = _retry_after(response.headers.get("retry-after"))
         body = bytearray()
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():  # decoded (n8n may gzip its answers)
             body += chunk
             if len(body) >= MAX_BODY_BYTES:
                 break
@@ -695,6 +699,13 @@ def _describe_error(exc: Exception, base: str, budget: float) -> tuple[str, str,
             f"Cannot connect to {where}: {why}",
             "Check the URL, the network and any firewall in between",
             True,
+        )
+    if isinstance(exc, httpx.ProxyError):
+        return (
+            "proxy",
+            f"The proxy refused or failed the connection to {where}",
+            "Check HTTPS_PROXY / HTTP_PROXY and NO_PROXY",
+            False,
         )
     scheme_hint = (
         "Check the URL's scheme and port (a server that speaks https needs https://) and "

@@ -5,6 +5,8 @@ every rotation path, and the key never printed."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +22,7 @@ from n8n_deploy.errors import ExitStatus
 from n8n_deploy.repositories import ApiKeyRepository
 from tests.conftest import Run, make_jwt, make_legacy_key
 from tests.keystore import add_key, add_server, key_names, stored
+from tests.test_packaging import HEAVY, ROOT, _imported_modules
 
 Cli = Callable[..., Run]
 
@@ -182,6 +185,16 @@ def test_n8n_server_url_is_used_only_for_a_key_without_servers(
     result = cli("apikey", "test", "lonely")
     assert result.exit_code == 0, result.output
     assert three_servers["https://env.example.com"].call_count == 1
+
+
+def test_a_bad_n8n_server_url_names_the_variable(
+    cli: Cli, database: Database, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    add_key(database, "lonely", key)
+    monkeypatch.setenv("N8N_SERVER_URL", "n8n.example.com")
+    result = cli("apikey", "test", "lonely")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith("Error: N8N_SERVER_URL: Not an http(s) URL")
 
 
 def test_no_server_at_all_is_an_error_never_a_pass(
@@ -876,3 +889,23 @@ def test_no_command_path_prints_the_key(
         assert secret not in run.output
         assert legacy not in run.output
         assert secret[-30:] not in run.output  # not even a long piece of it
+
+
+# --- documentation and start-up -----------------------------------------------------------
+
+
+def test_the_documented_severity_order_is_the_one_used() -> None:
+    from n8n_deploy.cli.keycheck import EXIT_STATUS_HELP
+    from n8n_deploy.validator import SEVERITY
+
+    order = [int(status) for status in SEVERITY]
+    assert ", ".join(map(str, order)) in EXIT_STATUS_HELP
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    sentence = readme.split("**most serious failure**, in this order: ", 1)[1].split(".", 1)[0]
+    assert [int(n) for n in re.findall(r"(\d+) \(", sentence)] == order
+
+
+@pytest.mark.parametrize("command", ["test", "rotate"])
+def test_help_of_the_commands_does_not_import_heavy_libraries(command: str) -> None:
+    modules = _imported_modules("apikey", command, "--help", env=dict(os.environ))
+    assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))

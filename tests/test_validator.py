@@ -5,6 +5,8 @@ the key never leaving the request header."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import logging
 import socket
 import ssl
@@ -138,6 +140,13 @@ def test_surrounding_whitespace_is_trimmed_before_sending(mock: respx.MockRouter
     r = route(mock, httpx.Response(200, json=WORKFLOWS))
     assert validate_key(f"  {key}\n", BASE).ok
     assert r.calls.last.request.headers["X-N8N-API-KEY"] == key
+
+
+def test_a_compressed_answer_is_decoded(mock: respx.MockRouter, key: str) -> None:
+    body = gzip.compress(json.dumps(WORKFLOWS).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    route(mock, httpx.Response(200, content=body, headers=headers))
+    assert validate_key(key, BASE).ok
 
 
 # --- every outcome row ------------------------------------------------------------------
@@ -428,6 +437,20 @@ def test_retry_after_as_an_http_date(mock: respx.MockRouter, key: str, clock: Fa
     assert len(clock.sleeps) == 1 and 2 <= clock.sleeps[0] <= 4
 
 
+def test_a_retry_after_of_zero_still_backs_off(
+    mock: respx.MockRouter, key: str, clock: FakeClock
+) -> None:
+    r = route(mock, httpx.Response(429, headers={"Retry-After": "0"}))
+    validate_key(key, BASE, timeout=5)
+    assert clock.sleeps == [0.25, 0.5, 1.0, 2.0]
+    assert r.call_count == 5
+
+
+def test_a_budget_of_zero_is_refused(key: str) -> None:
+    with pytest.raises(UsageError, match="more than 0 seconds"):
+        validate_key(key, BASE, timeout=0)
+
+
 def test_a_retry_after_beyond_the_budget_is_not_waited_for(
     mock: respx.MockRouter, key: str, clock: FakeClock
 ) -> None:
@@ -617,6 +640,13 @@ def test_the_budget_is_a_hard_deadline_even_for_a_server_that_trickles(key: str)
         result = validate_key(key, BASE, timeout=0.3)
     assert result.exit_status == ExitStatus.UNREACHABLE
     assert result.cause == "timeout"
+
+
+def test_a_failing_proxy_is_named(mock: respx.MockRouter, key: str) -> None:
+    route(mock, httpx.ProxyError("407 Proxy Authentication Required"))
+    result = validate_key(key, BASE)
+    assert result.exit_status == ExitStatus.UNREACHABLE and result.cause == "proxy"
+    assert result.hint is not None and "HTTPS_PROXY" in result.hint
 
 
 def test_the_connection_breaking_is_unreachable(mock: respx.MockRouter, key: str) -> None:

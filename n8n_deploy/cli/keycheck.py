@@ -304,7 +304,7 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
             if check is None:
                 continue
             lines.append(_line(check, emoji))
-            if check.status == "failed" and result.contacted:
+            if check.status == "failed":
                 lines += _hint(result.hint)
     expiry = first.check("expiry")
     if expiry is not None:
