@@ -29,6 +29,7 @@ import asyncio
 import errno
 import functools
 import json
+import math
 import os
 import socket
 import ssl
@@ -605,9 +606,11 @@ def _retry_after(value: str | None) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
