@@ -6,7 +6,9 @@ No assertion on wall-clock time: the budget shows in the exit status and the mes
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -113,11 +115,25 @@ def test_a_server_that_stays_unavailable_is_retried_then_reported(cli: Cli, key:
     assert len(server.seen) > 1
 
 
-def test_a_host_that_does_not_resolve_is_unreachable(cli: Cli, key: str) -> None:
-    url = "http://n8n-deploy-test.invalid"  # .invalid never resolves (RFC 6761)
-    result = cli("apikey", "test", "-", "--server-url", url, "--timeout", "2", input=key)
+def test_a_host_that_does_not_resolve_is_unreachable(
+    cli: Cli, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real httpx/anyio stack, with the resolver answering "no such host" (so the test
+    does not depend on the machine's DNS)."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "n8n.does-not-exist.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    url = "http://n8n.does-not-exist.example"
+    result = cli("apikey", "test", "-", "--server-url", url, "--json", input=key)
     assert result.exit_code == ExitStatus.UNREACHABLE
-    assert "DNS lookup" in result.stdout
+    data = json.loads(result.stdout)
+    assert data["cause"] == "dns" and data["attempts"] == 1
+    assert "n8n.does-not-exist.example cannot be resolved" in data["message"]
 
 
 # --- TLS --------------------------------------------------------------------------------
