@@ -29,6 +29,14 @@ ENV_VARS = (
     "N8N_SERVER_URL",
     "NO_COLOR",
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    # Requests in tests go to respx or to servers on 127.0.0.1, never through a proxy.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
 )
 
 

@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 
 from n8n_deploy import __version__
-from n8n_deploy.cli import apikey, db, server
+from n8n_deploy.cli import (
+    apikey,
+    db,
+    keycheck,  # noqa: F401  (registers apikey test and rotate)
+    server,
+)
 from n8n_deploy.cli.core import RootGroup
 from n8n_deploy.config import DATA_DIR_ENV, DATABASE_URL_ENV
 

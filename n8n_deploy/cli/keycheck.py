@@ -1,0 +1,492 @@
+"""``n8n-deploy apikey test`` and ``apikey rotate``: check keys against n8n servers, and
+replace a key without ever leaving a team without a working one.
+
+Registered onto the ``apikey`` group (imported for that side effect by ``cli/__init__``).
+The work is done by ``n8n_deploy.keycheck`` and ``n8n_deploy.validator``; this module only
+parses options and renders results.  Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from n8n_deploy.cli.apikey import app
+from n8n_deploy.cli.completion import complete_key_names, complete_server_names
+from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state, stdin_is_terminal
+from n8n_deploy.errors import ExitStatus, UsageError
+from n8n_deploy.output import icon, note, print_json, print_table, say, warn
+
+if TYPE_CHECKING:
+    from n8n_deploy.keycheck import KeyReport, OnDone, RotationReport, Target, TargetResult
+    from n8n_deploy.validator import Check, ValidationResult
+
+EXIT_STATUS_HELP = (
+    "Exit status: 0 valid; 1 not tested (unknown key, no server); 4 rejected (401, or 403: "
+    "no workflow:list scope); 5 unreachable (DNS, refused, TLS, timeout); 6 not an n8n key; "
+    "7 expired or expiring within --min-days; 8 unexpected response (404, 5xx, redirect, not "
+    "JSON); 9 inactive key. Several checks: the most serious failure, in the order "
+    "4, 7, 6, 9, 8, 5, 1."
+)
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="NAME",
+        help="Test against this stored server (its skip_ssl_verify setting applies).",
+        autocompletion=complete_server_names,
+        show_default=False,
+    ),
+]
+ServerUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server-url",
+        metavar="URL",
+        help="Test against this URL (a path prefix such as https://host/n8n is kept).",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="S",
+        min=0.1,
+        help="Time budget of each check in seconds, retries included.",
+    ),
+]
+SkipSslOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-ssl-verify",
+        help="Do not verify the server's TLS certificate (prefer SSL_CERT_FILE=ca.pem).",
+    ),
+]
+MinDaysOption = Annotated[
+    int,
+    typer.Option(
+        "--min-days",
+        metavar="N",
+        min=0,
+        help="Also fail (exit 7) a key that expires within N days.",
+    ),
+]
+
+
+@app.command(
+    "test",
+    epilog="Server: --server-url, else --server, else every server the key is linked to "
+    "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
+    "1). Redirects are never followed. " + EXIT_STATUS_HELP,
+)
+def test_key(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME|-",
+            help="The stored key to test, or - to read a key from stdin (nothing is stored).",
+            autocompletion=complete_key_names,
+            show_default=False,
+        ),
+    ] = None,
+    all_keys: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Test every active key against its linked servers, 8 checks at a time "
+            "(with --server: only the keys linked to that server).",
+        ),
+    ] = False,
+    server: ServerOption = None,
+    server_url: ServerUrlOption = None,
+    timeout: TimeoutOption = 10.0,
+    skip_ssl_verify: SkipSslOption = False,
+    min_days: MinDaysOption = 0,
+    json_output: JsonOption = False,
+    no_emoji: NoEmojiOption = False,
+) -> None:
+    """Check that an API key works: its format and expiry, then one authenticated request
+    (GET /api/v1/workflows?limit=1) to the server. On success the key's last-used time is
+    set. Human output on stdout; --json prints one object per server (an array when there
+    are several, and always for --all)."""
+    from n8n_deploy import keycheck
+
+    emoji = not no_emoji
+    options = keycheck.CheckOptions(
+        timeout=timeout, skip_ssl_verify=skip_ssl_verify, min_days=min_days
+    )
+    if all_keys:
+        if name is not None:
+            raise UsageError("Give a key name or --all, not both")
+        if server_url is not None:
+            raise UsageError(
+                "--all tests keys against their stored servers; --server-url cannot be used",
+                hint="Use --server NAME to test only the keys linked to that server",
+            )
+        if not json_output:
+            note(f"{icon('test', emoji)}Testing every active API key (8 checks at a time)...")
+        reports = keycheck.check_all_keys(
+            state(ctx).database(),
+            server_name=server,
+            options=options,
+            on_done=None if json_output else _progress(emoji),
+        )
+        _finish_all(reports, json_output=json_output, emoji=emoji)
+        return
+    if name is None:
+        raise UsageError(
+            "Give the name of the key to test, - to read a key from stdin, or --all",
+            hint="e.g. n8n-deploy apikey test prod_key",
+        )
+    if name == "-":
+        secret = _read_secret("-", what="the key to test")
+        database = state(ctx).database() if server is not None else None
+        report = keycheck.check_secret(
+            secret, database=database, server_name=server, server_url=server_url, options=options
+        )
+    else:
+        report = keycheck.check_stored_key(
+            state(ctx).database(),
+            name,
+            server_name=server,
+            server_url=server_url,
+            options=options,
+        )
+    subject = "from stdin" if name == "-" else name
+    _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
+
+
+@app.command(
+    "rotate",
+    epilog="Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
+    "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
+    "server); 2 bad name; 6 not an n8n key; 7 expired; a failed test: 4 rejected, 5 "
+    "unreachable, 8 unexpected response (the most serious when OLD has several servers).",
+)
+def rotate(
+    ctx: typer.Context,
+    old: Annotated[
+        str,
+        typer.Argument(
+            help="The stored key being replaced.",
+            autocompletion=complete_key_names,
+        ),
+    ],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", metavar="NEW", help="Name to store the new key under.", show_default=False
+        ),
+    ],
+    new_key: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NEWKEY|-",
+            help="The new key; - reads stdin. Omitted: asked for without echo at a "
+            "terminal, read from stdin otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option("--description", metavar="TEXT", help="Description of the new key."),
+    ] = None,
+    discard_on_failure: Annotated[
+        bool,
+        typer.Option(
+            "--discard-on-failure",
+            help="When a test fails, do not store the new key (default: store it, so it "
+            "can be tested again).",
+        ),
+    ] = False,
+    delete_old: Annotated[
+        bool,
+        typer.Option("--delete-old", help="Delete OLD instead of deactivating it."),
+    ] = False,
+    timeout: TimeoutOption = 10.0,
+    skip_ssl_verify: SkipSslOption = False,
+    json_output: JsonOption = False,
+    no_emoji: NoEmojiOption = False,
+) -> None:
+    """Replace OLD by a new key: test the new key against every server OLD is linked to
+    and, only when every test passes, store it (linked to the same servers) and deactivate
+    OLD, in one transaction. On failure OLD stays active and the new key is stored for a
+    later retry (not stored with --discard-on-failure)."""
+    from n8n_deploy import keycheck
+
+    emoji = not no_emoji
+    secret = _read_secret(new_key, what="the new key")
+    report = keycheck.rotate_key(
+        state(ctx).database(),
+        old,
+        secret,
+        name,
+        description=description,
+        discard_on_failure=discard_on_failure,
+        delete_old=delete_old,
+        options=keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify),
+    )
+    _finish_rotation(report, json_output=json_output, emoji=emoji)
+
+
+# --- reading a key ----------------------------------------------------------------------
+
+
+def _read_secret(value: str | None, *, what: str) -> str:
+    """A key from the argument, from stdin (``-`` or no argument when piped), or asked for
+    without echo at a terminal.  Never echoed, never part of a message."""
+    if value is not None and value != "-":
+        warn(
+            "a key given on the command line is visible in shell history and the process "
+            'list; pipe it instead: echo "$KEY" | n8n-deploy ...'
+        )
+        return value
+    if stdin_is_terminal():
+        raw = str(typer.prompt(f"Paste {what}", hide_input=True, err=True, default=""))
+    else:
+        try:
+            raw = sys.stdin.read()
+        except (OSError, UnicodeDecodeError):
+            raise UsageError(f"Cannot read {what} from stdin (not text?)") from None
+    if not raw.strip():
+        raise UsageError(
+            f"No key given: {what} is empty",
+            hint='Pipe it, e.g. echo "$KEY" | n8n-deploy apikey test - --server-url URL',
+        )
+    return raw
+
+
+# --- rendering --------------------------------------------------------------------------
+
+_MARK = {"passed": ("check", "PASS"), "failed": ("cross", "FAIL"), "skipped": (None, "SKIP")}
+
+
+def _line(check: Check, emoji: bool) -> str:
+    symbol, word = _MARK.get(check.status, (None, check.status.upper()))
+    if emoji:
+        return f"{icon(symbol, True) if symbol else '- '}{check.message}"
+    return f"{word:<4} {check.message}"
+
+
+def _hint(text: str | None) -> list[str]:
+    return [f"  Hint: {text}"] if text else []
+
+
+def _warnings(results: Sequence[ValidationResult], emoji: bool) -> None:
+    seen: set[str] = set()
+    for result in results:
+        for message in result.warnings:
+            if message not in seen:
+                seen.add(message)
+                warn(message, emoji=emoji)
+
+
+def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
+    """format once, reachable and authentication per server, expiry once (the reference's
+    order), each failure followed by its hint."""
+    first = results[0].result
+    lines: list[str] = []
+    fmt = first.check("format")
+    if fmt is not None:
+        lines.append(_line(fmt, emoji))
+        if fmt.status == "failed":
+            lines += _hint(first.hint)
+    for item in results:
+        result = item.result
+        for name in ("reachable", "authentication"):
+            check = result.check(name)
+            if check is None:
+                continue
+            lines.append(_line(check, emoji))
+            if check.status == "failed":
+                lines += _hint(result.hint)
+    expiry = first.check("expiry")
+    if expiry is not None:
+        lines.append(_line(expiry, emoji))
+        if expiry.status == "failed":
+            lines += _hint(first.hint)
+    return lines
+
+
+def _where(target: Target) -> str:
+    return f"'{target.server}' ({target.url})" if target.server else target.url
+
+
+def _verdict(report: KeyReport, emoji: bool) -> str:
+    results = report.results
+    if report.ok:
+        suffix = f" on all {len(results)} servers" if len(results) > 1 else ""
+        return f"{icon('ok', emoji)}API key is valid and working{suffix}"
+    failed = [r for r in results if not r.result.ok]
+    first = failed[0].result
+    if not first.contacted:  # a local check failed: the same for every server
+        return f"{icon('fail', emoji)}API key test failed: {first.message}"
+    if len(results) == 1:
+        return f"{icon('fail', emoji)}API key test failed: {first.message}"
+    names = ", ".join(_where(r.target) for r in failed)
+    count = f"{len(failed)} of {len(results)} servers"
+    return f"{icon('fail', emoji)}API key test failed on {count}: {names}"
+
+
+def _finish_one(report: KeyReport, title: str, *, json_output: bool, emoji: bool) -> None:
+    results = [r.result for r in report.results]
+    _warnings(results, emoji)
+    if json_output:
+        records = report.to_dicts()
+        print_json(records[0] if len(records) == 1 else records)
+        _errors_to_stderr(report.results)
+    else:
+        say(f"{icon('test', emoji)}{title}")
+        say("")
+        for line in _report_lines(report.results, emoji):
+            say(line)
+        say("")
+        say(_verdict(report, emoji))
+    _exit(report.exit_status)
+
+
+def _errors_to_stderr(results: Sequence[TargetResult]) -> None:
+    """With --json, a one-line reason per failed check on stderr for the job log."""
+    from n8n_deploy.errors import N8nDeployError
+
+    seen: set[str] = set()
+    for item in results:
+        result = item.result
+        if result.ok or result.message in seen:
+            continue
+        seen.add(result.message)
+        report_error(N8nDeployError(result.message, hint=result.hint))
+
+
+def _progress(emoji: bool) -> OnDone:
+    def done(key_name: str | None, target: Target, result: ValidationResult) -> None:
+        mark = icon("check" if result.ok else "cross", emoji) or ("PASS " if result.ok else "FAIL ")
+        note(f"{mark}{key_name} -> {_where(target)}: {result.outcome.value}")
+
+    return done
+
+
+def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool) -> None:
+    from n8n_deploy.validator import most_serious
+
+    _warnings([r.result for report in reports for r in report.results], emoji)
+    status = most_serious(report.exit_status for report in reports)
+    if json_output:
+        print_json([record for report in reports for record in report.to_dicts()])
+        for report in reports:
+            if report.not_tested is not None:
+                report_error(report.not_tested)
+            _errors_to_stderr(report.results)
+        _exit(status)
+        return
+    rows: list[list[str]] = []
+    total = failed = 0
+    for report in reports:
+        if report.not_tested is not None:
+            total += 1
+            failed += 1
+            rows.append(
+                [
+                    report.key_name or "",
+                    "-",
+                    f"{icon('fail', emoji)}not tested",
+                    "",
+                    "",
+                    report.not_tested.message,
+                    report.not_tested.hint or "",
+                ]
+            )
+            continue
+        for item in report.results:
+            result = item.result
+            total += 1
+            failed += 0 if result.ok else 1
+            rows.append(
+                [
+                    report.key_name or "",
+                    item.target.server or item.target.url,
+                    f"{icon('ok' if result.ok else 'fail', emoji)}{result.outcome.value}",
+                    str(result.http_status or ""),
+                    _expiry_text(result),
+                    result.message,
+                    result.hint or "",
+                ]
+            )
+    print_table(
+        f"{icon('test', emoji)}API key tests",
+        ("Key", "Server", "Result", "HTTP", "Expires", "Message", "Hint"),
+        rows,
+        plain=not emoji,
+    )
+    if status == ExitStatus.SUCCESS:
+        say(f"{icon('ok', emoji)}All {total} checks passed")
+    else:
+        say(
+            f"{icon('fail', emoji)}{failed} of {total} checks failed; "
+            f"exit status {int(status)} ({_STATUS_WORDS.get(status, status.name.lower())})"
+        )
+    _exit(status)
+
+
+_STATUS_WORDS = {
+    ExitStatus.FAILED: "not tested",
+    ExitStatus.KEY_REJECTED: "key rejected",
+    ExitStatus.UNREACHABLE: "server unreachable",
+    ExitStatus.INVALID_FORMAT: "invalid key format",
+    ExitStatus.KEY_EXPIRED: "key expired",
+    ExitStatus.UNEXPECTED_RESPONSE: "unexpected response",
+    ExitStatus.KEY_INACTIVE: "key inactive",
+}
+
+
+def _expiry_text(result: ValidationResult) -> str:
+    from n8n_deploy.output import human_date
+
+    return human_date(result.expires_at, never="Never")
+
+
+def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) -> None:
+    _warnings([r.result for r in report.results], emoji)
+    if json_output:
+        print_json(report.to_dict())
+        _errors_to_stderr(report.results)
+        _exit(report.exit_status)
+        return
+    new, old = report.new_name, report.old_name
+    say(f"{icon('test', emoji)}Testing API key: {new} (to replace {old})")
+    say("")
+    for line in _report_lines(report.results, emoji):
+        say(line)
+    say("")
+    servers = ", ".join(r.target.server or r.target.url for r in report.results)
+    if report.rotated:
+        retired = {
+            "deactivated": f"'{old}' is deactivated",
+            "deleted": f"'{old}' is deleted",
+            "already inactive": f"'{old}' was already inactive",
+        }[report.old_action]
+        say(f"{icon('ok', emoji)}Rotated: '{new}' is stored, linked to {servers}; {retired}")
+        return
+    say(
+        f"{icon('fail', emoji)}Rotation stopped: '{new}' failed the test; "
+        f"'{old}' is unchanged{' and still active' if report.old_active else ''}"
+    )
+    if report.new_stored:
+        say(
+            f"'{new}' was stored, linked to {servers}, so it can be tested again: "
+            f"n8n-deploy apikey test '{new}'"
+        )
+    else:
+        say(f"'{new}' was not stored (--discard-on-failure)")
+    _exit(report.exit_status)
+
+
+def _exit(status: ExitStatus) -> None:
+    if status != ExitStatus.SUCCESS:
+        raise typer.Exit(int(status))

@@ -1,0 +1,955 @@
+"""Check one n8n API key against one n8n server, and say exactly what happened.
+
+This is the engine behind ``n8n-deploy apikey test`` and ``apikey rotate``, usable from
+Python without the CLI::
+
+    from n8n_deploy.validator import validate_key
+    result = validate_key(key, "https://n8n.example.com", timeout=10)
+    result.ok, result.exit_status, result.message, result.hint
+
+What a check does (see README, "apikey test and rotation"):
+
+1. Local checks, without any request: the key's format (JWT or legacy ``n8n_api_`` key)
+   and its decoded ``exp``.  An expired key, or one expiring within ``min_days``, fails
+   here (exit status 7): the server's 401 would not say why.
+2. One request, ``GET {base}/api/v1/workflows?limit=1`` (the base URL's path prefix is
+   kept) with ``X-N8N-API-KEY``, ``Accept: application/json`` and an honest
+   ``User-Agent``.  Redirects are never followed (the key must not travel to a host the
+   user did not name); the ``Location`` is reported instead.
+3. Connect errors, 502/503/504 and 429 are retried with a short backoff (a ``Retry-After``
+   is honoured when it fits); everything, retries included, stays within one time budget.
+
+The result never holds the key, and no message, exception or log line contains it.
+httpx is imported only when a request is made, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import json
+import math
+import os
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+from n8n_deploy import __version__
+from n8n_deploy.errors import ExitStatus, N8nDeployError, UsageError
+from n8n_deploy.keys import KeyInfo, clean_key, format_date, mask_key, parse_key, utcnow
+from n8n_deploy.output import iso_utc
+from n8n_deploy.validation import is_loopback_host, normalize_server_url
+
+if TYPE_CHECKING:
+    import httpx
+
+USER_AGENT = f"n8n-deploy/{__version__}"  # never "bot": n8n answers bots with an empty 204
+PROBE_PATH = "/api/v1/workflows"
+PROBE_PARAMS = {"limit": "1"}
+DEFAULT_TIMEOUT = 10.0
+MAX_CONCURRENCY = 8
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_BODY_BYTES = 1024 * 1024
+# Backoff between attempts: 0.25 s, 0.5 s, 1 s, then 2 s each time.
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 2.0
+# A retry is only worth making when at least this much of the budget is left after waiting.
+MIN_ATTEMPT_SECONDS = 0.5
+# httpx's own timeouts fire a little before the hard deadline, so that the message can say
+# which phase (connect or answer) ran out; the deadline itself is never exceeded.
+PHASE_TIMEOUT_SHARE = 0.95
+
+
+class Outcome(str, Enum):
+    """What a check concluded; each maps to one exit status (``EXIT_STATUS``)."""
+
+    VALID = "valid"
+    INVALID_FORMAT = "invalid_format"
+    EXPIRED = "expired"
+    EXPIRING_SOON = "expiring_soon"
+    REJECTED = "rejected"  # 401
+    FORBIDDEN = "forbidden"  # 403: the key lacks the workflow:list scope
+    UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
+    UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
+
+
+EXIT_STATUS: dict[Outcome, ExitStatus] = {
+    Outcome.VALID: ExitStatus.SUCCESS,
+    Outcome.INVALID_FORMAT: ExitStatus.INVALID_FORMAT,
+    Outcome.EXPIRED: ExitStatus.KEY_EXPIRED,
+    Outcome.EXPIRING_SOON: ExitStatus.KEY_EXPIRED,
+    Outcome.REJECTED: ExitStatus.KEY_REJECTED,
+    Outcome.FORBIDDEN: ExitStatus.KEY_REJECTED,
+    Outcome.UNEXPECTED_RESPONSE: ExitStatus.UNEXPECTED_RESPONSE,
+    Outcome.UNREACHABLE: ExitStatus.UNREACHABLE,
+}
+
+#: When several checks fail (``apikey test --all``, a key linked to several servers), the
+#: exit status is the most serious failure, in this order (most serious first): the key is
+#: refused by a server, it has expired, it is not a key at all, it is inactive — each means
+#: "this key will not work" — then the server answered wrongly, then it could not be
+#: reached (often passing), and last a key that could not be tested (no server).
+SEVERITY: tuple[ExitStatus, ...] = (
+    ExitStatus.KEY_REJECTED,
+    ExitStatus.KEY_EXPIRED,
+    ExitStatus.INVALID_FORMAT,
+    ExitStatus.KEY_INACTIVE,
+    ExitStatus.UNEXPECTED_RESPONSE,
+    ExitStatus.UNREACHABLE,
+    ExitStatus.FAILED,
+)
+
+
+def most_serious(statuses: Iterable[ExitStatus]) -> ExitStatus:
+    """The status a run of several checks exits with: 0 only when every one passed."""
+    failures = [ExitStatus(s) for s in statuses if s != ExitStatus.SUCCESS]
+    if not failures:
+        return ExitStatus.SUCCESS
+
+    def rank(status: ExitStatus) -> int:
+        return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)
+
+    return min(failures, key=rank)
+
+
+# Check names, in the order they are shown (the reference's order).
+FORMAT, REACHABLE, AUTHENTICATION, EXPIRY = "format", "reachable", "authentication", "expiry"
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: ``name`` is format/reachable/authentication/expiry."""
+
+    name: str
+    status: str  # passed | failed | skipped
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Everything one check found out.  It never holds the key."""
+
+    server_url: str
+    outcome: Outcome
+    message: str
+    hint: str | None = None
+    checks: tuple[Check, ...] = ()
+    key_kind: str | None = None
+    expires_at: datetime | None = None
+    http_status: int | None = None
+    location: str | None = None
+    cause: str | None = None  # why unreachable: dns, refused, tls, timeout, connect, ...
+    elapsed: float = 0.0
+    attempts: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.VALID
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return EXIT_STATUS[self.outcome]
+
+    @property
+    def contacted(self) -> bool:
+        return self.attempts > 0
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (README, "apikey test and rotation")."""
+        return {
+            "server_url": self.server_url,
+            "valid": self.ok,
+            "outcome": self.outcome.value,
+            "exit_status": int(self.exit_status),
+            "message": self.message,
+            "hint": self.hint,
+            "http_status": self.http_status,
+            "location": self.location,
+            "cause": self.cause,
+            "key_kind": self.key_kind,
+            "expires_at": iso_utc(self.expires_at),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "attempts": self.attempts,
+            "checks": [c.to_dict() for c in self.checks],
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One check to run: a key against a server.  The key is kept out of ``repr``."""
+
+    key: str = field(repr=False)
+    server_url: str
+    verify_tls: bool = True
+
+
+# --- public API -------------------------------------------------------------------------
+
+
+def validate_key(
+    key: str,
+    server_url: str,
+    *,
+    verify_tls: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    min_days: float = 0,
+    now: datetime | None = None,
+) -> ValidationResult:
+    """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
+
+    Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
+    ``UsageError`` for an unreadable ``SSL_CERT_FILE`` or a budget of 0; every other
+    problem is a result.  It runs its own event loop: from async code, await
+    :func:`validate_key_async` instead.
+    """
+    return run_sync(
+        validate_key_async(
+            key, server_url, verify_tls=verify_tls, timeout=timeout, min_days=min_days, now=now
+        )
+    )
+
+
+def validate_many(
+    probes: Sequence[Probe],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    min_days: float = 0,
+    concurrency: int = MAX_CONCURRENCY,
+    on_done: Callable[[int, ValidationResult], None] | None = None,
+) -> list[ValidationResult]:
+    """Run several checks concurrently (at most ``concurrency`` at a time), each within its
+    own ``timeout``; results come back in the order of ``probes``."""
+    return run_sync(
+        validate_many_async(
+            probes, timeout=timeout, min_days=min_days, concurrency=concurrency, on_done=on_done
+        )
+    )
+
+
+async def validate_many_async(
+    probes: Sequence[Probe],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    min_days: float = 0,
+    concurrency: int = MAX_CONCURRENCY,
+    on_done: Callable[[int, ValidationResult], None] | None = None,
+) -> list[ValidationResult]:
+    for probe in probes:  # refuse a bad URL before anything is sent anywhere
+        normalize_server_url(probe.server_url)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(index: int, probe: Probe) -> ValidationResult:
+        async with gate:
+            result = await validate_key_async(
+                probe.key,
+                probe.server_url,
+                verify_tls=probe.verify_tls,
+                timeout=timeout,
+                min_days=min_days,
+            )
+        if on_done is not None:
+            on_done(index, result)
+        return result
+
+    return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
+
+
+async def validate_key_async(
+    key: str,
+    server_url: str,
+    *,
+    verify_tls: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    min_days: float = 0,
+    now: datetime | None = None,
+) -> ValidationResult:
+    """The coroutine behind :func:`validate_key` (use this one inside a running event loop)."""
+    if not timeout > 0:
+        raise UsageError(f"The time budget must be more than 0 seconds, not {timeout}")
+    started = _clock()
+    base = normalize_server_url(server_url)
+    warnings = _transport_warnings(base, verify_tls)
+
+    local = _local_checks(key, min_days=min_days, now=now)
+    if local.failure is not None:
+        outcome, message, hint = local.failure
+        not_contacted = "Server not contacted"
+        return ValidationResult(
+            server_url=base,
+            outcome=outcome,
+            message=message,
+            hint=hint,
+            checks=(
+                *local.format_checks,
+                Check(REACHABLE, SKIPPED, f"{not_contacted} ({base})"),
+                Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
+                *local.expiry_checks,
+            ),
+            key_kind=local.info.kind if local.info else None,
+            expires_at=local.info.expires_at if local.info else None,
+            elapsed=_clock() - started,
+            warnings=(*warnings, *local.warnings),
+        )
+    assert local.info is not None and local.key is not None
+    context = tls_context(verify_tls)
+    exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
+    verdict = _judge(exchange, base, timeout)
+    secret = local.key
+    return ValidationResult(
+        server_url=base,
+        outcome=verdict.outcome,
+        message=_scrub(verdict.message, secret),
+        hint=_scrub(verdict.hint, secret) if verdict.hint else None,
+        checks=(
+            *local.format_checks,
+            Check(REACHABLE, *verdict.reachable),
+            Check(AUTHENTICATION, verdict.auth[0], _scrub(verdict.auth[1], secret)),
+            *local.expiry_checks,
+        ),
+        key_kind=local.info.kind,
+        expires_at=local.info.expires_at,
+        http_status=exchange.status,
+        location=_scrub(exchange.location, secret) if exchange.location else None,
+        cause=verdict.cause,
+        elapsed=_clock() - started,
+        attempts=exchange.attempts,
+        warnings=(*warnings, *local.warnings),
+    )
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """The TLS settings for a request.
+
+    Verification on: the CA bundle named by ``SSL_CERT_FILE`` and/or ``SSL_CERT_DIR`` when
+    set (as OpenSSL, curl and Python do), otherwise certifi's bundle (httpx's default).
+    Verification off: no certificate or host name check at all.
+    """
+    return _tls_context(
+        verify, os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool, cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    named = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
+    if cafile is None and capath is None:
+        import certifi
+
+        cafile = certifi.where()
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise UsageError(
+            f"Cannot load the CA certificates named by {named} ({cafile or capath}): {reason}",
+            hint=f"Point {named} at a PEM file of CA certificates, or unset it",
+        ) from None
+
+
+# --- running coroutines -----------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` in a fresh event loop and return as soon as it is done.
+
+    Unlike ``asyncio.run`` this does not wait for a DNS lookup still blocked in a worker
+    thread after its check gave up: the time budget is kept even when DNS hangs.
+    """
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
+    loop.set_default_executor(executor)
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            _cancel_pending(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            loop.close()
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+# Indirection so that tests can run the retry logic on a simulated clock.
+_clock: Callable[[], float] = time.monotonic
+_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+class _Budget:
+    def __init__(self, started: float, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = started + seconds
+
+    def remaining(self) -> float:
+        return self.deadline - _clock()
+
+
+# --- local checks -----------------------------------------------------------------------
+
+
+@dataclass
+class _Local:
+    key: str | None = field(default=None, repr=False)
+    info: KeyInfo | None = None
+    format_checks: tuple[Check, ...] = ()
+    expiry_checks: tuple[Check, ...] = ()
+    failure: tuple[Outcome, str, str | None] | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def _local_checks(raw: str, *, min_days: float, now: datetime | None) -> _Local:
+    try:
+        key = clean_key(raw)
+        info = parse_key(key)
+    except N8nDeployError as error:  # messages from keys.py never contain the key
+        return _Local(
+            format_checks=(Check(FORMAT, FAILED, error.message),),
+            expiry_checks=(Check(EXPIRY, SKIPPED, "Expiry not checked"),),
+            failure=(
+                Outcome.INVALID_FORMAT,
+                error.message,
+                error.hint
+                or "n8n API keys are JWTs starting with 'eyJ', or legacy 'n8n_api_' "
+                "keys; copy the whole key again from n8n (Settings -> API)",
+            ),
+        )
+    kind_note = " (legacy n8n_api_ key)" if info.kind == "legacy" else ""
+    format_check = Check(FORMAT, PASSED, f"Key format valid{kind_note}")
+    now = now or utcnow()
+    failure: tuple[Outcome, str, str | None] | None = None
+    expires = info.expires_at
+    if expires is None:
+        expiry = Check(EXPIRY, PASSED, "Token expires: never")
+    elif info.is_expired(now):
+        message = f"Token expired on {format_date(expires)}"
+        expiry = Check(EXPIRY, FAILED, message)
+        failure = (
+            Outcome.EXPIRED,
+            f"The key expired on {format_date(expires)}; n8n rejects expired keys",
+            "Create a new key in n8n (Settings -> API) and rotate to it: "
+            "n8n-deploy apikey rotate OLD - --name NEW",
+        )
+    elif min_days > 0 and info.expires_within(min_days, now):
+        days = (expires - now).total_seconds() / 86400
+        message = f"Token expires: {format_date(expires)} (in {days:.1f} days)"
+        expiry = Check(EXPIRY, FAILED, message + f", within the {min_days:g} days asked")
+        failure = (
+            Outcome.EXPIRING_SOON,
+            f"The key expires on {format_date(expires)}, within {min_days:g} days (--min-days)",
+            "Rotate it before it expires: create a new key in n8n, then "
+            "n8n-deploy apikey rotate OLD - --name NEW",
+        )
+    else:
+        expiry = Check(EXPIRY, PASSED, f"Token expires: {format_date(expires)}")
+    return _Local(
+        key=key,
+        info=info,
+        format_checks=(format_check,),
+        expiry_checks=(expiry,),
+        failure=failure,
+        warnings=tuple(f"Key claims: {problem}" for problem in info.problems),
+    )
+
+
+def _transport_warnings(base: str, verify_tls: bool) -> tuple[str, ...]:
+    parts = urlsplit(base)
+    if parts.scheme == "http" and not is_loopback_host(base):
+        return (
+            f"{base} uses plain http: the key travels unencrypted to {parts.netloc}; use https",
+        )
+    if parts.scheme == "https" and not verify_tls:
+        return (
+            f"TLS certificate verification is off for {parts.netloc}: "
+            "an impostor could receive the key",
+        )
+    return ()
+
+
+# --- the request ------------------------------------------------------------------------
+
+
+@dataclass
+class _Exchange:
+    """What came back from the server (the last attempt), or why nothing did."""
+
+    attempts: int = 0
+    status: int | None = None
+    reason: str = ""
+    content_type: str = ""
+    body: bytes = b""
+    location: str | None = None
+    retry_after: float | None = None  # asked for but beyond the budget
+    failure: tuple[str, str, str | None] | None = None  # (kind, message, hint)
+
+
+async def _exchange(key: str, base: str, context: ssl.SSLContext, budget: _Budget) -> _Exchange:
+    import httpx
+
+    url = base + PROBE_PATH
+    headers = {
+        "X-N8N-API-KEY": key,
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    exchange = _Exchange()
+    async with httpx.AsyncClient(verify=context, follow_redirects=False) as client:
+        while True:
+            remaining = budget.remaining()
+            if remaining <= 0:
+                exchange.failure = _timeout_failure(base, budget.seconds, connected=False)
+                return exchange
+            exchange.attempts += 1
+            retry_in: float | None
+            try:
+                await asyncio.wait_for(
+                    _send(client, url, headers, remaining * PHASE_TIMEOUT_SHARE, exchange),
+                    timeout=remaining,
+                )
+            except asyncio.TimeoutError:
+                exchange.failure = _timeout_failure(base, budget.seconds, connected=True)
+                return exchange
+            except httpx.HTTPError as exc:
+                kind, message, hint, retryable = _describe_error(exc, base, budget.seconds)
+                exchange.failure = (kind, message, hint)
+                retry_in = _backoff(exchange.attempts) if retryable else None
+            else:
+                exchange.failure = None
+                if exchange.status not in RETRY_STATUSES:
+                    return exchange
+                retry_in = _backoff(exchange.attempts)
+                if exchange.retry_after is not None:  # honoured, but never a busy loop
+                    retry_in = max(retry_in, exchange.retry_after)
+            if retry_in is None:
+                return exchange
+            if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
+                return exchange  # report the last answer rather than overrun the budget
+            exchange.retry_after = None
+            await _sleep(retry_in)
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    phase_timeout: float,
+    exchange: _Exchange,
+) -> None:
+    import httpx
+
+    exchange.status = None
+    exchange.body = b""
+    exchange.location = None
+    exchange.retry_after = None
+    request = client.build_request(
+        "GET", url, params=PROBE_PARAMS, headers=headers, timeout=httpx.Timeout(phase_timeout)
+    )
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        exchange.status = response.status_code
+        exchange.reason = response.reason_phrase
+        exchange.content_type = response.headers.get("content-type", "")
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("location")
+            exchange.location = urljoin(url, location) if location else None
+            return  # the body of a redirect is of no interest
+        if response.status_code in RETRY_STATUSES:
+            exchange.retry_after = _retry_after(response.headers.get("retry-after"))
+        body = bytearray()
+        async for chunk in response.aiter_bytes():  # decoded (n8n may gzip its answers)
+            body += chunk
+            if len(body) >= MAX_BODY_BYTES:
+                break
+        exchange.body = bytes(body[:MAX_BODY_BYTES])
+    finally:
+        await response.aclose()
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+# --- classifying what happened ------------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and contexts, and the members of exception groups."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(getattr(current, "exceptions", ()) or ())
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+    return seen
+
+
+def _first(chain: list[BaseException], kind: type[T]) -> T | None:
+    for exc in chain:
+        if isinstance(exc, kind):
+            return exc
+    return None
+
+
+_TLS_HINT = (
+    "If the server uses a private or self-signed certificate, point SSL_CERT_FILE (or "
+    "SSL_CERT_DIR) at its CA certificate; --skip-ssl-verify (or the server's "
+    "skip_ssl_verify setting: n8n-deploy server update NAME --skip-ssl-verify) turns the "
+    "check off"
+)
+
+
+def _describe_error(exc: Exception, base: str, budget: float) -> tuple[str, str, str | None, bool]:
+    """(kind, message, hint, retryable) for a transport error; never uses the key."""
+    import httpx
+
+    parts = urlsplit(base)
+    host = parts.hostname or base
+    where = parts.netloc
+    chain = _chain(exc)
+    cert_error = _first(chain, ssl.SSLCertVerificationError)
+    if cert_error is not None:
+        why = cert_error.verify_message or cert_error.reason or "not trusted"
+        return "tls", f"TLS certificate of {where} not trusted: {why}", _TLS_HINT, False
+    tls_error = _first(chain, ssl.SSLError)
+    if tls_error is not None:
+        why = tls_error.reason or type(tls_error).__name__
+        hint = "Check the URL's scheme: is the server plain http:// rather than https://?"
+        return "tls", f"TLS handshake with {where} failed ({why})", hint, False
+    if isinstance(exc, httpx.ConnectTimeout):
+        message, hint = _timeout_failure(base, budget, connected=False)[1:]
+        return "timeout", message, hint, False
+    if isinstance(exc, httpx.TimeoutException):
+        message, hint = _timeout_failure(base, budget, connected=True)[1:]
+        return "timeout", message, hint, False
+    dns_error = _first(chain, socket.gaierror)
+    if dns_error is not None:
+        temporary = dns_error.errno == socket.EAI_AGAIN
+        if temporary:
+            message = f"DNS lookup of {host} failed temporarily"
+        else:
+            message = f"DNS lookup failed: the host name {host} cannot be resolved"
+        return "dns", message, "Check the host name in the server URL and your DNS", temporary
+    if _first(chain, ConnectionRefusedError) is not None or any(
+        isinstance(e, OSError) and e.errno == errno.ECONNREFUSED for e in chain
+    ):
+        return (
+            "refused",
+            f"Connection refused by {where}",
+            "Is n8n running and listening on that port? Check the port in the server URL",
+            True,
+        )
+    if isinstance(exc, httpx.ConnectError):
+        reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
+        why = reasons[0] if reasons else "connection failed"
+        return (
+            "connect",
+            f"Cannot connect to {where}: {why}",
+            "Check the URL, the network and any firewall in between",
+            True,
+        )
+    if isinstance(exc, httpx.ProxyError):
+        return (
+            "proxy",
+            f"The proxy refused or failed the connection to {where}",
+            "Check HTTPS_PROXY / HTTP_PROXY and NO_PROXY",
+            False,
+        )
+    scheme_hint = (
+        "Check the URL's scheme and port (a server that speaks https needs https://) and "
+        "any proxy in between"
+    )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        message = f"{where} closed the connection without a valid HTTP answer"
+        return "protocol", message, scheme_hint, False
+    message = f"The connection to {where} broke before an answer ({type(exc).__name__})"
+    return "network", message, scheme_hint, False
+
+
+def _timeout_failure(base: str, budget: float, *, connected: bool) -> tuple[str, str, str]:
+    where = urlsplit(base).netloc
+    if connected:
+        message = f"Timed out: {where} did not answer within the {budget:g} s budget"
+    else:
+        message = f"Timed out connecting to {where} within the {budget:g} s budget"
+    hint = (
+        "Check that the server is up and the URL and port are right; allow more time with --timeout"
+    )
+    return "timeout", message, hint
+
+
+@dataclass
+class _Verdict:
+    outcome: Outcome
+    message: str
+    hint: str | None
+    reachable: tuple[str, str]
+    auth: tuple[str, str]
+    cause: str | None = None
+
+
+def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
+    if exchange.failure is not None:
+        cause, message, hint = exchange.failure
+        if exchange.attempts > 1:
+            message += f" (after {exchange.attempts} attempts)"
+        return _Verdict(
+            Outcome.UNREACHABLE,
+            message,
+            hint,
+            (FAILED, f"Server unreachable ({base}): {_tail(message)}"),
+            (SKIPPED, "Authentication not checked"),
+            cause,
+        )
+    status = exchange.status or 0
+    reachable = (PASSED, f"Server reachable ({base})")
+    after = f" (after {exchange.attempts} attempts)" if exchange.attempts > 1 else ""
+
+    def unexpected(message: str, hint: str) -> _Verdict:
+        return _Verdict(
+            Outcome.UNEXPECTED_RESPONSE,
+            message + after,
+            hint,
+            reachable,
+            (FAILED, f"Unexpected response: {_tail(message)}{after}"),
+        )
+
+    if status == 200:
+        data = _json(exchange.body)
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            return _Verdict(
+                Outcome.VALID,
+                f"The key is valid and working on {base}",
+                None,
+                reachable,
+                (PASSED, "Authentication successful"),
+            )
+        if data is not _NOT_JSON:
+            return unexpected(
+                "HTTP 200 with JSON that is not n8n's workflow list",
+                "Check the URL and its path prefix: is this n8n's public API?",
+            )
+    if 200 <= status < 300:
+        return unexpected(*_not_json(exchange, status))
+    if 300 <= status < 400:
+        return unexpected(*_redirect(exchange, base, status))
+    if status == 401:
+        message = (
+            "The server rejected the key (HTTP 401): revoked, deleted or expired in n8n, "
+            "its user disabled, or the server's secret changed"
+        )
+        hint = (
+            "Check the key in n8n (Settings -> API) and that this URL is the server that "
+            "issued it; create and store a new key if needed"
+        )
+        if "header required" in _message_of(exchange).lower():
+            message = "The server did not receive the X-N8N-API-KEY header (HTTP 401)"
+            hint = "A proxy in front of n8n may strip the X-N8N-API-KEY header"
+        return _Verdict(
+            Outcome.REJECTED,
+            message,
+            hint,
+            reachable,
+            (FAILED, f"Authentication failed: {_tail(message)}"),
+        )
+    if status == 403:
+        message = "The key lacks the workflow:list scope (HTTP 403 Forbidden)"
+        hint = (
+            "In n8n (Settings -> API), give the key the workflow:list scope or create one with it"
+        )
+        return _Verdict(
+            Outcome.FORBIDDEN,
+            message,
+            hint,
+            reachable,
+            (FAILED, f"Authentication failed: {_tail(message)}"),
+        )
+    if status == 404:
+        return unexpected(
+            f"No n8n public API at {base}{PROBE_PATH} (HTTP 404)",
+            "Check the server URL and its path prefix (e.g. https://host/n8n); the public "
+            "API may also be disabled (N8N_PUBLIC_API_DISABLED, or an n8n Cloud trial)",
+        )
+    if status == 429:
+        message = "The server kept answering 429 Too Many Requests"
+        hint = "Wait a while before testing again"
+        if exchange.retry_after is not None:
+            hint += (
+                f"; it asked to retry after {exchange.retry_after:g} s, "
+                f"beyond the {budget:g} s budget (--timeout)"
+            )
+        return unexpected(message, hint)
+    if status in (502, 504):
+        return unexpected(
+            f"The proxy in front of n8n got no answer from it (HTTP {status})",
+            "n8n may be restarting or down; try again shortly",
+        )
+    if status == 503:
+        return unexpected(
+            f"The server is not ready (HTTP 503{_server_says(exchange)})",
+            "n8n is starting or its database is not ready; try again shortly",
+        )
+    if status >= 500:
+        return unexpected(
+            f"The server failed (HTTP {status}{_server_says(exchange)})",
+            "Check n8n's logs; newer n8n versions answer 500 to a key signed with another "
+            "server's secret",
+        )
+    return unexpected(
+        f"HTTP {status} {exchange.reason}{_server_says(exchange)}".rstrip(),
+        "Check the URL and its path prefix; a proxy in between may be refusing the request",
+    )
+
+
+_NOT_JSON = object()
+
+
+def _json(body: bytes) -> Any:
+    if not body.strip():
+        return _NOT_JSON
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def _message_of(exchange: _Exchange) -> str:
+    data = _json(exchange.body)
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return " ".join(str(data["message"]).split())[:200]
+    return ""
+
+
+def _server_says(exchange: _Exchange) -> str:
+    message = _message_of(exchange)
+    return f": {message}" if message else ""
+
+
+def _not_json(exchange: _Exchange, status: int) -> tuple[str, str]:
+    text = _text(exchange.body)
+    lowered = text.lower()
+    media = exchange.content_type.split(";")[0].strip().lower() or "no content type"
+    if "starting up" in lowered:
+        return (
+            f"n8n is still starting up (HTTP {status}, {media})",
+            "Wait until n8n has started, then test again",
+        )
+    if "html" in media or lowered.lstrip().startswith(("<!doctype html", "<html")):
+        return (
+            f"HTTP {status} with a web page (HTML), not n8n's API",
+            "Check the URL and its path prefix: this looks like n8n's editor at a wrong "
+            "path or a proxy's login page",
+        )
+    if not exchange.body.strip():
+        return (
+            f"HTTP {status} with an empty answer",
+            "Check the URL and its path prefix, and any proxy in between",
+        )
+    return (
+        f"HTTP {status} with an answer that is not JSON ({media})",
+        "Check the URL and its path prefix: is this n8n's public API?",
+    )
+
+
+def _redirect(exchange: _Exchange, base: str, status: int) -> tuple[str, str]:
+    location = exchange.location
+    if not location:
+        return (
+            f"Redirect (HTTP {status}) without a Location; not followed",
+            "Check the server URL and its path prefix",
+        )
+    message = f"Redirected (HTTP {status}) to {location}; not followed, the key was not sent there"
+    suggested = _base_from_location(location)
+    if suggested is None:
+        hint = (
+            "Redirects are never followed. Check the server URL; a login page suggests an "
+            "access gateway in front of n8n"
+        )
+    else:
+        hint = (
+            f"If {suggested} is the right address, store it: "
+            f"n8n-deploy server update NAME --url {suggested} (or use --server-url)"
+        )
+    return message, hint
+
+
+def _base_from_location(location: str) -> str | None:
+    """The base URL a redirect points to, when it keeps the API path we asked for."""
+    parts = urlsplit(location)
+    if parts.scheme not in ("http", "https") or not parts.path.endswith(PROBE_PATH):
+        return None
+    prefix = parts.path[: -len(PROBE_PATH)]
+    return f"{parts.scheme}://{parts.netloc}{prefix}"
+
+
+def _tail(message: str) -> str:
+    """A message continuing a sentence: "The server ..." -> "the server ..." (not "HTTP")."""
+    if len(message) > 1 and message[0].isupper() and message[1].islower():
+        return message[0].lower() + message[1:]
+    return message
+
+
+def _scrub(text: str, secret: str) -> str:
+    """Belt and braces: a server that echoes the key back must not make us print it."""
+    if secret and secret in text:
+        return text.replace(secret, mask_key(secret))
+    return text
