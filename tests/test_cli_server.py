@@ -603,7 +603,7 @@ def test_keys_unmask_shows_the_keys_with_a_warning(cli: Cli, seeded: Database) -
     result = cli("server", "keys", "Staging", "--unmask", "--no-emoji")
     assert result.exit_code == 0
     assert secret in result.stdout
-    assert result.stderr.startswith("Warning: showing full API keys")
+    assert result.stderr.startswith("Warning: --unmask shows full API keys")
     assert not has_emoji(result.output)
     assert result.stdout.isascii()
     as_json = cli("server", "keys", "Staging", "--json", "--unmask")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from typing import Annotated
 
 import typer
 
-from n8n_deploy.cli import core
+from n8n_deploy.cli import core, secrets
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
 from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption, state
 from n8n_deploy.config import SERVER_URL_ENV
-from n8n_deploy.errors import InvalidKeyFormatError, OperationFailed, UsageError
+from n8n_deploy.errors import OperationFailed
 from n8n_deploy.output import icon, note, print_json, say, warn
 from n8n_deploy.validation import clean_name
 
@@ -27,8 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-#: Far longer than any n8n API key (JWTs are about 300 characters).
-MAX_KEY_INPUT = 16_384
+ADD_EXAMPLE = "n8n-deploy apikey add - --name NAME"
 
 KeyNameArgument = Annotated[
     str,
@@ -96,7 +94,7 @@ def add(
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
     from_argument = key is not None and key != "-"
-    raw = _read_key_input() if key is None or key == "-" else key
+    raw = secrets.read_key(key, prompt="API key (input hidden)", example=ADD_EXAMPLE)
     new = keystore.plan_new_key(
         name,
         raw,
@@ -108,10 +106,8 @@ def add(
         added = keystore.store_new_key(session, new)
         record = key_record(added.key)
     if from_argument:  # said once the key is stored, so that an error stays one line
-        warn(
-            "a key given as an argument is visible in shell history and the process list; "
-            f'next time pipe it: echo "$KEY" | n8n-deploy apikey add - --name {_q(new.name)}',
-            emoji=emoji,
+        secrets.warn_key_on_command_line(
+            f"n8n-deploy apikey add - --name {_q(new.name)}", emoji=emoji
         )
     for message in added.warnings:
         warn(message, emoji=emoji)
@@ -125,37 +121,6 @@ def add(
         else:
             line += f", linked to server '{added.server.name}'"
     say(line)
-
-
-def _read_key_input() -> str:
-    """The key from a hidden prompt at a terminal, otherwise from stdin."""
-    if core.stdin_is_terminal():
-        value: str = typer.prompt(
-            "API key (input hidden)", default="", show_default=False, hide_input=True, err=True
-        )
-        return value
-    return _read_stdin()
-
-
-def _read_stdin() -> str:
-    hint = 'Pipe the key as text, e.g. echo "$KEY" | n8n-deploy apikey add - --name NAME'
-    stream = sys.stdin
-    if stream is None:
-        raise UsageError("Cannot read the API key: stdin is closed", hint=hint)
-    try:
-        text = stream.read(MAX_KEY_INPUT + 1)
-    except UnicodeDecodeError:
-        raise UsageError("Cannot read the API key: stdin is not UTF-8 text", hint=hint) from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise UsageError(f"Cannot read the API key from stdin: {reason}", hint=hint) from None
-    if len(text) > MAX_KEY_INPUT:
-        raise InvalidKeyFormatError(
-            f"Invalid JWT token format: stdin holds more than {MAX_KEY_INPUT} characters, "
-            "far more than an n8n API key",
-            hint="Pipe only the key",
-        )
-    return text
 
 
 @app.command("list")
@@ -199,7 +164,7 @@ def list_keys(
         store_empty = not keys and not repo.names()
         records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
     if unmask:
-        _warn_unmasked(emoji)
+        secrets.warn_unmasked(emoji=emoji)
     if json_output:
         print_json(records)
         return
@@ -224,13 +189,6 @@ def _describe_filter(server: str | None, active: bool | None) -> str:
     return ", ".join(parts)
 
 
-def _warn_unmasked(emoji: bool) -> None:
-    warn(
-        "--unmask shows full API keys; keep this output out of logs, shared screens and CI",
-        emoji=emoji,
-    )
-
-
 @app.command("show")
 def show(
     ctx: typer.Context,
@@ -248,7 +206,7 @@ def show(
         key = ApiKeyRepository(session).get(name.strip())
         record = key_record(key, unmask=unmask)
     if unmask:
-        _warn_unmasked(emoji)
+        secrets.warn_unmasked(emoji=emoji)
     if json_output:
         print_json(record)
     else:

@@ -8,15 +8,15 @@ parses options and renders results.  Nothing heavy is imported at module level.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from n8n_deploy.cli import secrets
 from n8n_deploy.cli.apikey import app
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state, stdin_is_terminal
+from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state
 from n8n_deploy.errors import ExitStatus, UsageError
 from n8n_deploy.output import icon, note, print_json, print_table, say, warn
 
@@ -145,7 +145,9 @@ def test_key(
             hint="e.g. n8n-deploy apikey test prod_key",
         )
     if name == "-":
-        secret = _read_secret("-", what="the key to test")
+        secret = _read_secret(
+            "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
+        )
         database = state(ctx).database() if server is not None else None
         report = keycheck.check_secret(
             secret, database=database, server_name=server, server_url=server_url, options=options
@@ -221,7 +223,9 @@ def rotate(
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
-    secret = _read_secret(new_key, what="the new key")
+    secret = _read_secret(
+        new_key, what="the new key", example="n8n-deploy apikey rotate OLD - --name NEW"
+    )
     report = keycheck.rotate_key(
         state(ctx).database(),
         old,
@@ -238,26 +242,14 @@ def rotate(
 # --- reading a key ----------------------------------------------------------------------
 
 
-def _read_secret(value: str | None, *, what: str) -> str:
-    """A key from the argument, from stdin (``-`` or no argument when piped), or asked for
-    without echo at a terminal.  Never echoed, never part of a message."""
+def _read_secret(value: str | None, *, what: str, example: str) -> str:
+    """A key from the argument, stdin or a hidden prompt; never echoed."""
     if value is not None and value != "-":
-        warn(
-            "a key given on the command line is visible in shell history and the process "
-            'list; pipe it instead: echo "$KEY" | n8n-deploy ...'
-        )
-        return value
-    if stdin_is_terminal():
-        raw = str(typer.prompt(f"Paste {what}", hide_input=True, err=True, default=""))
-    else:
-        try:
-            raw = sys.stdin.read()
-        except (OSError, UnicodeDecodeError):
-            raise UsageError(f"Cannot read {what} from stdin (not text?)") from None
+        secrets.warn_key_on_command_line(example)
+    raw = secrets.read_key(value, prompt=f"Paste {what} (input hidden)", example=example)
     if not raw.strip():
         raise UsageError(
-            f"No key given: {what} is empty",
-            hint='Pipe it, e.g. echo "$KEY" | n8n-deploy apikey test - --server-url URL',
+            f"No key given: {what} is empty", hint=f'Pipe it, e.g. echo "$KEY" | {example}'
         )
     return raw
 

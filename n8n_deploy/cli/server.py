@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from n8n_deploy.cli import core
+from n8n_deploy.cli import core, secrets
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
 from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption, state
 from n8n_deploy.errors import ExitStatus, OperationFailed, UsageError
@@ -54,8 +54,6 @@ DescriptionOption = Annotated[
     str | None,
     typer.Option("--description", metavar="TEXT", help="Free text about the server."),
 ]
-
-UNMASK_WARNING = "showing full API keys: keep this output out of logs, tickets and chats"
 
 
 @app.command("create")
@@ -291,7 +289,7 @@ def keys(
         target = ServerRepository(session).get(lookup_name(server, "server"))
         linked = ApiKeyRepository(session).list(server=target)
         if unmask:
-            warn(UNMASK_WARNING, emoji=not no_emoji)
+            secrets.warn_unmasked(emoji=not no_emoji)
         if json_output:
             print_json([key_record(k, unmask=unmask) for k in linked])
             return

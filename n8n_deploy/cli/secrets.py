@@ -1,0 +1,65 @@
+"""Reading API keys from people and pipes, and the warnings that go with showing them.
+
+A key is read from the argument, from stdin (``-``, or no argument when piped), or from a
+prompt without echo at a terminal.  It is never echoed and never part of a message.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from n8n_deploy.cli import core
+from n8n_deploy.errors import InvalidKeyFormatError, UsageError
+from n8n_deploy.output import warn
+
+#: Far more than any n8n API key (267-289 characters); refuse to slurp a whole file.
+MAX_KEY_INPUT = 16_384
+
+COMMAND_LINE_WARNING = (
+    "a key given as an argument is visible in shell history and the process list; "
+    'next time pipe it: echo "$KEY" | {example}'
+)
+UNMASK_WARNING = "--unmask shows full API keys; keep this output out of logs, shared screens and CI"
+
+
+def read_key(value: str | None, *, prompt: str, example: str) -> str:
+    """The raw key (not yet cleaned): ``value`` itself unless it is None or ``-``."""
+    if value is not None and value != "-":
+        return value
+    if core.stdin_is_terminal():
+        answer: str = typer.prompt(
+            prompt, default="", show_default=False, hide_input=True, err=True
+        )
+        return answer
+    return _read_stdin(example)
+
+
+def warn_key_on_command_line(example: str, *, emoji: bool = True) -> None:
+    warn(COMMAND_LINE_WARNING.format(example=example), emoji=emoji)
+
+
+def warn_unmasked(*, emoji: bool = True) -> None:
+    warn(UNMASK_WARNING, emoji=emoji)
+
+
+def _read_stdin(example: str) -> str:
+    hint = f'Pipe the key as text, e.g. echo "$KEY" | {example}'
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("Cannot read the API key: stdin is closed", hint=hint)
+    try:
+        text = stream.read(MAX_KEY_INPUT + 1)
+    except UnicodeDecodeError:
+        raise UsageError("Cannot read the API key: stdin is not UTF-8 text", hint=hint) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UsageError(f"Cannot read the API key from stdin: {reason}", hint=hint) from None
+    if len(text) > MAX_KEY_INPUT:
+        raise InvalidKeyFormatError(
+            f"Invalid JWT token format: stdin holds more than {MAX_KEY_INPUT} characters, "
+            "far more than an n8n API key",
+            hint="Pipe only the key",
+        )
+    return text
