@@ -45,11 +45,17 @@ class OperationFailed(N8nDeployError):
 
 
 class NotFoundError(OperationFailed):
-    def __init__(self, kind: str, name: str, suggestions: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        suggestions: list[str] | None = None,
+        *,
+        hint: str | None = None,
+    ) -> None:
         self.kind = kind
         self.name = name
         self.suggestions = list(suggestions or [])
-        hint = None
         if self.suggestions:
             hint = "Did you mean: " + ", ".join(f"'{s}'" for s in self.suggestions) + "?"
         super().__init__(f"{kind} '{name}' not found", hint=hint)

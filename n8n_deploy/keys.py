@@ -56,7 +56,7 @@ def clean_key(raw: str) -> str:
     if not key:
         raise UsageError(
             "The API key is empty",
-            hint='Pass the key as an argument, or pipe it: echo "$KEY" | n8n-deploy ...',
+            hint='Pipe it, e.g. echo "$KEY" | n8n-deploy apikey add - --name NAME',
         )
     if any(ch.isspace() for ch in key):
         raise InvalidKeyFormatError(
@@ -89,7 +89,9 @@ def parse_key(key: str) -> KeyInfo:
         )
     names = ("header", "payload", "signature")
     for name, part in zip(names, parts, strict=True):
-        if not part or not _BASE64URL.match(part):
+        if not part:
+            raise InvalidKeyFormatError(f"Invalid JWT token format: the {name} is empty")
+        if not _BASE64URL.match(part):
             raise InvalidKeyFormatError(
                 f"Invalid JWT token format: the {name} is not base64url text"
             )
@@ -118,6 +120,19 @@ def key_info_or_none(key: str) -> KeyInfo | None:
         return parse_key(key.strip())
     except InvalidKeyFormatError:
         return None
+
+
+_KEY_LIKE = re.compile(
+    r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|n8n_api_[0-9A-Za-z]{8,}"
+)
+
+
+def redact_keys(text: str) -> str:
+    """Replace anything shaped like an n8n API key in ``text`` by a placeholder.
+
+    The last line of defence for messages built from user input (a key pasted where a
+    name belongs, a key repeated by the argument parser)."""
+    return _KEY_LIKE.sub("[API key hidden]", text)
 
 
 def mask_key(key: str) -> str:

@@ -11,18 +11,23 @@ show.  The key itself never appears in a message, a warning or a repr.
 from __future__ import annotations
 
 import shlex
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn
 
 from sqlalchemy.orm import Session
 
-from n8n_deploy.errors import InvalidServerUrlError, NotFoundError, OperationFailed, UsageError
+from n8n_deploy.errors import InvalidServerUrlError, NotFoundError, OperationFailed
 from n8n_deploy.keys import KeyInfo, check_key, format_date
 from n8n_deploy.models import ApiKey, Server
 from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
-from n8n_deploy.validation import clean_name, normalize_server_url, url_host_label
+from n8n_deploy.validation import (
+    clean_description,
+    clean_name,
+    normalize_server_url,
+    server_url_warnings,
+    url_host_label,
+)
 
 #: A key expiring sooner than this is stored with a warning.
 EXPIRY_WARNING_DAYS = 7
@@ -113,6 +118,8 @@ def store_new_key(session: Session, new: NewKey) -> AddedKey:
         server = servers.find_by_url(new.server_url)
         if server is None:
             server, created = _server_for_url(servers, new.server_url), True
+    if created and server is not None:
+        warnings.extend(server_url_warnings(server.url))
     key = ApiKeyRepository(session).add(
         new.name,
         new.secret,
@@ -137,20 +144,6 @@ def add_key(
         name, raw_key, description=description, server=server, server_url=server_url, now=now
     )
     return store_new_key(session, new)
-
-
-def clean_description(raw: str | None) -> str | None:
-    """Trim a description; empty means none.  Control characters (newlines included) are
-    refused: they would break tables and one-line output."""
-    if raw is None:
-        return None
-    text = raw.strip()
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise UsageError(
-            "The description contains control characters (such as a newline or tab)",
-            hint="Give it on one line",
-        )
-    return text or None
 
 
 def _server_url(raw: str | None) -> str | None:

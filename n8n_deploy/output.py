@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
@@ -53,9 +53,15 @@ def color_enabled(stream: IO[str]) -> bool:
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich would exit with status 1; the CLI stops quietly instead (cli.core).
+            self.quiet = True
+            raise BrokenPipeError
+
     stream = sys.stderr if stderr else sys.stdout
     tty = _is_tty(stream)
-    return Console(
+    return _Console(
         file=stream,
         no_color=not color_enabled(stream),
         color_system="auto" if color_enabled(stream) else None,
@@ -74,8 +80,12 @@ def print_table(
     rows: Sequence[Sequence[str]],
     *,
     plain: bool = False,
+    keep_whole: Collection[str] = (),
 ) -> None:
     """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs.
+
+    Columns named in ``keep_whole`` are never wrapped, even in a narrow terminal (dates,
+    masked keys); the others fold.  When piped, nothing is ever wrapped or truncated.
 
     The title goes on its own line followed by a blank line, as in the reference output.
     """
@@ -91,7 +101,9 @@ def print_table(
         header_style="" if plain else "bold",
     )
     for header in headers:
-        table.add_column(header, overflow="fold", no_wrap=not _is_tty(sys.stdout))
+        table.add_column(
+            header, overflow="fold", no_wrap=header in keep_whole or not _is_tty(sys.stdout)
+        )
     for row in rows:
         table.add_row(*row)
     console().print(table)

@@ -8,6 +8,7 @@ owns the unit of work, so a command that fails half-way stores nothing.
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,8 +28,35 @@ def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
     return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
 
 
-class ApiKeyRepository:
+class _Named:
+    """Errors that name an entry and say what to do next."""
+
+    kind = ""
+    group = ""
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def _not_found(self, name: str) -> NotFoundError:
+        return NotFoundError(
+            self.kind,
+            name,
+            _suggest(name, self.names()),
+            hint=f"See the stored names with: n8n-deploy {self.group} list",
+        )
+
+    def _exists(self, name: str) -> AlreadyExistsError:
+        return AlreadyExistsError(
+            self.kind,
+            name,
+            hint=f"Choose another name, or see the stored one: "
+            f"n8n-deploy {self.group} show {shlex.quote(name)}",
+        )
+
+
+class ApiKeyRepository(_Named):
     kind = "API key"
+    group = "apikey"
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -43,7 +71,7 @@ class ApiKeyRepository:
     def get(self, name: str) -> ApiKey:
         key = self.find(name)
         if key is None:
-            raise NotFoundError(self.kind, name, _suggest(name, self.names()))
+            raise self._not_found(name)
         return key
 
     def find_by_secret(self, secret: str) -> ApiKey | None:
@@ -70,13 +98,13 @@ class ApiKeyRepository:
     ) -> ApiKey:
         """Store a new key (already cleaned and format-checked by the caller)."""
         if self.find(name) is not None:
-            raise AlreadyExistsError(self.kind, name)
+            raise self._exists(name)
         twin = self.find_by_secret(secret)
         if twin is not None:
             raise OperationFailed(
                 f"This key is already stored as '{twin.name}'",
                 hint=f"Use the existing entry, or delete it first: "
-                f"n8n-deploy apikey delete '{twin.name}'",
+                f"n8n-deploy apikey delete {shlex.quote(twin.name)}",
             )
         info = key_info_or_none(secret)
         key = ApiKey(
@@ -112,11 +140,12 @@ class ApiKeyRepository:
             self.session.flush()
         except IntegrityError:
             # Lost a race with another process adding the same name.
-            raise AlreadyExistsError(self.kind, name) from None
+            raise self._exists(name) from None
 
 
-class ServerRepository:
+class ServerRepository(_Named):
     kind = "Server"
+    group = "server"
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -131,7 +160,7 @@ class ServerRepository:
     def get(self, name: str) -> Server:
         server = self.find(name)
         if server is None:
-            raise NotFoundError(self.kind, name, _suggest(name, self.names()))
+            raise self._not_found(name)
         return server
 
     def find_by_url(self, url: str, *, exclude: Server | None = None) -> Server | None:
@@ -169,7 +198,7 @@ class ServerRepository:
     ) -> Server:
         """Store a new server (name cleaned and URL normalised by the caller)."""
         if self.find(name) is not None:
-            raise AlreadyExistsError(self.kind, name)
+            raise self._exists(name)
         server = Server(
             name=name, url=url, description=description or None, skip_ssl_verify=skip_ssl_verify
         )
@@ -177,7 +206,7 @@ class ServerRepository:
         try:
             self.session.flush()
         except IntegrityError:
-            raise AlreadyExistsError(self.kind, name) from None
+            raise self._exists(name) from None
         return server
 
     def update(
@@ -191,7 +220,7 @@ class ServerRepository:
     ) -> Server:
         if name is not None and name != server.name:
             if self.find(name) is not None:
-                raise AlreadyExistsError(self.kind, name)
+                raise self._exists(name)
             server.name = name
         if url is not None:
             server.url = url
@@ -202,7 +231,7 @@ class ServerRepository:
         try:
             self.session.flush()
         except IntegrityError:
-            raise AlreadyExistsError(self.kind, name or server.name) from None
+            raise self._exists(name or server.name) from None
         return server
 
     def delete(self, server: Server) -> None:

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
-from n8n_deploy.errors import InvalidNameError, InvalidServerUrlError
+from n8n_deploy.errors import InvalidNameError, InvalidServerUrlError, UsageError
 
 MAX_NAME_LENGTH = 100
 # One DNS label: letters (any script), digits, hyphens; underscores too, since container
@@ -17,10 +17,35 @@ _HOST_PORT = re.compile(r"[\w.-]+:\d+(/|$)")
 _LEGACY_KEY_LIKE = re.compile(r"n8n_api_[0-9a-fA-F]{32,}")
 
 
+def check_text(text: str, what: str) -> str:
+    """Refuse text that could not have been typed as UTF-8 (bytes the terminal or shell
+    passed through undecoded) instead of failing later when it is stored or printed."""
+    if any(unicodedata.category(ch) == "Cs" for ch in text):
+        raise UsageError(
+            f"The {what} is not valid UTF-8 text",
+            hint="Check the terminal's encoding (LANG/LC_ALL) and type it again",
+        )
+    return text
+
+
+def clean_description(raw: str | None) -> str | None:
+    """Trim a description; empty means none.  Control characters (newlines included) are
+    refused: they would break tables and one-line output, or drive the terminal."""
+    if raw is None:
+        return None
+    text = check_text(raw, "description").strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise UsageError(
+            "The description contains control characters (such as a newline or tab)",
+            hint="Give it on one line",
+        )
+    return text or None
+
+
 def clean_name(raw: str, kind: str = "API key") -> str:
     """Trim a name; refuse empty ones, control characters and more than 100 characters.
     UTF-8 and emoji are welcome."""
-    name = raw.strip()
+    name = check_text(raw, f"{kind} name").strip()
     if not name:
         example = '"Production"' if kind == "server" else "prod_key"
         raise InvalidNameError(f"The {kind} name is empty", hint=f"Give a name such as {example}")
@@ -55,7 +80,7 @@ def lookup_name(raw: str, kind: str = "API key") -> str:
 
     Looser than ``clean_name`` (any stored name can be looked up), but an API key typed
     by mistake is refused without being echoed in a "not found" message."""
-    name = raw.strip()
+    name = check_text(raw, f"{kind} name").strip()
     if not name or looks_like_api_key(name):
         clean_name(name, kind)  # raises the right one-line error
     return name
@@ -78,6 +103,12 @@ def normalize_server_url(raw: str) -> str:
         raise InvalidServerUrlError(
             "The server URL looks like an API key",
             hint="Check the order of the arguments; the key itself was not stored or shown",
+        )
+    check_text(text, "server URL")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvalidServerUrlError(
+            "The server URL contains control characters",
+            hint="Give a URL such as https://n8n.example.com",
         )
     if any(ch.isspace() for ch in text):
         raise InvalidServerUrlError(
@@ -105,7 +136,9 @@ def normalize_server_url(raw: str) -> str:
     if host.endswith(".") and ":" not in host:
         host = host[:-1]
     if not host:
-        raise InvalidServerUrlError(f"The URL has no host: {text!r}")
+        raise InvalidServerUrlError(
+            f"The URL has no host: {text!r}", hint="Give a URL such as https://n8n.example.com"
+        )
     if parts.username is not None or parts.password is not None:
         raise InvalidServerUrlError(
             "The URL contains credentials; give the plain server URL",
@@ -116,7 +149,10 @@ def normalize_server_url(raw: str) -> str:
         )
     _check_host(host, text)
     if port == 0:
-        raise InvalidServerUrlError(f"Port 0 is not a server port: {text!r}")
+        raise InvalidServerUrlError(
+            f"Port 0 is not a server port: {text!r}",
+            hint="Use the port n8n listens on (5678 by default), or none",
+        )
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and not (
         (scheme == "http" and port == 80) or (scheme == "https" and port == 443)

@@ -912,7 +912,9 @@ def test_unknown_names_are_not_found_with_suggestions(
 def test_unknown_name_in_an_empty_store_has_no_suggestions(cli: Cli) -> None:
     run = cli("apikey", "show", "nothing")
     assert run.exit_code == ExitStatus.FAILED
-    assert run.stderr == "Error: API key 'nothing' not found\n"
+    assert run.stderr == (
+        "Error: API key 'nothing' not found. See the stored names with: n8n-deploy apikey list\n"
+    )
 
 
 # --- deactivate / activate ---------------------------------------------------------------

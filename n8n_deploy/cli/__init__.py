@@ -6,6 +6,7 @@ to exit statuses in ``cli.core.RootGroup``.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -17,7 +18,7 @@ from n8n_deploy.cli import (
     keycheck,  # noqa: F401  (registers apikey test and rotate)
     server,
 )
-from n8n_deploy.cli.core import RootGroup
+from n8n_deploy.cli.core import RootGroup, silence_stdout
 from n8n_deploy.config import DATA_DIR_ENV, DATABASE_URL_ENV
 
 app = typer.Typer(
@@ -81,4 +82,10 @@ app.add_typer(db.app, name="db")
 
 
 def main() -> None:
-    app(prog_name="n8n-deploy")
+    try:
+        app(prog_name="n8n-deploy")
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left early (`... | head -1`): not an error
+            silence_stdout()

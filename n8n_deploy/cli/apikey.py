@@ -18,7 +18,7 @@ from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, Unmask
 from n8n_deploy.config import SERVER_URL_ENV
 from n8n_deploy.errors import OperationFailed
 from n8n_deploy.output import icon, note, print_json, say, warn
-from n8n_deploy.validation import clean_name
+from n8n_deploy.validation import clean_name, lookup_name
 
 app = typer.Typer(
     help="Store, list, test and retire n8n API keys.",
@@ -159,7 +159,11 @@ def list_keys(
     emoji = not no_emoji
     with state(ctx).session() as session:
         repo = ApiKeyRepository(session)
-        linked_to = ServerRepository(session).get(server.strip()) if server is not None else None
+        linked_to = (
+            ServerRepository(session).get(lookup_name(server, "server"))
+            if server is not None
+            else None
+        )
         keys = repo.list(active=active, server=linked_to)
         store_empty = not keys and not repo.names()
         records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
@@ -203,7 +207,7 @@ def show(
 
     emoji = not no_emoji
     with state(ctx).session() as session:
-        key = ApiKeyRepository(session).get(name.strip())
+        key = ApiKeyRepository(session).get(lookup_name(name))
         record = key_record(key, unmask=unmask)
     if unmask:
         secrets.warn_unmasked(emoji=emoji)
@@ -233,7 +237,7 @@ def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> 
 
     with state(ctx).session(write=True) as session:
         repo = ApiKeyRepository(session)
-        key = repo.get(name.strip())
+        key = repo.get(lookup_name(name))
         changed = repo.set_active(key, active)
     word = "active" if active else "inactive"
     if not changed:
@@ -264,7 +268,7 @@ def delete(
     # Look the key up (and refuse an unknown name) before asking, without holding a lock
     # while the user thinks.
     with state(ctx).session() as session:
-        found = ApiKeyRepository(session).get(name.strip())
+        found = ApiKeyRepository(session).get(lookup_name(name))
         key_name, servers = found.name, [server.name for server in found.servers]
     linked = ", ".join(f"'{server}'" for server in servers)
     if not confirm:

@@ -80,7 +80,14 @@ def state(ctx: typer.Context) -> AppState:
 
 
 def report_error(error: N8nDeployError) -> None:
-    sys.stderr.write(error_line(error.message, error.hint) + "\n")
+    _error(error.message, error.hint)
+
+
+def _error(message: str, hint: str | None = None) -> None:
+    """One line on stderr.  Anything shaped like an API key is hidden, whatever its source."""
+    from n8n_deploy.keys import redact_keys
+
+    sys.stderr.write(redact_keys(error_line(message, hint)) + "\n")
     sys.stderr.flush()
 
 
@@ -98,39 +105,63 @@ class RootGroup(TyperGroup):
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
         except (typer.Exit, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`n8n-deploy apikey list | head -1`): stop quietly.
+            silence_stdout()
+            raise typer.Exit(int(ExitStatus.SUCCESS)) from None
         except Exception as exc:  # the last line of defence: never a traceback
-            if _is_typer_usage_error(exc):
-                raise
+            if _is_usage_error(exc):
+                _report_usage_error(exc)
+                raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
             if os.environ.get(DEBUG_ENV):
                 raise
             database_error = _database_error_message(exc)
             if database_error is not None:
-                sys.stderr.write(error_line(database_error) + "\n")
+                _error(*database_error)
             else:
-                sys.stderr.write(
-                    error_line(
-                        f"unexpected {type(exc).__name__}",
-                        f"This is a bug in n8n-deploy; run again with {DEBUG_ENV}=1 "
-                        "for details and report it",
-                    )
-                    + "\n"
+                _error(
+                    f"unexpected {type(exc).__name__}",
+                    f"This is a bug in n8n-deploy; run again with {DEBUG_ENV}=1 "
+                    "for details and report it",
                 )
             raise typer.Exit(int(ExitStatus.FAILED)) from None
 
 
-def _is_typer_usage_error(exc: Exception) -> bool:
-    # typer vendors click; its ClickException subclasses print themselves with exit 2.
+def _is_usage_error(exc: Exception) -> bool:
+    # typer vendors click; its ClickException subclasses carry their own exit status (2).
     return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
 
 
-def _database_error_message(exc: Exception) -> str | None:
+def _report_usage_error(exc: Exception) -> None:
+    """Click prints usage, a "Try --help" line and the error; one line says it all."""
+    message = str(getattr(exc, "format_message", lambda: str(exc))()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "n8n-deploy"
+    _error(message, f"See '{command} --help'")
+
+
+def silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests): nothing more will be written anyway
+
+
+def _database_error_message(exc: Exception) -> tuple[str, str | None] | None:
     """SQLAlchemy errors, without importing SQLAlchemy: only the driver's own first line
     (statements are printed without parameters: engines use hide_parameters)."""
     if not type(exc).__module__.startswith("sqlalchemy"):
         return None
     original = getattr(exc, "orig", None)
     text = str(original) if original is not None else type(exc).__name__
-    return "Database error: " + text.splitlines()[0][:200]
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    hint = None
+    if "locked" in first or "busy" in first:
+        hint = "Another n8n-deploy command is using the database; try again in a moment"
+    elif "readonly" in first or "read-only" in first:
+        hint = "Check the permissions of the data folder and the database file"
+    return f"Database error: {first}", hint
 
 
 # Common options, shared so every command spells them the same way.

@@ -19,6 +19,7 @@ from n8n_deploy.cli.completion import complete_key_names, complete_server_names
 from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state
 from n8n_deploy.errors import ExitStatus, UsageError
 from n8n_deploy.output import icon, note, print_json, print_table, say, warn
+from n8n_deploy.validation import lookup_name
 
 if TYPE_CHECKING:
     from n8n_deploy.keycheck import KeyReport, OnDone, RotationReport, Target, TargetResult
@@ -155,7 +156,7 @@ def test_key(
     else:
         report = keycheck.check_stored_key(
             state(ctx).database(),
-            name,
+            lookup_name(name),
             server_name=server,
             server_url=server_url,
             options=options,

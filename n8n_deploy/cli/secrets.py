@@ -56,6 +56,8 @@ def _read_stdin(example: str) -> str:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise UsageError(f"Cannot read the API key from stdin: {reason}", hint=hint) from None
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # undecodable bytes (surrogateescape)
+        raise UsageError("Cannot read the API key: stdin is not UTF-8 text", hint=hint)
     if len(text) > MAX_KEY_INPUT:
         raise InvalidKeyFormatError(
             f"Invalid JWT token format: stdin holds more than {MAX_KEY_INPUT} characters, "

@@ -13,6 +13,7 @@ from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, Unmask
 from n8n_deploy.errors import ExitStatus, OperationFailed, UsageError
 from n8n_deploy.output import icon, note, say, warn
 from n8n_deploy.validation import (
+    clean_description,
     clean_name,
     lookup_name,
     normalize_server_url,
@@ -331,8 +332,10 @@ def delete(ctx: typer.Context, name: ServerName, confirm: ConfirmOption = False)
 
 
 def _description(raw: str | None) -> str | None:
-    """None: leave as is; "" (or only spaces): clear it."""
-    return raw.strip() if raw is not None else None
+    """None: leave as is; "" (or only spaces): clear it.  Control characters are refused."""
+    if raw is None:
+        return None
+    return clean_description(raw) or ""
 
 
 def _is_https(url: str) -> bool:

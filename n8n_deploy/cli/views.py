@@ -99,6 +99,7 @@ def print_keys_table(
         KEY_HEADERS,
         [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
         plain=not emoji,
+        keep_whole=("Created", "Last Used", "Status", "Expires", "Key"),
     )
 
 
@@ -194,4 +195,5 @@ def print_servers_table(
         SERVER_HEADERS,
         [server_row(server, counts.get(server.id, (0, 0)), emoji=emoji) for server in servers],
         plain=not emoji,
+        keep_whole=("Created",),
     )
