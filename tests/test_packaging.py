@@ -16,7 +16,7 @@ from n8n_deploy import __version__, migrate
 from tests.conftest import file_mode
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt")
+HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt", "pydantic")
 
 
 def _script() -> str:
@@ -44,7 +44,15 @@ def _imported_modules(*args: str, env: dict[str, str]) -> set[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("--version",), ("apikey", "--help"), ("server", "--help"), ("db", "--help")],
+    [
+        ("--help",),
+        ("--version",),
+        ("apikey", "--help"),
+        ("server", "--help"),
+        ("db", "--help"),
+        ("apikey", "add", "--help"),
+        ("db", "path"),  # a command that parses arguments but needs no database
+    ],
 )
 def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -> None:
     modules = _imported_modules(*args, env=dict(os.environ))

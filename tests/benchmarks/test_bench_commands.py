@@ -1,0 +1,59 @@
+"""Command benchmarks on a database with many keys (`make bench`).  In `make test` each
+runs once, as a smoke test; timings are reported, never asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from n8n_deploy.config import resolve_settings
+from n8n_deploy.db import open_database
+from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from tests.conftest import make_jwt
+
+KEYS = 1000
+
+
+@pytest.fixture
+def many_keys(data_dir: Path) -> Path:
+    database = open_database(resolve_settings())
+    try:
+        with database.session(write=True) as s:
+            servers = ServerRepository(s)
+            prod = servers.create("Production", "https://n8n.example.com")
+            keys = ApiKeyRepository(s)
+            for i in range(KEYS):
+                keys.add(f"key_{i:05d}", make_jwt(exp_days=30, sub=f"u{i}"), servers=[prod])
+    finally:
+        database.dispose()
+    return data_dir
+
+
+def _run(data_dir: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "n8n_deploy", *args],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir)),
+    )
+
+
+def test_bench_apikey_list_table(benchmark: Any, many_keys: Path) -> None:
+    benchmark(_run, many_keys, "apikey", "list")
+
+
+def test_bench_apikey_list_json(benchmark: Any, many_keys: Path) -> None:
+    benchmark(_run, many_keys, "apikey", "list", "--json")
+
+
+def test_bench_server_keys(benchmark: Any, many_keys: Path) -> None:
+    benchmark(_run, many_keys, "server", "keys", "Production", "--no-emoji")
+
+
+def test_bench_apikey_show(benchmark: Any, many_keys: Path) -> None:
+    benchmark(_run, many_keys, "apikey", "show", "key_00500")
