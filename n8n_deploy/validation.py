@@ -15,6 +15,7 @@ _HOST_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
 API_PATH = "/api/v1"
 _HOST_PORT = re.compile(r"[\w.-]+:\d+(/|$)")
 _LEGACY_KEY_LIKE = re.compile(r"n8n_api_[0-9a-fA-F]{32,}")
+_KEY_INSIDE = re.compile(r"eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]*|n8n_api_[0-9a-fA-F]{32,}")
 
 
 def check_text(text: str, what: str) -> str:
@@ -38,6 +39,12 @@ def clean_description(raw: str | None) -> str | None:
         raise UsageError(
             "The description contains control characters (such as a newline or tab)",
             hint="Give it on one line",
+        )
+    if _KEY_INSIDE.search(text):
+        # A description is shown unmasked in every listing: it must not carry a secret.
+        raise UsageError(
+            "The description contains what looks like an API key",
+            hint="Check the order of the arguments; the key itself was not stored or shown",
         )
     return text or None
 

@@ -188,3 +188,22 @@ def test_stdin_that_is_not_utf8_is_a_usage_error(data_dir: Path) -> None:
     assert result.stderr.decode().startswith(
         "Error: Cannot read the API key: stdin is not UTF-8 text"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("apikey", "add", "-", "--name", "k", "--description", "{key}"),
+        ("server", "create", "S", "https://s.example.com", "--description", "note {key}"),
+        ("server", "update", "Production", "--description", "{key}"),
+    ],
+)
+def test_a_key_pasted_into_a_description_is_refused(
+    cli: Cli, stored: str, data_dir: Path, args: tuple[str, ...]
+) -> None:
+    pasted = make_jwt(sub="pasted")
+    before = snapshot(data_dir)
+    run = cli(*(a.replace("{key}", pasted) for a in args), input=make_jwt(sub="new"))
+    one_line_error(run, ExitStatus.USAGE, "The description contains what looks like an API key")
+    assert pasted not in run.output
+    assert snapshot(data_dir) == before
