@@ -340,7 +340,8 @@ def test_restore_needs_confirmation(
     before = snapshot(db)
 
     piped = cli("db", "restore", str(source))
-    assert piped.exit_code == ExitStatus.USAGE
+    assert piped.exit_code == ExitStatus.FAILED  # refused, like 'apikey delete'
+    assert "Refusing to restore without confirmation" in piped.stderr
     assert "--confirm" in piped.stderr
 
     monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)

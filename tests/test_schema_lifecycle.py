@@ -255,9 +255,12 @@ def test_downgrade_needs_confirm_when_not_at_a_terminal(cli: Cli, data_dir: Path
     build_at_revision(db, HEAD)
     before = db.read_bytes()
     result = cli("db", "downgrade", "0001")
-    assert result.exit_code == ExitStatus.USAGE
+    # Refused (1), as 'apikey delete' and 'server delete' refuse: not a usage error.
+    assert result.exit_code == ExitStatus.FAILED
+    assert "Refusing to downgrade without confirmation" in result.stderr
     assert "--confirm" in result.stderr
     assert db.read_bytes() == before
+    assert _backups(data_dir) == []
 
 
 def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(

@@ -15,7 +15,7 @@ from n8n_deploy.cli.core import (
     state,
     stdin_is_terminal,
 )
-from n8n_deploy.errors import OperationFailed, UsageError
+from n8n_deploy.errors import OperationFailed
 from n8n_deploy.output import note, print_json, say, warn
 
 if TYPE_CHECKING:
@@ -338,9 +338,9 @@ def _confirm(question: str, confirmed: bool, *, action: str) -> None:
     if confirmed:
         return
     if not stdin_is_terminal():
-        raise UsageError(
-            f"Refusing to {action} without confirmation",
-            hint="Pass --confirm when not running at a terminal",
+        raise OperationFailed(
+            f"Refusing to {action} without confirmation (not at a terminal)",
+            hint=f"Add --confirm (or --yes / -y) to {action}",
         )
     if not typer.confirm(question, default=False, err=True):
         raise OperationFailed("Cancelled; nothing was changed")
