@@ -307,16 +307,22 @@ def downgrade_database(engine: Engine, revision: str, *, backup: bool = True) ->
     return report
 
 
-def downgrade_target(state: SchemaState, revision: str) -> str | None:
-    """The revision a downgrade of a database in ``state`` goes to; None when it is there
-    already.  Raises for everything a downgrade refuses, before anything is asked or done."""
+def downgrade_revision(revision: str) -> str:
+    """The known revision ``db downgrade REVISION`` goes to; ``base`` and unknown ones are
+    usage errors (exit 2), found before the database is even opened."""
     if revision.strip().lower() == "base":
         raise UsageError(
             f"n8n-deploy does not downgrade below its first revision ({FIRST}): "
             "that would delete every key and server",
             hint=f"Give a revision from {FIRST} to {HEAD} (see 'n8n-deploy db history')",
         )
-    target = resolve_revision(revision)
+    return resolve_revision(revision)
+
+
+def downgrade_target(state: SchemaState, revision: str) -> str | None:
+    """The revision a downgrade of a database in ``state`` goes to; None when it is there
+    already.  Raises for everything a downgrade refuses, before anything is asked or done."""
+    target = downgrade_revision(revision)
     _refuse_unmigratable(state)
     if state.kind == "legacy":
         raise LegacyDatabaseError(

@@ -469,19 +469,24 @@ def downgrade() -> None:
 '''
 
 
-def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
-    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _ship_a_failing_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this program ship a revision 0004 that fails after changing things."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.script_location(), scripts)
     (scripts / "versions" / "0004_fails.py").write_text(FAILING_REVISION)
+    monkeypatch.setattr(migrate, "script_location", lambda: scripts)
+    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
+    monkeypatch.setattr(migrate, "HEAD", "0004")
+
+
+def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, HEAD)
     before = snapshot(db)
     before_bytes = db.read_bytes()
-    monkeypatch.setattr(migrate, "script_location", lambda: scripts)
-    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
-    monkeypatch.setattr(migrate, "HEAD", "0004")
+    _ship_a_failing_revision(tmp_path, monkeypatch)
 
     result = cli("db", "upgrade")
     assert result.exit_code == ExitStatus.FAILED, result.output
@@ -736,3 +741,50 @@ def test_db_upgrade_of_no_database_creates_it_at_the_newest_revision(
     assert result.exit_code == 0, result.output
     assert f"Created the database at revision {HEAD}" in result.stdout
     assert _backups(data_dir) == []
+
+
+# -- a fresh data folder: a command that fails leaves nothing behind ---------------------------
+
+FAILING_IN_A_FRESH_FOLDER = [
+    (("db", "upgrade", "0005"), ExitStatus.USAGE, "Unknown revision '0005'"),
+    (("db", "upgrade", "nope", "--no-backup"), ExitStatus.USAGE, "Unknown revision 'nope'"),
+    (("db", "downgrade", "0005", "--confirm"), ExitStatus.USAGE, "Unknown revision '0005'"),
+    (("db", "downgrade", "base", "--confirm"), ExitStatus.USAGE, "below its first revision"),
+    (("db", "downgrade", "0001", "--confirm"), ExitStatus.FAILED, "No database at"),
+    (("db", "downgrade", "0001"), ExitStatus.FAILED, "No database at"),
+    (("db", "check"), ExitStatus.SCHEMA, "no schema yet"),
+    (("db", "backup"), ExitStatus.FAILED, "nothing to back up"),
+]
+
+
+@pytest.mark.parametrize(("args", "status", "message"), FAILING_IN_A_FRESH_FOLDER)
+def test_a_db_command_failing_in_a_fresh_folder_creates_nothing(
+    cli: Cli, data_dir: Path, args: tuple[str, ...], status: int, message: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == status, result.output
+    assert message in result.stderr
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("args", [("db", "current"), ("db", "history"), ("db", "path")])
+def test_looking_at_a_fresh_folder_creates_nothing(
+    cli: Cli, data_dir: Path, args: tuple[str, ...]
+) -> None:
+    assert cli(*args).exit_code == 0
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("args", [("db", "upgrade"), ("db", "init"), ("apikey", "list")])
+def test_creating_the_database_failing_part_way_leaves_no_empty_file(
+    cli: Cli,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    _ship_a_failing_revision(tmp_path, monkeypatch)
+    result = cli(*args)
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert "rolled back" in result.stderr
+    assert not data_dir.exists()

@@ -91,14 +91,16 @@ def upgrade(
     that cannot be carried is reported. Another upgrade running at the same time is waited
     for."""
     from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for
+    from n8n_deploy.db import create_engine_for, removed_if_left_empty
 
     settings = state(ctx).settings
-    engine = create_engine_for(settings.database_url)
-    try:
-        report = migrate.upgrade_database(engine, revision, backup=not no_backup)
-    finally:
-        engine.dispose()
+    target = migrate.resolve_revision(revision)  # before anything is created
+    with removed_if_left_empty(settings.database_path):
+        engine = create_engine_for(settings.database_url)
+        try:
+            report = migrate.upgrade_database(engine, target, backup=not no_backup)
+        finally:
+            engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
         if report.backup is not None:
             say(f"Backup written: {report.backup}")
@@ -133,6 +135,7 @@ def downgrade(
     from n8n_deploy.db import create_engine_for
 
     settings = state(ctx).settings
+    migrate.downgrade_revision(revision)  # a bad revision is a usage error, database or not
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
         before = migrate.inspect_state(engine)
