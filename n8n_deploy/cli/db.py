@@ -279,26 +279,33 @@ def restore(
     """Replace the database with a backup, after backing the current one up.
 
     The file must be an n8n-deploy database (of this release, an older revision, or
-    n8n-deploy 0.9) and pass SQLite's integrity check. Asks for confirmation at a terminal
-    (pass --confirm otherwise). The replacement is one transaction: other commands see the
-    old database or the restored one, never a mixture."""
+    n8n-deploy 0.9) and pass SQLite's integrity check; it is read once, and what is checked
+    is what is restored. A database written by a newer n8n-deploy, or another program's, is
+    never replaced (exit 3); an n8n-deploy 0.9 database is, after it is backed up whole.
+    Asks for confirmation at a terminal (pass --confirm otherwise). The replacement is one
+    transaction: other commands see the old database or the restored one, never a
+    mixture."""
     from n8n_deploy import migrate
-    from n8n_deploy.backup import check_restore_source, describe_database, restore_backup
+    from n8n_deploy.backup import staged_restore
 
     database = _sqlite_file(state(ctx).settings, "restore")
-    incoming = check_restore_source(source, database)
-    existing = describe_database(database)
-    replaced = f" ({existing.describe()})" if existing else ""
-    _confirm(
-        f"Replace the database {database}{replaced} with {incoming.path} "
-        f"({incoming.describe()})? The current database is backed up first.",
-        confirm,
-        action="restore",
-    )
-    result = restore_backup(source, database)
+    with staged_restore(source, database) as staged:
+        replaced = f" ({staged.existing.describe()})" if staged.existing else ""
+        _confirm(
+            f"Replace the database {database}{replaced} with {staged.incoming.path} "
+            f"({staged.incoming.describe()})? The current database is backed up first.",
+            confirm,
+            action="restore",
+        )
+        result = staged.apply()
     if result.previous_backup is not None:
         say(f"Backup of the replaced database: {result.previous_backup}")
-    say(f"Restored {incoming.path} ({result.restored.describe()}) to {database}.")
+        if result.replaced is not None and result.replaced.state.kind == "legacy":
+            note(
+                "The replaced database was made by n8n-deploy 0.9; all of it, 0.9's other "
+                "tables included, is kept in that backup."
+            )
+    say(f"Restored {result.restored.path} ({result.restored.describe()}) to {database}.")
     if result.restored.state.upgrade_needed:
         note(
             f"It needs an upgrade ({result.restored.state.describe()} -> {migrate.HEAD}): "
