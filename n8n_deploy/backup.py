@@ -107,7 +107,9 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
             f"No database at {database}; there is nothing to back up",
             hint="Check --data-dir / --database-url ('n8n-deploy db path')",
         )
-    _require_sqlite_file(database)
+    # Only SQLite opens the database here (it says if it is no SQLite file): an upgrade calls
+    # this holding the write lock, and closing any other handle on the file would drop the
+    # process's POSIX locks on it, letting another process write in the middle.
     explicit = target is not None and not target.is_dir()
     if target is None:
         target = default_backup_path(database)
@@ -255,6 +257,8 @@ def _copy(source: Path, target: Path, *, into_live: bool = False, wal: bool = Fa
             ) from None
         raise DatabaseError(f"Cannot copy {source}: {exc}") from None
     except sqlite3.Error as exc:
+        if "not a database" in str(exc):
+            raise OperationFailed(f"{source} is not a SQLite database file") from None
         raise DatabaseError(f"Cannot copy {source}: {exc}") from None
     finally:
         dst.close()

@@ -168,6 +168,15 @@ def test_db_backup_without_a_database_says_so_and_creates_nothing(cli: Cli, data
     assert not data_dir.exists()
 
 
+def test_db_backup_of_a_file_that_is_no_database_says_so(cli: Cli, data_dir: Path) -> None:
+    data_dir.mkdir()
+    sqlite_file(data_dir).write_text("not a database at all, but long enough to be read " * 20)
+    result = cli("db", "backup")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "is not a SQLite database file" in result.stderr
+    assert sorted(p.name for p in data_dir.iterdir()) == ["n8n-deploy.db"]
+
+
 def test_db_backup_of_a_database_server_is_left_to_its_own_tools(cli: Cli) -> None:
     result = cli("--database-url", "postgresql://u:secret@db.internal/n8n", "db", "backup")
     assert result.exit_code == ExitStatus.FAILED

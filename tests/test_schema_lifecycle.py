@@ -519,6 +519,9 @@ def test_two_upgrades_started_at_once_do_not_corrupt_anything(data_dir: Path) ->
     # One applied the steps; the other found nothing left to do (waiting if it had to).
     assert sum("Upgraded the database from 0001" in out for out in stdouts) == 1
     assert sum("already at the newest revision" in out for out in stdouts) == 1
+    # Only the one that had something to do wrote a backup.
+    assert len(_backups(data_dir)) == 1
+    assert sum("Backup written" in out for out in stdouts) == 1
     after = snapshot(db)
     assert after["revision"] == HEAD
     assert len(after["api_keys"]) == 6 + 3000
@@ -550,6 +553,7 @@ def test_an_upgrade_that_cannot_get_the_lock_says_another_is_in_progress(
     assert "locked by another n8n-deploy process (an upgrade may be in progress)" in result.stderr
     assert "nothing was changed" in result.stderr
     assert snapshot(db) == before
+    assert _backups(data_dir) == []  # no backup of a database it did not get to upgrade
 
 
 def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
@@ -572,6 +576,7 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
 
     monkeypatch.setattr(n8n_deploy.keys, "key_info_or_none", paused)
     url = f"sqlite:///{db}"
+    before = snapshot(db)
     reports: dict[str, migrate.MigrationReport] = {}
 
     def run(name: str) -> None:
@@ -579,7 +584,7 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
 
         engine = create_engine_for(url)
         try:
-            reports[name] = migrate.upgrade_database(engine, backup=False)
+            reports[name] = migrate.upgrade_database(engine)
         finally:
             engine.dispose()
 
@@ -595,6 +600,12 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
     assert reports["second"].steps == []
     assert reports["second"].after == HEAD
     assert snapshot(db)["revision"] == HEAD
+    # The backup is taken under the lock, once there is something to do: the first wrote
+    # one (of the database as it was), the second, finding nothing to do, none.
+    backup = reports["first"].backup
+    assert backup is not None and snapshot(backup) == before
+    assert reports["second"].backup is None
+    assert _backups(data_dir) == [backup]
 
 
 # -- current, check, history -------------------------------------------------------------------

@@ -89,7 +89,7 @@ def upgrade(
     time, TZ honoured, and stored as UTC), links to deleted keys
     or servers are dropped and counted, 0.9's other tables are left untouched, and anything
     that cannot be carried is reported. Another upgrade running at the same time is waited
-    for."""
+    for; the backup is taken only once there is something left to do."""
     from n8n_deploy import migrate
     from n8n_deploy.db import create_engine_for, removed_if_left_empty
 
@@ -102,8 +102,6 @@ def upgrade(
         finally:
             engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
-        if report.backup is not None:
-            say(f"Backup written: {report.backup}")
         newest = " newest" if report.after == migrate.HEAD else ""
         say(f"The database is already at the{newest} revision {report.after}; nothing to do.")
         return
