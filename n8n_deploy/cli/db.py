@@ -16,7 +16,7 @@ from n8n_deploy.cli.core import (
     stdin_is_terminal,
 )
 from n8n_deploy.errors import OperationFailed
-from n8n_deploy.output import note, print_json, say, warn
+from n8n_deploy.output import counted, note, print_json, say, warn
 
 if TYPE_CHECKING:
     from n8n_deploy.config import Settings
@@ -323,16 +323,15 @@ def _show_migration(
         version = legacy.schema_version
         say(f"Recognised a database made by n8n-deploy 0.9 (schema version {version}).")
         say(
-            f"Carried over: {legacy.servers} servers, {legacy.keys} API keys, {legacy.links} "
-            f"links; timestamps read as local time ({legacy.time_zone}) and stored as UTC."
+            f"Carried over: {counted(legacy.servers, 'server')}, {counted(legacy.keys, 'API key')}"
+            f", {counted(legacy.links, 'link')}; timestamps read as local time "
+            f"({legacy.time_zone}) and stored as UTC."
         )
         say(f"Links dropped because their key or server no longer exists: {legacy.orphan_links}")
         if legacy.duplicate_links:
             say(f"Duplicate links merged: {legacy.duplicate_links}")
         if legacy.untouched:
-            tables = ", ".join(
-                f"{t} ({n} row{'' if n == 1 else 's'})" for t, n in legacy.untouched.items()
-            )
+            tables = ", ".join(f"{t} ({counted(n, 'row')})" for t, n in legacy.untouched.items())
             say(f"Left untouched: {tables}")
         for item in legacy.not_carried:
             warn(f"not carried over: {item}", emoji=emoji)
