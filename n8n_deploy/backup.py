@@ -42,6 +42,7 @@ from n8n_deploy.db import (
 )
 from n8n_deploy.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.migrate import HEAD, SchemaState, inspect_state
+from n8n_deploy.output import counted
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BACKUP_SUFFIX = ".bak"
@@ -59,7 +60,7 @@ class DatabaseSummary:
     def describe(self) -> str:
         counts = ""
         if self.keys is not None:
-            counts = f", {self.keys} API keys, {self.servers or 0} servers"
+            counts = f", {counted(self.keys, 'API key')}, {counted(self.servers or 0, 'server')}"
         if self.state.kind == "legacy":
             return f"n8n-deploy 0.9 database{counts}"
         return f"revision {self.state.describe()}{counts}"

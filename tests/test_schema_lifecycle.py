@@ -169,7 +169,7 @@ def test_revision_0003_normalises_server_urls_and_reports_one_it_cannot_read(
         "сервер без URL": "n8n.example.org",
     }
     assert "server 'сервер без URL': URL 'n8n.example.org' is not an http(s) URL" in result.stderr
-    assert "1 server URLs rewritten in normal form" in result.stderr
+    assert "1 server URL rewritten in normal form" in result.stderr
 
 
 def test_upgrade_prints_each_step_and_the_backup_it_wrote_first(cli: Cli, data_dir: Path) -> None:
