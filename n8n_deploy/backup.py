@@ -8,10 +8,16 @@ and moved into place, so a half-written backup never carries the final name.
 Default name, beside the database: ``<database file>.<UTC time>.bak``, e.g.
 ``n8n-deploy.db.20261127T084746Z.bak`` (``-2``, ``-3``... appended if that name is taken).
 
-A restore checks that the file is an n8n-deploy database (this release's, an older
-revision, or n8n-deploy 0.9), backs up the current database, and then copies the file into
-it with the same backup API in one transaction: other processes see the old database or
-the new one, never a mixture, and the file keeps its 0600 mode.
+A restore (:func:`staged_restore`) first checks the database it would replace: one at a
+revision this program does not know (a newer release wrote it) or of another program is
+never touched.  It then copies the file once into a private staging copy beside the
+database and checks that copy: an n8n-deploy database (this release's, an older revision,
+or n8n-deploy 0.9) that passes SQLite's quick check.  What was checked, and described when
+asking for confirmation, is what is restored, even if the file changes meanwhile.  Applying
+it backs up the current database and copies the staged file into it with the same backup
+API in one transaction: other processes see the old database or the new one, never a
+mixture, and the file keeps its 0600 mode.  A restore that does not happen leaves no
+staging copy, and no data folder it had to create.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,9 +38,11 @@ from n8n_deploy.db import (
     ensure_private_file,
     ensure_private_folder,
     fix_sqlite_permissions,
+    removed_if_left_empty,
 )
 from n8n_deploy.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.migrate import HEAD, SchemaState, inspect_state
+from n8n_deploy.output import counted
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BACKUP_SUFFIX = ".bak"
@@ -50,7 +60,7 @@ class DatabaseSummary:
     def describe(self) -> str:
         counts = ""
         if self.keys is not None:
-            counts = f", {self.keys} API keys, {self.servers or 0} servers"
+            counts = f", {counted(self.keys, 'API key')}, {counted(self.servers or 0, 'server')}"
         if self.state.kind == "legacy":
             return f"n8n-deploy 0.9 database{counts}"
         return f"revision {self.state.describe()}{counts}"
@@ -60,6 +70,26 @@ class DatabaseSummary:
 class RestoreResult:
     restored: DatabaseSummary
     previous_backup: Path | None
+    replaced: DatabaseSummary | None
+
+
+@dataclass(frozen=True)
+class StagedRestore:
+    """A checked private copy of a backup, ready to replace ``database``."""
+
+    database: Path
+    incoming: DatabaseSummary  # the backup, as checked (its path is the one given)
+    existing: DatabaseSummary | None  # the database it replaces; None when there is none
+    copy: Path
+
+    def apply(self) -> RestoreResult:
+        """Back up the current database, then replace it with the staged copy."""
+        existing = _replaceable(self.database)  # again: it may have changed meanwhile
+        previous = create_backup(self.database) if existing is not None else None
+        ensure_private_file(self.database)
+        _copy(self.copy, self.database, into_live=True, wal=self.incoming.state.kind != "legacy")
+        fix_sqlite_permissions(self.database)
+        return RestoreResult(self.incoming, previous, existing)
 
 
 def default_backup_path(database: Path, now: datetime | None = None) -> Path:
@@ -78,7 +108,9 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
             f"No database at {database}; there is nothing to back up",
             hint="Check --data-dir / --database-url ('n8n-deploy db path')",
         )
-    _require_sqlite_file(database)
+    # Only SQLite opens the database here (it says if it is no SQLite file): an upgrade calls
+    # this holding the write lock, and closing any other handle on the file would drop the
+    # process's POSIX locks on it, letting another process write in the middle.
     explicit = target is not None and not target.is_dir()
     if target is None:
         target = default_backup_path(database)
@@ -103,12 +135,34 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
         _remove(partial)
 
 
-def check_restore_source(source: Path, database: Path) -> DatabaseSummary:
-    """Refuse a file that is not an n8n-deploy database this program can use; otherwise
-    describe it (the file itself is only read)."""
-    copy, summary = _validated_copy(source, database)
-    _remove(copy)
-    return summary
+@contextmanager
+def staged_restore(source: Path, database: Path) -> Iterator[StagedRestore]:
+    """Check the database ``source`` would replace and a private copy of ``source`` (read
+    once); yield them for confirmation and :meth:`StagedRestore.apply`.  The copy is removed
+    when the block ends; if the block fails, so is a data folder made for it."""
+    source = source.expanduser().absolute()
+    if not source.is_file():
+        raise OperationFailed(f"No file at {source}", hint="Give the path of a backup file")
+    if database.exists() and os.path.samefile(source, database):
+        raise OperationFailed(f"{source} is the database in use; there is nothing to restore")
+    _require_sqlite_file(source)
+    existing = _replaceable(database)
+    with removed_if_left_empty(database):
+        ensure_private_folder(database.parent)
+        copy = database.with_name(f".{database.name}.{os.getpid()}.restore")
+        _remove(copy)
+        _new_private_file(copy)
+        try:
+            _copy(source, copy)
+            yield StagedRestore(database, _check_incoming(copy, source), existing, copy)
+        finally:
+            _remove(copy)
+
+
+def restore_backup(source: Path, database: Path) -> RestoreResult:
+    """Replace the database with the backup ``source``, after backing the current one up."""
+    with staged_restore(source, database) as staged:
+        return staged.apply()
 
 
 def describe_database(database: Path) -> DatabaseSummary | None:
@@ -118,50 +172,42 @@ def describe_database(database: Path) -> DatabaseSummary | None:
     return _summarise(database, database)
 
 
-def restore_backup(source: Path, database: Path) -> RestoreResult:
-    """Replace the database with the backup ``source``, after backing the current one up."""
-    copy, summary = _validated_copy(source, database)
-    try:
-        previous = None
-        if database.is_file() and database.stat().st_size > 0:
-            previous = create_backup(database)
-        ensure_private_file(database)
-        _copy(copy, database, into_live=True, wal=summary.state.kind != "legacy")
-    finally:
-        _remove(copy)
-    fix_sqlite_permissions(database)
-    return RestoreResult(summary, previous)
+def _replaceable(database: Path) -> DatabaseSummary | None:
+    """The database a restore would replace; refuses (exit 3, untouched) one this program
+    does not know: a newer release's, or another program's."""
+    existing = describe_database(database)
+    if existing is None:
+        return None
+    if existing.state.kind == "unknown":
+        raise SchemaTooNewError(
+            f"The database {database} is at revision {existing.state.revision}, which this "
+            f"program does not know (newest known: {HEAD}); a newer n8n-deploy wrote it",
+            hint="Nothing was changed; restore with that newer n8n-deploy, or move the "
+            "file aside first",
+        )
+    if existing.state.kind == "foreign":
+        raise SchemaTooNewError(
+            f"{database} has tables but is not an n8n-deploy database",
+            hint="Nothing was changed; check --data-dir / --database-url "
+            "('n8n-deploy db path'), or move the file aside first",
+        )
+    return existing
 
 
-def _validated_copy(source: Path, database: Path) -> tuple[Path, DatabaseSummary]:
-    source = source.expanduser().absolute()
-    if not source.is_file():
-        raise OperationFailed(f"No file at {source}", hint="Give the path of a backup file")
-    if database.exists() and os.path.samefile(source, database):
-        raise OperationFailed(f"{source} is the database in use; there is nothing to restore")
-    _require_sqlite_file(source)
-    ensure_private_folder(database.parent)
-    copy = database.with_name(f".{database.name}.{os.getpid()}.restore")
-    _remove(copy)
-    _new_private_file(copy)
-    try:
-        _copy(source, copy)
-        summary = _summarise(copy, source)
-        if summary.state.kind in ("empty", "foreign"):
-            raise OperationFailed(
-                f"{source} is not an n8n-deploy database",
-                hint="Give a backup written by 'n8n-deploy db backup' or 'db upgrade'",
-            )
-        if summary.state.kind == "unknown":
-            raise SchemaTooNewError(
-                f"{source} is at revision {summary.state.revision}, which this program does "
-                f"not know (newest known: {HEAD})",
-                hint="Restore it with the newer n8n-deploy that wrote it; nothing was changed",
-            )
-    except BaseException:
-        _remove(copy)
-        raise
-    return copy, summary
+def _check_incoming(copy: Path, source: Path) -> DatabaseSummary:
+    summary = _summarise(copy, source)
+    if summary.state.kind in ("empty", "foreign"):
+        raise OperationFailed(
+            f"{source} is not an n8n-deploy database",
+            hint="Give a backup written by 'n8n-deploy db backup' or 'db upgrade'",
+        )
+    if summary.state.kind == "unknown":
+        raise SchemaTooNewError(
+            f"{source} is at revision {summary.state.revision}, which this program does "
+            f"not know (newest known: {HEAD})",
+            hint="Restore it with the newer n8n-deploy that wrote it; nothing was changed",
+        )
+    return summary
 
 
 def _summarise(path: Path, shown_as: Path) -> DatabaseSummary:
@@ -212,6 +258,8 @@ def _copy(source: Path, target: Path, *, into_live: bool = False, wal: bool = Fa
             ) from None
         raise DatabaseError(f"Cannot copy {source}: {exc}") from None
     except sqlite3.Error as exc:
+        if "not a database" in str(exc):
+            raise OperationFailed(f"{source} is not a SQLite database file") from None
         raise DatabaseError(f"Cannot copy {source}: {exc}") from None
     finally:
         dst.close()

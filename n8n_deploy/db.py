@@ -11,7 +11,9 @@ message.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +62,52 @@ def ensure_private_file(path: Path) -> None:
         os.fchmod(fd, FILE_MODE)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def removed_if_left_empty(path: Path | None) -> Iterator[None]:
+    """Around a block that may create the SQLite file ``path``: when the block fails, a file
+    it created that still holds no table is removed, with the folders made for it, so a
+    failed command leaves nothing behind.  A file that existed before is never touched."""
+    if path is None or path.exists():
+        yield
+        return
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        if _remove_if_empty(path):
+            for folder in missing:  # deepest first; a folder someone filled meanwhile stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+def _remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` (and its -wal/-shm) if it holds no table; False if it does, or if
+    another process is writing it (it may be creating the schema right now)."""
+    if not path.exists():
+        return True
+    try:
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    removed = False
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # nobody else is writing while we look and remove
+        if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            path.unlink()
+            removed = True
+        conn.execute("ROLLBACK")
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        conn.close()
+    if removed:
+        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                companion.unlink()
+    return removed
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -212,12 +260,13 @@ def open_database(settings: Settings, *, prepare: bool = True) -> Database:
     """
     from n8n_deploy import migrate
 
-    engine = create_engine_for(settings.database_url)
-    database = Database(settings, engine)
-    if prepare:
-        try:
-            database.migration = migrate.ensure_ready(database)
-        except BaseException:
-            engine.dispose()
-            raise
+    with removed_if_left_empty(settings.database_path):
+        engine = create_engine_for(settings.database_url)
+        database = Database(settings, engine)
+        if prepare:
+            try:
+                database.migration = migrate.ensure_ready(database)
+            except BaseException:
+                engine.dispose()
+                raise
     return database

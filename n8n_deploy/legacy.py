@@ -20,9 +20,11 @@ Rules (documented in the README):
   An unreadable or missing ``created_at`` becomes the time of the upgrade and is reported.
 * ``last_used_at`` starts empty (0.9 did not record it for keys).
 * Link rows whose key or server no longer exists are dropped and counted.
-* Everything else 0.9 held in these tables and this release has no place for
+* Everything else 0.9 held in the rows carried over and this release has no place for
   (``servers.is_active`` false, ``servers.last_used``, ``server_api_keys.is_primary``, any
   unknown column with values) is reported; the backup written first keeps it.
+* Names are kept as stored.  Two keys (or servers) with the same name, which 0.9 did not
+  allow but a hand-made file may hold, stop the import: the error names them and the fix.
 * Other tables (``workflows``, ``configurations``, ``dependencies``, ``n8n_folders``,
   ``folder_mappings``, ``server_credentials``, and ``schema_info``, which keeps 0.9's
   history) are left exactly as they were, rows and definitions.
@@ -31,12 +33,14 @@ Rules (documented in the README):
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from n8n_deploy.errors import LegacyDatabaseError
+from n8n_deploy.errors import LegacyDatabaseError, OperationFailed
+from n8n_deploy.output import counted
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -124,12 +128,6 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
         for t in sorted(tables - set(LEGACY_TABLES) - set(NOT_INTERNAL))
         if not t.startswith("sqlite_")
     }
-    _report_unused(rows, columns, report)
-
-    for table in LEGACY_TABLES:
-        if table in columns:
-            conn.exec_driver_sql(f"DROP TABLE {_quote(table)}")
-    create_first_revision()
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     unreadable = 0
@@ -165,28 +163,72 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
         }
         for row in rows.get("api_keys", [])
     ]
+    _refuse_duplicate_names("server", "servers", servers)
+    _refuse_duplicate_names("API key", "api_keys", keys)
     server_ids = {s["id"] for s in servers}
     key_ids = {k["id"] for k in keys}
     links: dict[tuple[Any, Any], dict[str, Any]] = {}
+    kept_link_rows: list[dict[str, Any]] = []  # every row of a link that is carried
     for row in rows.get("server_api_keys", []):
         pair = (row["server_id"], row["api_key_id"])
         if pair[0] not in server_ids or pair[1] not in key_ids:
             report.orphan_links += 1
-        elif pair in links:
+            continue
+        kept_link_rows.append(row)
+        if pair in links:
             report.duplicate_links += 1
         else:
             links[pair] = {"server_id": pair[0], "api_key_id": pair[1], "created_at": created(row)}
+    kept = {**rows, "server_api_keys": kept_link_rows}
+    _report_unused({t: kept[t] for t in rows}, columns, report)
+    if unreadable:
+        report.not_carried.append(
+            f"{counted(unreadable, 'creation time')} could not be read; "
+            f"{'it is' if unreadable == 1 else 'they are'} set to the time of this upgrade"
+        )
 
+    for table in LEGACY_TABLES:
+        if table in columns:
+            conn.exec_driver_sql(f"DROP TABLE {_quote(table)}")
+    create_first_revision()
     _insert(conn, "servers", servers)
     _insert(conn, "api_keys", keys)
     _insert(conn, "server_api_keys", list(links.values()))
     report.servers, report.keys, report.links = len(servers), len(keys), len(links)
-    if unreadable:
-        report.not_carried.append(
-            f"{unreadable} creation times could not be read; they are set to the time of "
-            "this upgrade"
-        )
     return report
+
+
+def _refuse_duplicate_names(kind: str, table: str, rows: list[dict[str, Any]]) -> None:
+    """0.9 kept names unique, but a file made or edited by hand may not have: name the rows
+    and the fix, instead of failing on the UNIQUE constraint of this release."""
+    ids: dict[str, list[Any]] = {}
+    for row in rows:
+        ids.setdefault(row["name"], []).append(row["id"])
+    clashes = [(name, sorted(found)) for name, found in ids.items() if len(found) > 1]
+    if not clashes:
+        return
+    shown = "; ".join(
+        f"{kind} name {_shown(name)} is used by rows {', '.join(str(i) for i in found)}"
+        for name, found in clashes[:5]
+    )
+    if len(clashes) > 5:
+        shown += f"; and {counted(len(clashes) - 5, 'more name')}"
+    name, found = clashes[0]
+    renamed = _shown(f"{name} ({found[1]})", quote=False).replace("'", "''")
+    # Shown to the user to run by hand, never executed here.
+    fix = f"UPDATE {table} SET name = '{renamed}' WHERE id = {found[1]}"  # noqa: S608
+    raise OperationFailed(
+        f"Cannot carry the n8n-deploy 0.9 database forward: {kind} names must be unique, "
+        f"but {shown}",
+        hint="Nothing was changed. Give each row its own name in the 0.9 file, e.g. with "
+        f"sqlite3: {fix}; then run 'n8n-deploy db upgrade' again",
+    )
+
+
+def _shown(text: str, *, quote: bool = True) -> str:
+    """A stored name on one line: control characters escaped."""
+    safe = "".join(repr(ch)[1:-1] if unicodedata.category(ch) == "Cc" else ch for ch in text)
+    return f"'{safe}'" if quote else safe
 
 
 def _columns(conn: Connection, table: str) -> list[str]:
@@ -202,7 +244,8 @@ def _rows(conn: Connection, table: str, columns: Sequence[str]) -> list[dict[str
 def _report_unused(
     rows: dict[str, list[dict[str, Any]]], columns: dict[str, list[str]], report: LegacyReport
 ) -> None:
-    """Name every value 0.9 held that this release has no place for."""
+    """Name every value 0.9 held that this release has no place for, in the rows it carries
+    (a dropped link is counted as dropped, not for what it held)."""
     servers = rows.get("servers", [])
     inactive = [str(s["name"]) for s in servers if not _flag(s.get("is_active"), default=True)]
     if inactive:
@@ -213,15 +256,20 @@ def _report_unused(
     last_used = sum(1 for s in servers if s.get("last_used") is not None)
     if last_used:
         report.not_carried.append(
-            f"when {last_used} servers were last used (servers.last_used) is not kept"
+            f"when {counted(last_used, 'server')} {'was' if last_used == 1 else 'were'} last "
+            "used (servers.last_used) is not kept"
         )
-    primary = sum(
-        1 for link in rows.get("server_api_keys", []) if _flag(link.get("is_primary"), False)
+    primary = len(
+        {
+            (link["server_id"], link["api_key_id"])
+            for link in rows.get("server_api_keys", [])
+            if _flag(link.get("is_primary"), False)
+        }
     )
     if primary:
         report.not_carried.append(
-            f"{primary} links were marked primary (is_primary); this release has no primary "
-            "key per server"
+            f"{counted(primary, 'link')} {'was' if primary == 1 else 'were'} marked primary "
+            "(is_primary); this release has no primary key per server"
         )
     handled = {"servers": ("is_active", "last_used"), "server_api_keys": ("is_primary",)}
     for table, names in columns.items():
@@ -232,7 +280,8 @@ def _report_unused(
             used = sum(1 for row in rows[table] if row.get(column) is not None)
             if used:
                 report.not_carried.append(
-                    f"column {table}.{column} ({used} values) has no place in this release"
+                    f"column {table}.{column} ({counted(used, 'value')}) has no place in "
+                    "this release"
                 )
 
 

@@ -10,7 +10,11 @@ one connection in one ``BEGIN IMMEDIATE`` transaction with foreign keys off: SQL
 transactional, so a failure part-way leaves the previous revision and every row; a second
 process starting an upgrade at the same time waits for the first (busy timeout) and then
 finds nothing left to do.  :func:`upgrade_database` and :func:`downgrade_database` write a
-backup of a SQLite file first.
+backup of a SQLite file first, once they hold the write lock and have found, reading the
+state again, that there is something to do: a process that waited for another's upgrade
+writes no backup.  The backup is read through a second connection: SQLite's backup API
+refuses a source connection that is in a write transaction, and a reader is never blocked
+by the write lock this one holds before it has written anything.
 """
 
 from __future__ import annotations
@@ -286,10 +290,7 @@ def upgrade_database(
                 f"The database is at revision {state.revision}, which is newer than {target}",
                 hint=f"To go back, run 'n8n-deploy db downgrade {target}'",
             )
-    written = _backup_before_migrating(engine, state) if backup else None
-    report = _run_migration(engine, target, upgrade=True)
-    report.backup = written
-    return report
+    return _run_migration(engine, target, upgrade=True, backup=backup)
 
 
 def downgrade_database(engine: Engine, revision: str, *, backup: bool = True) -> MigrationReport:
@@ -301,22 +302,25 @@ def downgrade_database(engine: Engine, revision: str, *, backup: bool = True) ->
     target = downgrade_target(state, revision)
     if target is None:
         return MigrationReport(before=state, after=state.revision)
-    written = _backup_before_migrating(engine, state) if backup else None
-    report = _run_migration(engine, target, upgrade=False)
-    report.backup = written
-    return report
+    return _run_migration(engine, target, upgrade=False, backup=backup)
 
 
-def downgrade_target(state: SchemaState, revision: str) -> str | None:
-    """The revision a downgrade of a database in ``state`` goes to; None when it is there
-    already.  Raises for everything a downgrade refuses, before anything is asked or done."""
+def downgrade_revision(revision: str) -> str:
+    """The known revision ``db downgrade REVISION`` goes to; ``base`` and unknown ones are
+    usage errors (exit 2), found before the database is even opened."""
     if revision.strip().lower() == "base":
         raise UsageError(
             f"n8n-deploy does not downgrade below its first revision ({FIRST}): "
             "that would delete every key and server",
             hint=f"Give a revision from {FIRST} to {HEAD} (see 'n8n-deploy db history')",
         )
-    target = resolve_revision(revision)
+    return resolve_revision(revision)
+
+
+def downgrade_target(state: SchemaState, revision: str) -> str | None:
+    """The revision a downgrade of a database in ``state`` goes to; None when it is there
+    already.  Raises for everything a downgrade refuses, before anything is asked or done."""
+    target = downgrade_revision(revision)
     _refuse_unmigratable(state)
     if state.kind == "legacy":
         raise LegacyDatabaseError(
@@ -353,6 +357,8 @@ def _refuse_unmigratable(state: SchemaState) -> None:
 
 
 def _backup_before_migrating(engine: Engine, state: SchemaState) -> Path | None:
+    """Call holding the write lock, before writing: the backup is read on its own
+    connection, which the lock does not block (see the module's docstring)."""
     from n8n_deploy.backup import create_backup
 
     path = database_path(engine)
@@ -361,7 +367,9 @@ def _backup_before_migrating(engine: Engine, state: SchemaState) -> Path | None:
     return create_backup(path)
 
 
-def _run_migration(engine: Engine, revision: str, *, upgrade: bool) -> MigrationReport:
+def _run_migration(
+    engine: Engine, revision: str, *, upgrade: bool, backup: bool = False
+) -> MigrationReport:
     from alembic import command
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -383,6 +391,8 @@ def _run_migration(engine: Engine, revision: str, *, upgrade: bool) -> Migration
             here = -1 if state.kind in ("empty", "legacy") else _position(state.revision)
             if (here >= _position(target)) if upgrade else (here <= _position(target)):
                 return report
+            if backup:
+                report.backup = _backup_before_migrating(engine, state)
             config = alembic_config(conn)
             config.attributes["on_version_apply"] = _step_recorder(steps)
             config.attributes["notes"] = notes

@@ -143,6 +143,11 @@ def human_date(value: datetime | None, *, never: str = "Never") -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 link``, ``2 links``, ``0 servers``: a number and its noun, agreeing."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def say(message: str) -> None:
     """A result line for people, on stdout (e.g. "API key 'x' added")."""
     sys.stdout.write(message + "\n")

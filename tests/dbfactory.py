@@ -395,12 +395,17 @@ def build_legacy(
     keys: list[dict[str, Any]],
     links: list[dict[str, Any]],
     unmanaged_rows: bool = False,
+    unique_names: bool = True,
 ) -> None:
-    """A 0.9.1 file: rows are dicts in 0.9's columns (missing columns take 0.9's defaults)."""
+    """A 0.9.1 file: rows are dicts in 0.9's columns (missing columns take 0.9's defaults).
+    ``unique_names=False`` leaves out 0.9's UNIQUE on names, as a file made by hand might."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    schema = LEGACY_SCHEMA
+    if not unique_names:
+        schema = schema.replace("name TEXT NOT NULL UNIQUE", "name TEXT NOT NULL")
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(LEGACY_SCHEMA)
+        conn.executescript(schema)
         conn.execute(
             "INSERT INTO schema_info (version, applied_at, description) VALUES "
             "(8, '2025-10-01 10:00:00.000000', 'Server SSL verification setting')"

@@ -50,6 +50,14 @@ def _key_names(path: Path) -> set[str]:
         conn.close()
 
 
+def _dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
 def _journal_mode(path: Path) -> str:
     conn = sqlite3.connect(path)
     try:
@@ -158,6 +166,15 @@ def test_db_backup_without_a_database_says_so_and_creates_nothing(cli: Cli, data
     assert result.exit_code == ExitStatus.FAILED
     assert "nothing to back up" in result.stderr
     assert not data_dir.exists()
+
+
+def test_db_backup_of_a_file_that_is_no_database_says_so(cli: Cli, data_dir: Path) -> None:
+    data_dir.mkdir()
+    sqlite_file(data_dir).write_text("not a database at all, but long enough to be read " * 20)
+    result = cli("db", "backup")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "is not a SQLite database file" in result.stderr
+    assert sorted(p.name for p in data_dir.iterdir()) == ["n8n-deploy.db"]
 
 
 def test_db_backup_of_a_database_server_is_left_to_its_own_tools(cli: Cli) -> None:
@@ -340,14 +357,15 @@ def test_restore_needs_confirmation(
     before = snapshot(db)
 
     piped = cli("db", "restore", str(source))
-    assert piped.exit_code == ExitStatus.USAGE
+    assert piped.exit_code == ExitStatus.FAILED  # refused, like 'apikey delete'
+    assert "Refusing to restore without confirmation" in piped.stderr
     assert "--confirm" in piped.stderr
 
     monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
     declined = cli("db", "restore", str(source), input="n\n")
     assert declined.exit_code == ExitStatus.FAILED
     assert f"Replace the database {db} (revision {migrate.HEAD}, 2 API keys" in declined.stderr
-    assert "(revision 0003, 1 API keys, 0 servers)?" in declined.stderr
+    assert "(revision 0003, 1 API key, 0 servers)?" in declined.stderr
     assert snapshot(db) == before
     assert _backups(data_dir) == []
 
@@ -362,3 +380,121 @@ def test_restoring_the_database_onto_itself_is_refused(cli: Cli, data_dir: Path)
     result = cli("db", "restore", str(db), "--confirm")
     assert result.exit_code == ExitStatus.FAILED
     assert "is the database in use" in result.stderr
+
+
+# -- what a restore may replace --------------------------------------------------------------
+
+
+def _set_revision(db: Path, revision: str) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    conn.close()
+
+
+@pytest.mark.parametrize("at_terminal", [False, True])
+def test_restore_never_replaces_a_database_from_a_newer_release(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_terminal: bool
+) -> None:
+    source = tmp_path / "good.bak"
+    build_at_revision(source, migrate.HEAD)
+    db = sqlite_file(data_dir)
+    build_at_revision(db, migrate.HEAD)
+    _set_revision(db, "0099")
+    before = db.read_bytes()
+    if at_terminal:  # refused before anything is asked
+        monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+        result = cli("db", "restore", str(source), input="y\n")
+        assert "Replace the database" not in result.stderr
+    else:
+        result = cli("db", "restore", str(source), "--confirm")
+    assert result.exit_code == ExitStatus.SCHEMA, result.output
+    assert "0099" in result.stderr
+    assert "does not know" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+    assert not list(data_dir.glob(".*restore*"))
+
+
+def test_restore_never_replaces_a_database_of_another_program(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "good.bak"
+    build_at_revision(source, migrate.HEAD)
+    data_dir.mkdir()
+    db = sqlite_file(data_dir)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    result = cli("db", "restore", str(source), "--confirm")
+    assert result.exit_code == ExitStatus.SCHEMA, result.output
+    assert "not an n8n-deploy database" in result.stderr
+    assert db.read_bytes() == before
+    assert _backups(data_dir) == []
+
+
+def test_restore_replaces_a_0_9_database_after_backing_it_up_whole(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading first would gain nothing (the restore replaces the whole file); the backup
+    keeps the 0.9 file as it was, 0.9's other tables included."""
+    source = tmp_path / "good.bak"
+    build_at_revision(source, migrate.HEAD)
+    db = copy_fixture(sqlite_file(data_dir))
+    before = db.read_bytes()
+    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    result = cli("db", "restore", str(source), input="y\n")
+    assert result.exit_code == 0, result.output
+    assert f"Replace the database {db} (n8n-deploy 0.9 database, 4 API keys" in result.stderr
+    (previous,) = _backups(data_dir)
+    assert f"Backup of the replaced database: {previous}" in result.stdout
+    assert "n8n-deploy 0.9" in result.stderr and "kept in that backup" in result.stderr
+    assert _dump(previous) == _dump(copy_fixture(tmp_path / "fixture.db"))
+    assert db.read_bytes() != before
+    assert snapshot(db)["api_keys"] == snapshot(source)["api_keys"]
+    assert cli("db", "check").exit_code == 0
+
+
+def test_what_was_confirmed_is_what_is_restored(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is checked and copied once: changing it while the question is on screen
+    changes nothing about what is restored."""
+    _add_keys("live")
+    source = tmp_path / "b.bak"
+    build_at_revision(source, migrate.HEAD)
+    expected = snapshot(source)["api_keys"]
+    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+
+    def answer_yes_while_the_file_changes(*_: object, **__: object) -> bool:
+        source.write_text("replaced by something else meanwhile")
+        return True
+
+    monkeypatch.setattr("n8n_deploy.cli.db.typer.confirm", answer_yes_while_the_file_changes)
+    result = cli("db", "restore", str(source))
+    assert result.exit_code == 0, result.output
+    assert snapshot(sqlite_file(data_dir))["api_keys"] == expected
+    assert not list(data_dir.glob(".*restore*"))
+
+
+@pytest.mark.parametrize("kind", ["foreign", "newer", "declined"])
+def test_a_restore_that_does_not_happen_leaves_a_fresh_folder_as_it_was(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    source = tmp_path / "candidate.db"
+    if kind == "foreign":
+        sqlite3.connect(source).execute("CREATE TABLE notes (x)").connection.commit()
+    else:
+        build_at_revision(source, migrate.HEAD)
+    if kind == "newer":
+        _set_revision(source, "0099")
+    if kind == "declined":
+        monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+        result = cli("db", "restore", str(source), input="n\n")
+    else:
+        result = cli("db", "restore", str(source), "--confirm")
+    assert result.exit_code != 0, result.output
+    assert not data_dir.exists()

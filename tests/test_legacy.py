@@ -247,7 +247,7 @@ def test_a_timestamp_with_an_offset_uses_it_and_an_unreadable_one_is_reported(
     assert rows["servers"][1]["created_at"] == datetime(2025, 10, 1, 10, 0)
     assert rows["api_keys"][1]["created_at"] == datetime(2025, 10, 1, 10, 0)
     assert rows["api_keys"][2]["created_at"] >= started - timedelta(seconds=1)
-    assert "not carried over: 1 creation times could not be read" in result.stderr
+    assert "not carried over: 1 creation time could not be read" in result.stderr
 
 
 # -- files built from 0.9's schema ---------------------------------------------------------------
@@ -276,6 +276,90 @@ def test_links_to_deleted_keys_or_servers_are_dropped_and_counted(cli: Cli, data
     assert "Carried over: 2 servers, 3 API keys, 3 links" in result.stdout
     assert "Links dropped because their key or server no longer exists: 3" in result.stdout
     assert set(snapshot(db)["links"]) == {(1, 1), (2, 2), (2, 3)}
+
+
+def test_only_links_that_are_carried_count_as_primary_or_holding_values(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "one", "https://one.example")],
+        keys=[legacy_key(1, "k", make_jwt())],
+        links=[legacy_link(1, 1), legacy_link(1, 99999, is_primary=1)],
+    )
+    conn = sqlite3.connect(db)
+    with conn:  # a column of its own, holding a value only on the dropped link
+        conn.execute("ALTER TABLE server_api_keys ADD COLUMN note TEXT")
+        conn.execute("UPDATE server_api_keys SET note = 'x' WHERE api_key_id = 99999")
+    conn.close()
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "Carried over: 1 server, 1 API key, 1 link;" in result.stdout
+    assert "Links dropped because their key or server no longer exists: 1\n" in result.stdout
+    assert "primary" not in result.output
+    assert "server_api_keys.note" not in result.output
+    assert "not carried over" not in result.stderr
+    assert set(snapshot(db)["links"]) == {(1, 1)}
+
+
+def test_primary_links_are_counted_once_each_among_those_carried(cli: Cli, data_dir: Path) -> None:
+    db = sqlite_file(data_dir)
+    build_legacy(
+        db,
+        servers=[legacy_server(i, f"s{i}", f"https://s{i}.example") for i in (1, 2, 3)],
+        keys=[legacy_key(i, f"k{i}", make_jwt(sub=str(i))) for i in (1, 2)],
+        links=[
+            legacy_link(1, 1, is_primary=1),
+            legacy_link(2, 1, is_primary=1),
+            legacy_link(3, 2),
+            legacy_link(3, 7, is_primary=1),  # key deleted
+            legacy_link(9, 2, is_primary=1),  # server deleted
+        ],
+    )
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "Carried over: 3 servers, 2 API keys, 3 links;" in result.stdout
+    assert "Links dropped because their key or server no longer exists: 2\n" in result.stdout
+    assert "not carried over: 2 links were marked primary (is_primary)" in result.stderr
+
+
+@pytest.mark.parametrize("table", ["api_keys", "servers"])
+def test_duplicate_names_in_a_hand_built_file_are_named_with_the_fix(
+    cli: Cli, data_dir: Path, table: str
+) -> None:
+    """0.9 kept names unique; a file built or edited by hand may not have."""
+    db = sqlite_file(data_dir)
+    same = "prod's 🔑"
+    build_legacy(
+        db,
+        servers=[
+            legacy_server(1, same if table == "servers" else "one", "https://one.example"),
+            legacy_server(2, "two", "https://two.example"),
+            legacy_server(4, same if table == "servers" else "four", "https://four.example"),
+        ],
+        keys=[
+            legacy_key(3, same if table == "api_keys" else "k3", make_jwt(sub="3")),
+            legacy_key(5, "k5", make_jwt(sub="5")),
+            legacy_key(8, same if table == "api_keys" else "k8", make_jwt(sub="8")),
+        ],
+        links=[legacy_link(1, 3)],
+        unique_names=False,
+    )
+    before = db.read_bytes()
+    result = cli("db", "upgrade")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    kind, ids = ("API key", "3, 8") if table == "api_keys" else ("server", "1, 4")
+    assert f"{kind} name 'prod's 🔑' is used by rows {ids}" in lines[0]
+    assert "UNIQUE constraint" not in lines[0]
+    second = ids.split(", ")[1]
+    fix = f"UPDATE {table} SET name = 'prod''s 🔑 ({second})' WHERE id = {second}"  # noqa: S608
+    assert fix in lines[0]
+    assert "n8n-deploy db upgrade" in lines[0]
+    assert "Nothing was changed" in lines[0]
+    assert db.read_bytes() == before
 
 
 def test_thousands_of_keys_are_all_carried_with_their_links(cli: Cli, data_dir: Path) -> None:
@@ -432,8 +516,8 @@ def test_what_this_release_has_no_place_for_is_reported(cli: Cli, data_dir: Path
     assert len(warnings) == 4, result.stderr
     assert any("inactive" in w and "retired" in w for w in warnings)
     assert any("servers.last_used" in w for w in warnings)
-    assert any("1 links were marked primary" in w for w in warnings)
-    assert any("api_keys.colour (1 values)" in w for w in warnings)
+    assert any("1 link was marked primary" in w for w in warnings)
+    assert any("api_keys.colour (1 value)" in w for w in warnings)
     assert all(w.startswith("⚠️ Warning: not carried over: ") for w in warnings)
     # The rows themselves are all there.
     rows = snapshot(db)

@@ -169,7 +169,7 @@ def test_revision_0003_normalises_server_urls_and_reports_one_it_cannot_read(
         "сервер без URL": "n8n.example.org",
     }
     assert "server 'сервер без URL': URL 'n8n.example.org' is not an http(s) URL" in result.stderr
-    assert "1 server URLs rewritten in normal form" in result.stderr
+    assert "1 server URL rewritten in normal form" in result.stderr
 
 
 def test_upgrade_prints_each_step_and_the_backup_it_wrote_first(cli: Cli, data_dir: Path) -> None:
@@ -255,9 +255,12 @@ def test_downgrade_needs_confirm_when_not_at_a_terminal(cli: Cli, data_dir: Path
     build_at_revision(db, HEAD)
     before = db.read_bytes()
     result = cli("db", "downgrade", "0001")
-    assert result.exit_code == ExitStatus.USAGE
+    # Refused (1), as 'apikey delete' and 'server delete' refuse: not a usage error.
+    assert result.exit_code == ExitStatus.FAILED
+    assert "Refusing to downgrade without confirmation" in result.stderr
     assert "--confirm" in result.stderr
     assert db.read_bytes() == before
+    assert _backups(data_dir) == []
 
 
 def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(
@@ -466,19 +469,24 @@ def downgrade() -> None:
 '''
 
 
-def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
-    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _ship_a_failing_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this program ship a revision 0004 that fails after changing things."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.script_location(), scripts)
     (scripts / "versions" / "0004_fails.py").write_text(FAILING_REVISION)
+    monkeypatch.setattr(migrate, "script_location", lambda: scripts)
+    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
+    monkeypatch.setattr(migrate, "HEAD", "0004")
+
+
+def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, HEAD)
     before = snapshot(db)
     before_bytes = db.read_bytes()
-    monkeypatch.setattr(migrate, "script_location", lambda: scripts)
-    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
-    monkeypatch.setattr(migrate, "HEAD", "0004")
+    _ship_a_failing_revision(tmp_path, monkeypatch)
 
     result = cli("db", "upgrade")
     assert result.exit_code == ExitStatus.FAILED, result.output
@@ -511,6 +519,9 @@ def test_two_upgrades_started_at_once_do_not_corrupt_anything(data_dir: Path) ->
     # One applied the steps; the other found nothing left to do (waiting if it had to).
     assert sum("Upgraded the database from 0001" in out for out in stdouts) == 1
     assert sum("already at the newest revision" in out for out in stdouts) == 1
+    # Only the one that had something to do wrote a backup.
+    assert len(_backups(data_dir)) == 1
+    assert sum("Backup written" in out for out in stdouts) == 1
     after = snapshot(db)
     assert after["revision"] == HEAD
     assert len(after["api_keys"]) == 6 + 3000
@@ -542,6 +553,7 @@ def test_an_upgrade_that_cannot_get_the_lock_says_another_is_in_progress(
     assert "locked by another n8n-deploy process (an upgrade may be in progress)" in result.stderr
     assert "nothing was changed" in result.stderr
     assert snapshot(db) == before
+    assert _backups(data_dir) == []  # no backup of a database it did not get to upgrade
 
 
 def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
@@ -564,6 +576,7 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
 
     monkeypatch.setattr(n8n_deploy.keys, "key_info_or_none", paused)
     url = f"sqlite:///{db}"
+    before = snapshot(db)
     reports: dict[str, migrate.MigrationReport] = {}
 
     def run(name: str) -> None:
@@ -571,7 +584,7 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
 
         engine = create_engine_for(url)
         try:
-            reports[name] = migrate.upgrade_database(engine, backup=False)
+            reports[name] = migrate.upgrade_database(engine)
         finally:
             engine.dispose()
 
@@ -587,6 +600,12 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
     assert reports["second"].steps == []
     assert reports["second"].after == HEAD
     assert snapshot(db)["revision"] == HEAD
+    # The backup is taken under the lock, once there is something to do: the first wrote
+    # one (of the database as it was), the second, finding nothing to do, none.
+    backup = reports["first"].backup
+    assert backup is not None and snapshot(backup) == before
+    assert reports["second"].backup is None
+    assert _backups(data_dir) == [backup]
 
 
 # -- current, check, history -------------------------------------------------------------------
@@ -733,3 +752,50 @@ def test_db_upgrade_of_no_database_creates_it_at_the_newest_revision(
     assert result.exit_code == 0, result.output
     assert f"Created the database at revision {HEAD}" in result.stdout
     assert _backups(data_dir) == []
+
+
+# -- a fresh data folder: a command that fails leaves nothing behind ---------------------------
+
+FAILING_IN_A_FRESH_FOLDER = [
+    (("db", "upgrade", "0005"), ExitStatus.USAGE, "Unknown revision '0005'"),
+    (("db", "upgrade", "nope", "--no-backup"), ExitStatus.USAGE, "Unknown revision 'nope'"),
+    (("db", "downgrade", "0005", "--confirm"), ExitStatus.USAGE, "Unknown revision '0005'"),
+    (("db", "downgrade", "base", "--confirm"), ExitStatus.USAGE, "below its first revision"),
+    (("db", "downgrade", "0001", "--confirm"), ExitStatus.FAILED, "No database at"),
+    (("db", "downgrade", "0001"), ExitStatus.FAILED, "No database at"),
+    (("db", "check"), ExitStatus.SCHEMA, "no schema yet"),
+    (("db", "backup"), ExitStatus.FAILED, "nothing to back up"),
+]
+
+
+@pytest.mark.parametrize(("args", "status", "message"), FAILING_IN_A_FRESH_FOLDER)
+def test_a_db_command_failing_in_a_fresh_folder_creates_nothing(
+    cli: Cli, data_dir: Path, args: tuple[str, ...], status: int, message: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == status, result.output
+    assert message in result.stderr
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("args", [("db", "current"), ("db", "history"), ("db", "path")])
+def test_looking_at_a_fresh_folder_creates_nothing(
+    cli: Cli, data_dir: Path, args: tuple[str, ...]
+) -> None:
+    assert cli(*args).exit_code == 0
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("args", [("db", "upgrade"), ("db", "init"), ("apikey", "list")])
+def test_creating_the_database_failing_part_way_leaves_no_empty_file(
+    cli: Cli,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    _ship_a_failing_revision(tmp_path, monkeypatch)
+    result = cli(*args)
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert "rolled back" in result.stderr
+    assert not data_dir.exists()

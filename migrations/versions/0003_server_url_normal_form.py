@@ -23,6 +23,7 @@ from alembic import op
 
 from n8n_deploy.config import mask_url_password
 from n8n_deploy.errors import InvalidServerUrlError
+from n8n_deploy.output import counted
 from n8n_deploy.validation import normalize_server_url
 
 revision = "0003"
@@ -69,7 +70,7 @@ def upgrade() -> None:
             .values(url=normal, updated_at=now if changed else servers.c.created_at)
         )
     if rewritten:
-        _note(f"{rewritten} server URLs rewritten in normal form")
+        _note(f"{counted(rewritten, 'server URL')} rewritten in normal form")
     with op.batch_alter_table("servers", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("updated_at", existing_type=sa.DateTime(), nullable=False)
 

@@ -15,8 +15,8 @@ from n8n_deploy.cli.core import (
     state,
     stdin_is_terminal,
 )
-from n8n_deploy.errors import OperationFailed, UsageError
-from n8n_deploy.output import note, print_json, say, warn
+from n8n_deploy.errors import OperationFailed
+from n8n_deploy.output import counted, note, print_json, say, warn
 
 if TYPE_CHECKING:
     from n8n_deploy.config import Settings
@@ -89,19 +89,19 @@ def upgrade(
     time, TZ honoured, and stored as UTC), links to deleted keys
     or servers are dropped and counted, 0.9's other tables are left untouched, and anything
     that cannot be carried is reported. Another upgrade running at the same time is waited
-    for."""
+    for; the backup is taken only once there is something left to do."""
     from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for
+    from n8n_deploy.db import create_engine_for, removed_if_left_empty
 
     settings = state(ctx).settings
-    engine = create_engine_for(settings.database_url)
-    try:
-        report = migrate.upgrade_database(engine, revision, backup=not no_backup)
-    finally:
-        engine.dispose()
+    target = migrate.resolve_revision(revision)  # before anything is created
+    with removed_if_left_empty(settings.database_path):
+        engine = create_engine_for(settings.database_url)
+        try:
+            report = migrate.upgrade_database(engine, target, backup=not no_backup)
+        finally:
+            engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
-        if report.backup is not None:
-            say(f"Backup written: {report.backup}")
         newest = " newest" if report.after == migrate.HEAD else ""
         say(f"The database is already at the{newest} revision {report.after}; nothing to do.")
         return
@@ -133,6 +133,7 @@ def downgrade(
     from n8n_deploy.db import create_engine_for
 
     settings = state(ctx).settings
+    migrate.downgrade_revision(revision)  # a bad revision is a usage error, database or not
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
         before = migrate.inspect_state(engine)
@@ -276,26 +277,33 @@ def restore(
     """Replace the database with a backup, after backing the current one up.
 
     The file must be an n8n-deploy database (of this release, an older revision, or
-    n8n-deploy 0.9) and pass SQLite's integrity check. Asks for confirmation at a terminal
-    (pass --confirm otherwise). The replacement is one transaction: other commands see the
-    old database or the restored one, never a mixture."""
+    n8n-deploy 0.9) and pass SQLite's integrity check; it is read once, and what is checked
+    is what is restored. A database written by a newer n8n-deploy, or another program's, is
+    never replaced (exit 3); an n8n-deploy 0.9 database is, after it is backed up whole.
+    Asks for confirmation at a terminal (pass --confirm otherwise). The replacement is one
+    transaction: other commands see the old database or the restored one, never a
+    mixture."""
     from n8n_deploy import migrate
-    from n8n_deploy.backup import check_restore_source, describe_database, restore_backup
+    from n8n_deploy.backup import staged_restore
 
     database = _sqlite_file(state(ctx).settings, "restore")
-    incoming = check_restore_source(source, database)
-    existing = describe_database(database)
-    replaced = f" ({existing.describe()})" if existing else ""
-    _confirm(
-        f"Replace the database {database}{replaced} with {incoming.path} "
-        f"({incoming.describe()})? The current database is backed up first.",
-        confirm,
-        action="restore",
-    )
-    result = restore_backup(source, database)
+    with staged_restore(source, database) as staged:
+        replaced = f" ({staged.existing.describe()})" if staged.existing else ""
+        _confirm(
+            f"Replace the database {database}{replaced} with {staged.incoming.path} "
+            f"({staged.incoming.describe()})? The current database is backed up first.",
+            confirm,
+            action="restore",
+        )
+        result = staged.apply()
     if result.previous_backup is not None:
         say(f"Backup of the replaced database: {result.previous_backup}")
-    say(f"Restored {incoming.path} ({result.restored.describe()}) to {database}.")
+        if result.replaced is not None and result.replaced.state.kind == "legacy":
+            note(
+                "The replaced database was made by n8n-deploy 0.9; all of it, 0.9's other "
+                "tables included, is kept in that backup."
+            )
+    say(f"Restored {result.restored.path} ({result.restored.describe()}) to {database}.")
     if result.restored.state.upgrade_needed:
         note(
             f"It needs an upgrade ({result.restored.state.describe()} -> {migrate.HEAD}): "
@@ -315,16 +323,15 @@ def _show_migration(
         version = legacy.schema_version
         say(f"Recognised a database made by n8n-deploy 0.9 (schema version {version}).")
         say(
-            f"Carried over: {legacy.servers} servers, {legacy.keys} API keys, {legacy.links} "
-            f"links; timestamps read as local time ({legacy.time_zone}) and stored as UTC."
+            f"Carried over: {counted(legacy.servers, 'server')}, {counted(legacy.keys, 'API key')}"
+            f", {counted(legacy.links, 'link')}; timestamps read as local time "
+            f"({legacy.time_zone}) and stored as UTC."
         )
         say(f"Links dropped because their key or server no longer exists: {legacy.orphan_links}")
         if legacy.duplicate_links:
             say(f"Duplicate links merged: {legacy.duplicate_links}")
         if legacy.untouched:
-            tables = ", ".join(
-                f"{t} ({n} row{'' if n == 1 else 's'})" for t, n in legacy.untouched.items()
-            )
+            tables = ", ".join(f"{t} ({counted(n, 'row')})" for t, n in legacy.untouched.items())
             say(f"Left untouched: {tables}")
         for item in legacy.not_carried:
             warn(f"not carried over: {item}", emoji=emoji)
@@ -338,9 +345,9 @@ def _confirm(question: str, confirmed: bool, *, action: str) -> None:
     if confirmed:
         return
     if not stdin_is_terminal():
-        raise UsageError(
-            f"Refusing to {action} without confirmation",
-            hint="Pass --confirm when not running at a terminal",
+        raise OperationFailed(
+            f"Refusing to {action} without confirmation (not at a terminal)",
+            hint=f"Add --confirm (or --yes / -y) to {action}",
         )
     if not typer.confirm(question, default=False, err=True):
         raise OperationFailed("Cancelled; nothing was changed")
