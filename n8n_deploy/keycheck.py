@@ -293,7 +293,10 @@ def _run(
 ) -> list[tuple[TargetResult, ...]]:
     """Run every (key, target) check of ``plan`` concurrently; results grouped per key."""
     flat = [(name, secret, target) for name, secret, targets in plan for target in targets]
-    probes = [Probe(secret, target.url, target.verify_tls) for _, secret, target in flat]
+    probes = [
+        Probe(secret, target.url, target.verify_tls, server_name=target.server)
+        for _, secret, target in flat
+    ]
 
     def done(index: int, result: ValidationResult) -> None:
         if on_done is not None:

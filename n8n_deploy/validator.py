@@ -44,8 +44,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from n8n_deploy import __version__
-from n8n_deploy.errors import ExitStatus, N8nDeployError, UsageError
-from n8n_deploy.keys import KeyInfo, clean_key, format_date, mask_key, parse_key, utcnow
+from n8n_deploy.errors import ExitStatus, InvalidServerUrlError, N8nDeployError, UsageError
+from n8n_deploy.keys import (
+    KeyInfo,
+    clean_key,
+    format_date,
+    mask_key,
+    parse_key,
+    redact_keys,
+    utcnow,
+)
 from n8n_deploy.output import iso_utc
 from n8n_deploy.validation import is_loopback_host, normalize_server_url
 
@@ -80,6 +88,7 @@ class Outcome(str, Enum):
     FORBIDDEN = "forbidden"  # 403: the key lacks the workflow:list scope
     UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
     UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
+    INVALID_SERVER_URL = "invalid_server_url"  # a stored URL that cannot be normalised
 
 
 EXIT_STATUS: dict[Outcome, ExitStatus] = {
@@ -91,7 +100,13 @@ EXIT_STATUS: dict[Outcome, ExitStatus] = {
     Outcome.FORBIDDEN: ExitStatus.KEY_REJECTED,
     Outcome.UNEXPECTED_RESPONSE: ExitStatus.UNEXPECTED_RESPONSE,
     Outcome.UNREACHABLE: ExitStatus.UNREACHABLE,
+    # Not tested against that server (as with no server at all): its stored URL, e.g. one
+    # carried over from n8n-deploy 0.9, is not one a request can be sent to.
+    Outcome.INVALID_SERVER_URL: ExitStatus.FAILED,
 }
+
+#: Outcomes decided without any server: the same for every server a key is tested against.
+LOCAL_FAILURES = frozenset({Outcome.INVALID_FORMAT, Outcome.EXPIRED, Outcome.EXPIRING_SOON})
 
 #: When several checks fail (``apikey test --all``, a key linked to several servers), the
 #: exit status is the most serious failure, in this order (most serious first): the key is
@@ -168,6 +183,11 @@ class ValidationResult:
     def contacted(self) -> bool:
         return self.attempts > 0
 
+    @property
+    def failed_locally(self) -> bool:
+        """A check of the key itself (format, expiry) failed: no server would change that."""
+        return self.outcome in LOCAL_FAILURES
+
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
@@ -194,11 +214,15 @@ class ValidationResult:
 
 @dataclass(frozen=True)
 class Probe:
-    """One check to run: a key against a server.  The key is kept out of ``repr``."""
+    """One check to run: a key against a server.  The key is kept out of ``repr``.
+
+    ``server_name`` (the stored server's name, when there is one) makes hints name the
+    command that fixes the server record."""
 
     key: str = field(repr=False)
     server_url: str
     verify_tls: bool = True
+    server_name: str | None = None
 
 
 # --- public API -------------------------------------------------------------------------
@@ -212,17 +236,24 @@ def validate_key(
     timeout: float = DEFAULT_TIMEOUT,
     min_days: float = 0,
     now: datetime | None = None,
+    server_name: str | None = None,
 ) -> ValidationResult:
     """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
 
     Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
     ``UsageError`` for an unreadable ``SSL_CERT_FILE`` or a budget of 0; every other
-    problem is a result.  It runs its own event loop: from async code, await
-    :func:`validate_key_async` instead.
+    problem is a result.  ``server_name`` (a stored server's name) is used in hints.  It
+    runs its own event loop: from async code, await :func:`validate_key_async` instead.
     """
     return run_sync(
         validate_key_async(
-            key, server_url, verify_tls=verify_tls, timeout=timeout, min_days=min_days, now=now
+            key,
+            server_url,
+            verify_tls=verify_tls,
+            timeout=timeout,
+            min_days=min_days,
+            now=now,
+            server_name=server_name,
         )
     )
 
@@ -236,7 +267,11 @@ def validate_many(
     on_done: Callable[[int, ValidationResult], None] | None = None,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time), each within its
-    own ``timeout``; results come back in the order of ``probes``."""
+    own ``timeout``; results come back in the order of ``probes``.
+
+    Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
+    not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
+    1, not tested there) and the other probes are still run."""
     return run_sync(
         validate_many_async(
             probes, timeout=timeout, min_days=min_days, concurrency=concurrency, on_done=on_done
@@ -252,18 +287,20 @@ async def validate_many_async(
     concurrency: int = MAX_CONCURRENCY,
     on_done: Callable[[int, ValidationResult], None] | None = None,
 ) -> list[ValidationResult]:
-    for probe in probes:  # refuse a bad URL before anything is sent anywhere
-        normalize_server_url(probe.server_url)
+    _check_budget(timeout)
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         async with gate:
-            result = await validate_key_async(
+            result = await _validate(
                 probe.key,
                 probe.server_url,
+                strict_url=False,
+                server_name=probe.server_name,
                 verify_tls=probe.verify_tls,
                 timeout=timeout,
                 min_days=min_days,
+                now=None,
             )
         if on_done is not None:
             on_done(index, result)
@@ -280,13 +317,49 @@ async def validate_key_async(
     timeout: float = DEFAULT_TIMEOUT,
     min_days: float = 0,
     now: datetime | None = None,
+    server_name: str | None = None,
 ) -> ValidationResult:
     """The coroutine behind :func:`validate_key` (use this one inside a running event loop)."""
+    _check_budget(timeout)
+    return await _validate(
+        key,
+        server_url,
+        strict_url=True,
+        server_name=server_name,
+        verify_tls=verify_tls,
+        timeout=timeout,
+        min_days=min_days,
+        now=now,
+    )
+
+
+def _check_budget(timeout: float) -> None:
     if not timeout > 0:
         raise UsageError(f"The time budget must be more than 0 seconds, not {timeout}")
+
+
+async def _validate(
+    key: str,
+    server_url: str,
+    *,
+    strict_url: bool,
+    server_name: str | None,
+    verify_tls: bool,
+    timeout: float,
+    min_days: float,
+    now: datetime | None,
+) -> ValidationResult:
+    """Local checks, then (with a usable URL) the request.  ``strict_url``: raise for a URL
+    that cannot be used rather than report it as a result."""
     started = _clock()
-    base = normalize_server_url(server_url)
-    warnings = _transport_warnings(base, verify_tls)
+    url_error: InvalidServerUrlError | None = None
+    try:
+        base = normalize_server_url(server_url)
+    except InvalidServerUrlError as error:
+        if strict_url:
+            raise
+        base, url_error = redact_keys(server_url.strip()), error
+    warnings = _transport_warnings(base, verify_tls) if url_error is None else ()
 
     local = _local_checks(key, min_days=min_days, now=now)
     if local.failure is not None:
@@ -309,6 +382,8 @@ async def validate_key_async(
             warnings=(*warnings, *local.warnings),
         )
     assert local.info is not None and local.key is not None
+    if url_error is not None:
+        return _unusable_url(url_error, base, server_name, local, _clock() - started)
     context = tls_context(verify_tls)
     exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
     verdict = _judge(exchange, base, timeout)
@@ -333,6 +408,53 @@ async def validate_key_async(
         attempts=exchange.attempts,
         warnings=(*warnings, *local.warnings),
     )
+
+
+def _unusable_url(
+    error: InvalidServerUrlError,
+    shown: str,
+    server_name: str | None,
+    local: _Local,
+    elapsed: float,
+) -> ValidationResult:
+    """The result for a URL no request can be sent to (e.g. carried over from 0.9 data)."""
+    assert local.info is not None
+    if server_name is None:
+        message = f"The server URL cannot be used: {_tail(error.message)}"
+        hint = error.hint or "Give an http(s) base URL such as https://n8n.example.com"
+        where = shown
+    else:
+        message = f"The URL of server '{server_name}' cannot be used: {_tail(error.message)}"
+        fix = f"n8n-deploy server update {shell_word(server_name)} --url https://..."
+        hint = (
+            f"{error.hint}; then store it: {fix}" if error.hint else f"Store a working URL: {fix}"
+        )
+        where = f"'{server_name}'"
+    return ValidationResult(
+        server_url=shown,
+        outcome=Outcome.INVALID_SERVER_URL,
+        message=redact_keys(message),
+        hint=redact_keys(hint),
+        checks=(
+            *local.format_checks,
+            Check(
+                REACHABLE,
+                FAILED,
+                redact_keys(f"Server URL cannot be used ({where}): {_tail(error.message)}"),
+            ),
+            Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
+            *local.expiry_checks,
+        ),
+        key_kind=local.info.kind,
+        expires_at=local.info.expires_at,
+        elapsed=elapsed,
+        warnings=local.warnings,
+    )
+
+
+def shell_word(text: str) -> str:
+    """``text`` single-quoted for a shell command in a hint: ``'Production'``."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def tls_context(verify: bool) -> ssl.SSLContext:

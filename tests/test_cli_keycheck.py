@@ -238,6 +238,58 @@ def test_a_bad_server_url_is_a_usage_error(cli: Cli, database: Database, key: st
     assert result.stderr.startswith("Error: Not an http(s) URL")
 
 
+def test_a_stored_server_url_that_cannot_be_used_fails_only_that_server(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str
+) -> None:
+    add_server(database, "Production", PROD)
+    add_server(database, "Legacy", "n8n.example.com:5678")  # as 0.9 data can leave it
+    add_key(database, "prod", key, ["Legacy", "Production"])
+    route = mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    result = cli("apikey", "test", "prod")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert route.call_count == 1  # the other server was still tested
+    assert "✗ Server URL cannot be used ('Legacy'): " in result.stdout
+    assert "n8n-deploy server update 'Legacy' --url https://" in result.stdout
+    assert "failed on 1 of 2 servers: 'Legacy' (n8n.example.com:5678)" in result.stdout
+    assert stored(database, "prod").last_used_at is None  # type: ignore[union-attr]
+
+    result = cli("apikey", "test", "prod", "--json")
+    assert result.exit_code == ExitStatus.FAILED
+    data = json.loads(result.stdout)
+    assert [(d["server"], d["outcome"], d["exit_status"]) for d in data] == [
+        ("Legacy", "invalid_server_url", 1),
+        ("Production", "valid", 0),
+    ]
+    assert result.stderr.startswith("Error: The URL of server 'Legacy' cannot be used: ")
+
+    result = cli("apikey", "test", "prod", "--server", "Legacy")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key test failed: The URL of server 'Legacy' cannot be used" in result.stdout
+
+
+def test_all_still_tests_everything_around_an_unusable_server_url(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str
+) -> None:
+    add_server(database, "Production", PROD)
+    add_server(database, "Legacy", "n8n.example.com:5678")
+    add_key(database, "old", make_jwt(sub="old"), ["Legacy"])
+    add_key(database, "prod", key, ["Production"])
+    add_key(database, "revoked", make_jwt(sub="revoked"), ["Production"])
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.KEY_REJECTED  # 4 outranks the 1 of Legacy
+    assert [(d["key"], d["server"], d["exit_status"]) for d in json.loads(result.stdout)] == [
+        ("old", "Legacy", 1),
+        ("prod", "Production", 0),
+        ("revoked", "Production", 4),
+    ]
+    assert stored(database, "prod").last_used_at is not None  # type: ignore[union-attr]
+    result = cli("apikey", "test", "--all", "--server", "Legacy", "--no-emoji")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "| invalid_server_url " in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 of 1 checks failed; exit status 1 (not tested)"
+
+
 # --- refusals before anything is contacted ----------------------------------------------
 
 

@@ -750,6 +750,43 @@ def test_validate_many_keeps_order_and_runs_at_most_8_at_a_time(key: str) -> Non
     assert sorted(done) == list(range(12))
 
 
+def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:
+    """A stored URL that cannot be normalised (0.9 data) does not stop the other checks."""
+    probes = [
+        Probe(key, "https://n8n.example.com"),
+        Probe(key, "n8n.example.com:5678", server_name="Legacy"),
+        Probe(key, "https://exa<mple.com"),
+    ]
+    with respx.mock() as router:
+        good = router.get("https://n8n.example.com/api/v1/workflows?limit=1").respond(
+            200, json=WORKFLOWS
+        )
+        results = validate_many(probes)
+    assert good.call_count == 1
+    assert [r.exit_status for r in results] == [ExitStatus.SUCCESS, 1, 1]
+    legacy, anonymous = results[1], results[2]
+    assert legacy.outcome is Outcome.INVALID_SERVER_URL and legacy.attempts == 0
+    assert legacy.message.startswith("The URL of server 'Legacy' cannot be used: ")
+    assert "http:// or https://" in legacy.message
+    assert legacy.hint is not None
+    assert "n8n-deploy server update 'Legacy' --url https://" in legacy.hint
+    assert legacy.server_url == "n8n.example.com:5678"
+    assert [(c.name, c.status) for c in legacy.checks] == [
+        ("format", "passed"),
+        ("reachable", "failed"),
+        ("authentication", "skipped"),
+        ("expiry", "passed"),
+    ]
+    assert anonymous.outcome is Outcome.INVALID_SERVER_URL
+    assert anonymous.message.startswith("The server URL cannot be used: not a valid host name")
+    assert most_serious(r.exit_status for r in results) == ExitStatus.FAILED
+
+
+def test_a_local_failure_comes_before_an_unusable_server_url() -> None:
+    (result,) = validate_many([Probe(make_jwt(exp_days=-1), "not a url", server_name="x")])
+    assert result.outcome is Outcome.EXPIRED
+
+
 def test_most_serious_follows_the_documented_order() -> None:
     s = ExitStatus
     assert most_serious([]) == s.SUCCESS

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from n8n_deploy.validator import Check, ValidationResult
 
 EXIT_STATUS_HELP = (
-    "Exit status: 0 valid; 1 not tested (unknown key, no server); 4 rejected (401, or 403: "
+    "Exit status: 0 valid; 1 not tested (unknown key, no server, a stored server URL that "
+    "cannot be used); 4 rejected (401, or 403: "
     "no workflow:list scope); 5 unreachable (DNS, refused, TLS, timeout); 6 not an n8n key; "
     "7 expired or expiring within --min-days; 8 unexpected response (404, 5xx, redirect, not "
     "JSON); 9 inactive key. Several checks: the most serious failure, in the order "
@@ -318,7 +319,7 @@ def _verdict(report: KeyReport, emoji: bool) -> str:
         return f"{icon('ok', emoji)}API key is valid and working{suffix}"
     failed = [r for r in results if not r.result.ok]
     first = failed[0].result
-    if not first.contacted:  # a local check failed: the same for every server
+    if first.failed_locally:  # the same for every server
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
     if len(results) == 1:
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
