@@ -35,6 +35,7 @@ from n8n_deploy.validator import (
     MAX_CONCURRENCY,
     Probe,
     ValidationResult,
+    check_locally,
     most_serious,
     validate_many,
 )
@@ -56,14 +57,17 @@ class Target:
 
 @dataclass(frozen=True)
 class TargetResult:
-    target: Target
+    """One check's result; ``target`` is None when no server was involved (a key that
+    failed its local checks before any server was chosen)."""
+
+    target: Target | None
     result: ValidationResult
 
     def to_dict(self, key_name: str | None) -> dict[str, Any]:
         return {
             "key": key_name,
-            "server": self.target.server,
-            "source": self.target.source,
+            "server": self.target.server if self.target else None,
+            "source": self.target.source if self.target else None,
             **self.result.to_dict(),
         }
 
@@ -188,7 +192,9 @@ def check_stored_key(
     """Test the stored key ``name``; set its ``last_used_at`` when every check passed.
 
     An unknown name raises NotFoundError; an inactive key raises KeyInactiveError before
-    anything is contacted; no server to test against raises NoServerError.
+    anything is contacted.  The key's own checks (format, expiry, ``min_days``) need no
+    server: with no server to test against, a key that fails them is reported as such,
+    and one that passes them raises NoServerError.
     """
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
@@ -200,14 +206,17 @@ def check_stored_key(
                 hint=f"Reactivate it if it should be in use: n8n-deploy apikey activate '{name}'",
             )
         server = ServerRepository(session).get(server_name) if server_name else None
-        targets = choose_targets(
-            f"API key '{name}'",
+        secret = key.api_key
+        targets = _targets_or_local_failure(
+            secret,
+            options,
+            subject=f"API key '{name}'",
             server_url=server_url,
             server=server,
             linked=list(key.servers),
-            options=options,
         )
-        secret = key.api_key
+    if isinstance(targets, ValidationResult):
+        return KeyReport(name, (TargetResult(None, targets),))
     results = _run([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
     if report.ok and _record_use(database, [name]):
@@ -234,8 +243,34 @@ def check_secret(
             raise UsageError("--server needs the database")
         with database.session() as session:
             server = ServerRepository(session).get(server_name)
-    targets = choose_targets("the key", server_url=server_url, server=server, options=options)
+    targets = _targets_or_local_failure(
+        secret, options, subject="the key", server_url=server_url, server=server
+    )
+    if isinstance(targets, ValidationResult):
+        return KeyReport(None, (TargetResult(None, targets),))
     return KeyReport(None, _run([(None, secret, targets)], options, on_done)[0])
+
+
+def _targets_or_local_failure(
+    secret: str,
+    options: CheckOptions,
+    *,
+    subject: str,
+    server_url: str | None = None,
+    server: Server | None = None,
+    linked: Sequence[Server] = (),
+) -> list[Target] | ValidationResult:
+    """The servers to test against; with none, the failed result of the key's own checks
+    (which need no server), or NoServerError when the key passes them."""
+    try:
+        return choose_targets(
+            subject, server_url=server_url, server=server, linked=linked, options=options
+        )
+    except NoServerError:
+        failure = check_locally(secret, min_days=options.min_days)
+        if failure is None:
+            raise
+        return failure
 
 
 def check_all_keys(
@@ -252,22 +287,27 @@ def check_all_keys(
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
+    failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
     with database.session() as session:
         server = ServerRepository(session).get(server_name) if server_name else None
         for key in ApiKeyRepository(session).list(active=True, server=server):
             order.append(key.name)
             try:
-                targets = choose_targets(
-                    f"API key '{key.name}'",
+                targets = _targets_or_local_failure(
+                    key.api_key,
+                    options,
+                    subject=f"API key '{key.name}'",
                     server=server,
                     linked=list(key.servers),
-                    options=options,
                 )
             except NoServerError as error:
                 untested[key.name] = error
                 continue
-            plan.append((key.name, key.api_key, targets))
+            if isinstance(targets, ValidationResult):
+                failed_locally[key.name] = targets
+            else:
+                plan.append((key.name, key.api_key, targets))
     if not order:
         where = f" linked to server '{server_name}'" if server_name else ""
         raise OperationFailed(
@@ -281,6 +321,8 @@ def check_all_keys(
     for name in order:
         if name in untested:
             reports.append(KeyReport(name, not_tested=untested[name]))
+        elif name in failed_locally:
+            reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
         else:
             reports.append(KeyReport(name, tested[name], recorded_use=name in recorded))
     return reports

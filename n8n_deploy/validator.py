@@ -155,9 +155,10 @@ class Check:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Everything one check found out.  It never holds the key."""
+    """Everything one check found out.  It never holds the key.  ``server_url`` is None
+    when no server was involved (a local check failed before one was chosen)."""
 
-    server_url: str
+    server_url: str | None
     outcome: Outcome
     message: str
     hint: str | None = None
@@ -363,24 +364,7 @@ async def _validate(
 
     local = _local_checks(key, min_days=min_days, now=now)
     if local.failure is not None:
-        outcome, message, hint = local.failure
-        not_contacted = "Server not contacted"
-        return ValidationResult(
-            server_url=base,
-            outcome=outcome,
-            message=message,
-            hint=hint,
-            checks=(
-                *local.format_checks,
-                Check(REACHABLE, SKIPPED, f"{not_contacted} ({base})"),
-                Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
-                *local.expiry_checks,
-            ),
-            key_kind=local.info.kind if local.info else None,
-            expires_at=local.info.expires_at if local.info else None,
-            elapsed=_clock() - started,
-            warnings=(*warnings, *local.warnings),
-        )
+        return _local_failure(local, base, warnings, _clock() - started)
     assert local.info is not None and local.key is not None
     if url_error is not None:
         return _unusable_url(url_error, base, server_name, local, _clock() - started)
@@ -406,6 +390,42 @@ async def _validate(
         cause=verdict.cause,
         elapsed=_clock() - started,
         attempts=exchange.attempts,
+        warnings=(*warnings, *local.warnings),
+    )
+
+
+def check_locally(
+    key: str, *, min_days: float = 0, now: datetime | None = None
+) -> ValidationResult | None:
+    """The failed result of the checks that need no server (format, expiry, ``min_days``),
+    or None when they pass.  Its ``server_url`` is None: no server was involved."""
+    started = _clock()
+    local = _local_checks(key, min_days=min_days, now=now)
+    if local.failure is None:
+        return None
+    return _local_failure(local, None, (), _clock() - started)
+
+
+def _local_failure(
+    local: _Local, base: str | None, warnings: tuple[str, ...], elapsed: float
+) -> ValidationResult:
+    assert local.failure is not None
+    outcome, message, hint = local.failure
+    not_contacted = f"Server not contacted ({base})" if base else "Server not contacted"
+    return ValidationResult(
+        server_url=base,
+        outcome=outcome,
+        message=message,
+        hint=hint,
+        checks=(
+            *local.format_checks,
+            Check(REACHABLE, SKIPPED, not_contacted),
+            Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
+            *local.expiry_checks,
+        ),
+        key_kind=local.info.kind if local.info else None,
+        expires_at=local.info.expires_at if local.info else None,
+        elapsed=elapsed,
         warnings=(*warnings, *local.warnings),
     )
 

@@ -358,6 +358,46 @@ def test_a_stored_key_of_the_wrong_format_fails_with_status_6(
     assert not mock.calls
 
 
+def test_local_checks_come_before_the_choice_of_server(
+    cli: Cli, database: Database, mock: respx.MockRouter
+) -> None:
+    """An expired, soon-expiring or malformed key fails as such even with no server."""
+    old = make_jwt(exp_days=-3, sub="old")
+    add_key(database, "old", old)  # linked to no server, and no N8N_SERVER_URL
+    add_key(database, "soon", make_jwt(exp_days=3, sub="soon"))
+    result = cli("apikey", "test", "old")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED, result.output
+    assert f"✗ Token expired on {expires(old)}" in result.stdout
+    assert "- Server not contacted" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("❌ API key test failed: The key expired")
+
+    data = json.loads(cli("apikey", "test", "old", "--json").stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["outcome"], data["exit_status"], data["server"], data["server_url"]) == (
+        "expired",
+        7,
+        None,
+        None,
+    )
+    assert cli("apikey", "test", "soon", "--min-days", "7").exit_code == ExitStatus.KEY_EXPIRED
+    assert cli("apikey", "test", "soon").exit_code == ExitStatus.FAILED  # no server: not tested
+
+    result = cli("apikey", "test", "-", input="garbage\n")
+    assert result.exit_code == ExitStatus.INVALID_FORMAT
+    assert "✗ Invalid JWT token format" in result.stdout
+
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED
+    assert [(d["key"], d["outcome"], d["exit_status"]) for d in json.loads(result.stdout)] == [
+        ("old", "expired", 7),
+        ("soon", "not_tested", 1),
+    ]
+    result = cli("apikey", "test", "--all", "--min-days", "7", "--no-emoji")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED
+    assert "| expiring_soon " in result.stdout
+    assert not mock.calls
+
+
 # --- outcomes through the CLI -----------------------------------------------------------
 
 

@@ -351,6 +351,19 @@ def test_min_days_fails_a_key_expiring_within_that_many_days(mock: respx.MockRou
     assert r.call_count == 2
 
 
+def test_the_local_checks_alone_need_no_server(key: str) -> None:
+    from n8n_deploy.validator import check_locally
+
+    assert check_locally(key) is None
+    expired = check_locally(make_jwt(exp_days=-1))
+    assert expired is not None and expired.outcome is Outcome.EXPIRED
+    assert expired.server_url is None and expired.to_dict()["server_url"] is None
+    soon = check_locally(make_jwt(exp_days=2), min_days=3)
+    assert soon is not None and soon.exit_status == ExitStatus.KEY_EXPIRED
+    garbage = check_locally("garbage")
+    assert garbage is not None and garbage.exit_status == ExitStatus.INVALID_FORMAT
+
+
 @pytest.mark.parametrize(
     "bad",
     ["not-a-key", "eyJhbGciOiJIUzI1NiJ9.e30", "n8n_api_1234", "abc def"],

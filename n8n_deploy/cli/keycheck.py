@@ -84,7 +84,8 @@ MinDaysOption = Annotated[
     "test",
     epilog="Server: --server-url, else --server, else every server the key is linked to "
     "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
-    "1). Redirects are never followed. " + EXIT_STATUS_HELP,
+    "1). The key's own checks (format, expiry, --min-days) need no server and come first. "
+    "Redirects are never followed. " + EXIT_STATUS_HELP,
 )
 def test_key(
     ctx: typer.Context,
@@ -308,7 +309,9 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
     return lines
 
 
-def _where(target: Target) -> str:
+def _where(target: Target | None) -> str:
+    if target is None:
+        return "no server"
     return f"'{target.server}' ({target.url})" if target.server else target.url
 
 
@@ -404,7 +407,7 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
             rows.append(
                 [
                     report.key_name or "",
-                    item.target.server or item.target.url,
+                    _server_cell(item.target),
                     f"{icon('ok' if result.ok else 'fail', emoji)}{result.outcome.value}",
                     str(result.http_status or ""),
                     _expiry_text(result),
@@ -426,6 +429,12 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
             f"exit status {int(status)} ({_STATUS_WORDS.get(status, status.name.lower())})"
         )
     _exit(status)
+
+
+def _server_cell(target: Target | None) -> str:
+    if target is None:
+        return "-"
+    return target.server or target.url
 
 
 _STATUS_WORDS = {
@@ -458,7 +467,7 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
     for line in _report_lines(report.results, emoji):
         say(line)
     say("")
-    servers = ", ".join(r.target.server or r.target.url for r in report.results)
+    servers = ", ".join(_server_cell(r.target) for r in report.results)
     if report.rotated:
         retired = {
             "deactivated": f"'{old}' is deactivated",
