@@ -29,7 +29,7 @@ from n8n_deploy.errors import (
 from n8n_deploy.keys import check_key
 from n8n_deploy.models import Server
 from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
-from n8n_deploy.validation import clean_name, normalize_server_url
+from n8n_deploy.validation import clean_description, clean_name, normalize_server_url
 from n8n_deploy.validator import (
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
@@ -374,6 +374,19 @@ def _record_use(database: Database, names: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True)
+class RotationPlan:
+    """A rotation that passed every check made before anything is contacted or stored."""
+
+    old_name: str
+    new_name: str
+    secret: str = field(repr=False)
+    description: str | None
+    server_names: tuple[str, ...]  # the servers OLD is linked to: NEW is tested on each
+    targets: tuple[Target, ...]
+    old_active: bool
+
+
+@dataclass(frozen=True)
 class RotationReport:
     old_name: str
     new_name: str
@@ -418,11 +431,36 @@ def rotate_key(
     NEW stored (linked to those servers, last_used_at set) and OLD deactivated (or deleted
     with ``delete_old``), all in one transaction.  Otherwise OLD is left untouched and
     active, and NEW is stored for a later retry (linked, but untouched otherwise) unless
-    ``discard_on_failure``.  Bad input (format, expiry, names, a key already stored, OLD
-    without servers) is refused before anything is contacted or stored.
+    ``discard_on_failure``.  Bad input (format, expiry, names, description, a key already
+    stored, OLD without servers) is refused before anything is contacted or stored: this
+    is :func:`plan_rotation` followed by :func:`carry_out_rotation`.
     """
+    plan = plan_rotation(
+        database, old_name, new_secret, new_name, description=description, options=options
+    )
+    return carry_out_rotation(
+        database,
+        plan,
+        discard_on_failure=discard_on_failure,
+        delete_old=delete_old,
+        options=options,
+        on_done=on_done,
+    )
+
+
+def plan_rotation(
+    database: Database,
+    old_name: str,
+    new_secret: str,
+    new_name: str,
+    *,
+    description: str | None = None,
+    options: CheckOptions | None = None,
+) -> RotationPlan:
+    """Every refusal of a rotation, before anything is contacted or stored (read only)."""
     options = options or CheckOptions()
     new_name = clean_name(new_name)
+    description = clean_description(description)
     secret, _info = check_key(new_secret)
     with database.session() as session:
         keys = ApiKeyRepository(session)
@@ -443,7 +481,6 @@ def rotate_key(
                 else f"The new key is already stored as '{twin.name}'",
                 hint="Create a new key in n8n (Settings -> API) and pass that one",
             )
-        old_active = old.is_active
         servers = list(old.servers)
         if not servers:
             raise NoServerError(
@@ -451,15 +488,37 @@ def rotate_key(
                 "test the new key",
                 hint=f"Link it to its server first: n8n-deploy server link '{old_name}' SERVER",
             )
-        server_names = [s.name for s in servers]
         targets = choose_targets(f"API key '{new_name}'", linked=servers, options=options)
-    results = _run([(new_name, secret, targets)], options, on_done)[0]
+        return RotationPlan(
+            old_name=old.name,
+            new_name=new_name,
+            secret=secret,
+            description=description,
+            server_names=tuple(s.name for s in servers),
+            targets=tuple(targets),
+            old_active=old.is_active,
+        )
+
+
+def carry_out_rotation(
+    database: Database,
+    plan: RotationPlan,
+    *,
+    discard_on_failure: bool = False,
+    delete_old: bool = False,
+    options: CheckOptions | None = None,
+    on_done: OnDone | None = None,
+) -> RotationReport:
+    """Test NEW against each of OLD's servers, then finish or stop the rotation."""
+    options = options or CheckOptions()
+    old_name, new_name = plan.old_name, plan.new_name
+    results = _run([(new_name, plan.secret, plan.targets)], options, on_done)[0]
     if all(r.result.ok for r in results):
         with database.session(write=True) as session:
             keys = ApiKeyRepository(session)
             old = keys.get(old_name)
-            linked = [ServerRepository(session).get(n) for n in server_names]
-            new = keys.add(new_name, secret, description=description, servers=linked)
+            linked = [ServerRepository(session).get(n) for n in plan.server_names]
+            new = keys.add(new_name, plan.secret, description=plan.description, servers=linked)
             keys.mark_used(new)
             if delete_old:
                 keys.delete(old)
@@ -469,8 +528,10 @@ def rotate_key(
         return RotationReport(old_name, new_name, results, True, True, action, False)
     if not discard_on_failure:
         with database.session(write=True) as session:
-            linked = [ServerRepository(session).get(n) for n in server_names]
-            ApiKeyRepository(session).add(new_name, secret, description=description, servers=linked)
+            linked = [ServerRepository(session).get(n) for n in plan.server_names]
+            ApiKeyRepository(session).add(
+                new_name, plan.secret, description=plan.description, servers=linked
+            )
     return RotationReport(
-        old_name, new_name, results, False, not discard_on_failure, "unchanged", old_active
+        old_name, new_name, results, False, not discard_on_failure, "unchanged", plan.old_active
     )

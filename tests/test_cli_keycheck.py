@@ -897,6 +897,27 @@ def test_a_bad_new_key_is_refused_before_anything(
     assert stored(database, "prod_key").is_active  # type: ignore[union-attr]
 
 
+def test_a_bad_description_is_refused_before_any_test(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    for bad in ("two\nlines", "tab\there", "bell\x07"):
+        result = cli(
+            "apikey", "rotate", "prod_key", "-", "--name", "n", "--description", bad, input=new
+        )
+        assert result.exit_code == ExitStatus.USAGE, (bad, result.output)
+        assert result.stderr.startswith("Error: The description contains control characters")
+    assert not mock.calls
+    assert key_names(database) == ["prod_key"]
+    for url in (PROD, STAGING):
+        mock.get(probe(url)).mock(side_effect=n8n({new}))
+    result = cli(
+        "apikey", "rotate", "prod_key", "-", "--name", "n", "--description", "  q4  ", input=new
+    )
+    assert result.exit_code == 0, result.output
+    assert stored(database, "n").description == "q4"  # type: ignore[union-attr]
+
+
 def test_rotation_refusals(
     cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
 ) -> None:

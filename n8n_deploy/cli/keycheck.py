@@ -171,8 +171,9 @@ def test_key(
     "rotate",
     epilog="Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
     "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
-    "server); 2 bad name; 6 not an n8n key; 7 expired; a failed test: 4 rejected, 5 "
-    "unreachable, 8 unexpected response (the most serious when OLD has several servers).",
+    "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
+    "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
+    "servers).",
 )
 def rotate(
     ctx: typer.Context,
