@@ -70,6 +70,12 @@ MAX_BODY_BYTES = 1024 * 1024
 # Backoff between attempts: 0.25 s, 0.5 s, 1 s, then 2 s each time.
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 2.0
+# What the server says (its JSON ``message``) is shown up to this many characters.
+MAX_SERVER_MESSAGE = 200
+# ... after hiding the key in at most this much of it.
+MAX_SCRUB_SCAN = 4096
+# Any run of this many characters of the key or more is hidden wherever it appears.
+SCRUB_MIN_PIECE = 12
 # A retry is only worth making when at least this much of the budget is left after waiting.
 MIN_ATTEMPT_SECONDS = 0.5
 # httpx's own timeouts fire a little before the hard deadline, so that the message can say
@@ -370,8 +376,8 @@ async def _validate(
         return _unusable_url(url_error, base, server_name, local, _clock() - started)
     context = tls_context(verify_tls)
     exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
-    verdict = _judge(exchange, base, timeout)
     secret = local.key
+    verdict = _judge(exchange, base, timeout, secret)
     return ValidationResult(
         server_url=base,
         outcome=verdict.outcome,
@@ -379,7 +385,7 @@ async def _validate(
         hint=_scrub(verdict.hint, secret) if verdict.hint else None,
         checks=(
             *local.format_checks,
-            Check(REACHABLE, *verdict.reachable),
+            Check(REACHABLE, verdict.reachable[0], _scrub(verdict.reachable[1], secret)),
             Check(AUTHENTICATION, verdict.auth[0], _scrub(verdict.auth[1], secret)),
             *local.expiry_checks,
         ),
@@ -885,7 +891,9 @@ class _Verdict:
     cause: str | None = None
 
 
-def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
+def _judge(exchange: _Exchange, base: str, budget: float, secret: str) -> _Verdict:
+    """What the exchange means.  ``secret`` is only used to hide the key in what the
+    server said; every message made here is scrubbed again by the caller."""
     if exchange.failure is not None:
         cause, message, hint = exchange.failure
         if exchange.attempts > 1:
@@ -939,7 +947,7 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
             "Check the key in n8n (Settings -> API) and that this URL is the server that "
             "issued it; create and store a new key if needed"
         )
-        if "header required" in _message_of(exchange).lower():
+        if "header required" in _message_of(exchange, secret).lower():
             message = "The server did not receive the X-N8N-API-KEY header (HTTP 401)"
             hint = "A proxy in front of n8n may strip the X-N8N-API-KEY header"
         return _Verdict(
@@ -983,17 +991,17 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
         )
     if status == 503:
         return unexpected(
-            f"The server is not ready (HTTP 503{_server_says(exchange)})",
+            f"The server is not ready (HTTP 503{_server_says(exchange, secret)})",
             "n8n is starting or its database is not ready; try again shortly",
         )
     if status >= 500:
         return unexpected(
-            f"The server failed (HTTP {status}{_server_says(exchange)})",
+            f"The server failed (HTTP {status}{_server_says(exchange, secret)})",
             "Check n8n's logs; newer n8n versions answer 500 to a key signed with another "
             "server's secret",
         )
     return unexpected(
-        f"HTTP {status} {exchange.reason}{_server_says(exchange)}".rstrip(),
+        f"HTTP {status} {exchange.reason}{_server_says(exchange, secret)}".rstrip(),
         "Check the URL and its path prefix; a proxy in between may be refusing the request",
     )
 
@@ -1014,15 +1022,19 @@ def _text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def _message_of(exchange: _Exchange) -> str:
+def _message_of(exchange: _Exchange, secret: str) -> str:
+    """The server's JSON ``message`` on one line, the key hidden *before* it is cut to
+    MAX_SERVER_MESSAGE characters (cutting first would leave a piece of an echoed key
+    that no longer matches the whole key)."""
     data = _json(exchange.body)
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return " ".join(str(data["message"]).split())[:200]
+        text = " ".join(str(data["message"])[:MAX_SCRUB_SCAN].split())
+        return _scrub(text, secret)[:MAX_SERVER_MESSAGE]
     return ""
 
 
-def _server_says(exchange: _Exchange) -> str:
-    message = _message_of(exchange)
+def _server_says(exchange: _Exchange, secret: str) -> str:
+    message = _message_of(exchange, secret)
     return f": {message}" if message else ""
 
 
@@ -1091,7 +1103,30 @@ def _tail(message: str) -> str:
 
 
 def _scrub(text: str, secret: str) -> str:
-    """Belt and braces: a server that echoes the key back must not make us print it."""
-    if secret and secret in text:
-        return text.replace(secret, mask_key(secret))
-    return text
+    """Belt and braces: a server that echoes the key back, whole, cut short or in pieces,
+    must not make us print it.  The whole key becomes its mask (last 4 characters), any
+    run of SCRUB_MIN_PIECE or more of its characters ``********``, and anything else
+    shaped like an n8n key ``[API key hidden]`` (keys.redact_keys)."""
+    if secret:
+        text = text.replace(secret, mask_key(secret))
+    text = redact_keys(text)
+    return _hide_pieces(text, secret) if secret else text
+
+
+def _hide_pieces(text: str, secret: str, size: int = SCRUB_MIN_PIECE) -> str:
+    if len(secret) < size or len(text) < size:
+        return text
+    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    out: list[str] = []
+    start = i = 0
+    while i <= len(text) - size:
+        if text[i : i + size] not in pieces:
+            i += 1
+            continue
+        end = i + size
+        while end < len(text) and text[i : end + 1] in secret:
+            end += 1  # hide the whole run, not just its first SCRUB_MIN_PIECE characters
+        out += [text[start:i], "********"]
+        start = i = end
+    out.append(text[start:])
+    return "".join(out)

@@ -20,7 +20,7 @@ from n8n_deploy import validator
 from n8n_deploy.db import Database
 from n8n_deploy.errors import ExitStatus
 from n8n_deploy.repositories import ApiKeyRepository
-from tests.conftest import Run, make_jwt, make_legacy_key
+from tests.conftest import Run, jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.keystore import add_key, add_server, key_names, stored
 from tests.test_packaging import HEAVY, ROOT, _imported_modules
 
@@ -1002,7 +1002,25 @@ def test_no_command_path_prints_the_key(
     for run in runs:
         assert secret not in run.output
         assert legacy not in run.output
-        assert secret[-30:] not in run.output  # not even a long piece of it
+        assert leaked_piece(secret, run.output) is None  # not even a piece of it
+        assert leaked_piece(legacy, run.output) is None
+
+
+def test_no_piece_of_a_key_echoed_by_the_server_is_printed(
+    cli: Cli, database: Database, mock: respx.MockRouter
+) -> None:
+    secret = jwt_of_length(289)
+    add_server(database, "Production", PROD)
+    add_key(database, "k", secret, ["Production"])
+    route = mock.get(probe(PROD))
+    for echo in (f"invalid signature for {secret}", secret[:150], secret[60:260]):
+        route.mock(return_value=httpx.Response(500, json={"message": echo}))
+        for extra in ((), ("--json",), ("--no-emoji",)):
+            result = cli("apikey", "test", "k", *extra)
+            assert result.exit_code == ExitStatus.UNEXPECTED_RESPONSE
+            assert leaked_piece(secret, result.output) is None, result.output
+        result = cli("apikey", "test", "--all", "--json")
+        assert leaked_piece(secret, result.output) is None, result.output
 
 
 # --- documentation and start-up -----------------------------------------------------------

@@ -32,7 +32,7 @@ from n8n_deploy.validator import (
     validate_key,
     validate_many,
 )
-from tests.conftest import make_jwt, make_legacy_key
+from tests.conftest import jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.fake_n8n import CA_FILE
 
 BASE = "https://n8n.example.com/n8n"
@@ -712,6 +712,49 @@ def test_a_server_echoing_the_key_does_not_make_it_appear_anywhere(
     result = validate_key(key, BASE)
     assert_no_key(key, repr(result), result.to_dict())
     assert result.location is not None and "********" in result.location
+
+
+LONG_KEY = jwt_of_length(289)
+
+
+@pytest.mark.parametrize("status", [500, 503, 418])
+@pytest.mark.parametrize(
+    "echo",
+    [
+        f"invalid signature for {LONG_KEY}",
+        f"{LONG_KEY} {LONG_KEY} {LONG_KEY}",
+        LONG_KEY[:150],
+        f"bad key ...{LONG_KEY[100:250]}...",
+        f"key {LONG_KEY[:-20]}",
+    ],
+    ids=["whole key", "three times", "its head", "a middle piece", "cut short"],
+)
+def test_a_key_echoed_by_the_server_is_hidden_before_any_truncation(
+    mock: respx.MockRouter, clock: FakeClock, status: int, echo: str
+) -> None:
+    route(mock, httpx.Response(status, json={"message": echo}))
+    result = validate_key(LONG_KEY, BASE)
+    assert not result.ok
+    for text in (repr(result), result.to_dict(), result.message, result.hint):
+        assert leaked_piece(LONG_KEY, text) is None, text
+    assert f"HTTP {status}" in result.message  # what the server said is still reported
+
+
+def test_a_key_shaped_text_from_the_server_is_hidden_too(mock: respx.MockRouter, key: str) -> None:
+    other = make_jwt(sub="someone-else")
+    route(mock, httpx.Response(500, json={"message": f"expected {other}"}))
+    result = validate_key(key, BASE)
+    assert leaked_piece(other, result.message) is None
+    assert "[API key hidden]" in result.message
+
+
+def test_a_piece_of_the_key_in_a_redirect_is_hidden(mock: respx.MockRouter) -> None:
+    route(
+        mock, httpx.Response(302, headers={"Location": f"https://x.example.net/?k={LONG_KEY[:90]}"})
+    )
+    result = validate_key(LONG_KEY, BASE)
+    for text in (repr(result), result.to_dict()):
+        assert leaked_piece(LONG_KEY, text) is None
 
 
 def test_no_log_line_contains_the_key(
