@@ -23,6 +23,8 @@ from n8n_deploy.errors import (
     ExitStatus,
     InvalidServerUrlError,
     KeyInactiveError,
+    N8nDeployError,
+    NotFoundError,
     OperationFailed,
     UsageError,
 )
@@ -33,6 +35,7 @@ from n8n_deploy.validation import clean_description, clean_name, normalize_serve
 from n8n_deploy.validator import (
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
+    Outcome,
     Probe,
     ValidationResult,
     check_locally,
@@ -72,53 +75,57 @@ class TargetResult:
         }
 
 
+class NoKeysError(OperationFailed):
+    """``check_all_keys`` found no active key to test (exit status 1: never a pass)."""
+
+
+#: The errors that mean a check could not run at all: ``KeyReport.not_run`` turns each into
+#: a result (outcome not_found, inactive or not_tested) for output that must always say
+#: what happened (``apikey test --json``).
+CANNOT_RUN: tuple[type[N8nDeployError], ...] = (
+    NotFoundError,
+    KeyInactiveError,
+    NoServerError,
+    NoKeysError,
+)
+
+
+def not_run_result(error: N8nDeployError) -> ValidationResult:
+    """A check that could not run, as a result of the same shape as any other."""
+    if isinstance(error, KeyInactiveError):
+        outcome = Outcome.INACTIVE
+    elif isinstance(error, NotFoundError):
+        outcome = Outcome.NOT_FOUND
+    else:
+        outcome = Outcome.NOT_TESTED
+    return ValidationResult(None, outcome, error.message, hint=error.hint)
+
+
 @dataclass(frozen=True)
 class KeyReport:
-    """The outcome of testing one key: one result per server, or why it was not tested."""
+    """The outcome of testing one key: one result per server, or one saying why it was
+    not tested (no target then)."""
 
     key_name: str | None  # None for a key read from stdin
     results: tuple[TargetResult, ...] = ()
-    not_tested: NoServerError | None = None
     recorded_use: bool = False  # last_used_at was set
+
+    @classmethod
+    def not_run(cls, key_name: str | None, error: N8nDeployError) -> KeyReport:
+        return cls(key_name, (TargetResult(None, not_run_result(error)),))
 
     @property
     def ok(self) -> bool:
-        return self.not_tested is None and all(r.result.ok for r in self.results)
+        return bool(self.results) and all(r.result.ok for r in self.results)
 
     @property
     def exit_status(self) -> ExitStatus:
-        if self.not_tested is not None:
+        if not self.results:
             return ExitStatus.FAILED
         return most_serious(r.result.exit_status for r in self.results)
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        if self.not_tested is not None:
-            return [not_tested_record(self.key_name, self.not_tested)]
         return [r.to_dict(self.key_name) for r in self.results]
-
-
-def not_tested_record(key_name: str | None, error: NoServerError) -> dict[str, Any]:
-    """The JSON entry of a key that could not be tested (same fields as a result)."""
-    return {
-        "key": key_name,
-        "server": None,
-        "source": None,
-        "server_url": None,
-        "valid": False,
-        "outcome": "not_tested",
-        "exit_status": int(ExitStatus.FAILED),
-        "message": error.message,
-        "hint": error.hint,
-        "http_status": None,
-        "location": None,
-        "cause": None,
-        "key_kind": None,
-        "expires_at": None,
-        "elapsed_seconds": 0.0,
-        "attempts": 0,
-        "checks": [],
-        "warnings": [],
-    }
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,7 @@ def check_all_keys(
                 plan.append((key.name, key.api_key, targets))
     if not order:
         where = f" linked to server '{server_name}'" if server_name else ""
-        raise OperationFailed(
+        raise NoKeysError(
             f"There are no active API keys{where} to test",
             hint='Add one: echo "$KEY" | n8n-deploy apikey add - --name NAME --server SERVER',
         )
@@ -320,7 +327,7 @@ def check_all_keys(
     reports = []
     for name in order:
         if name in untested:
-            reports.append(KeyReport(name, not_tested=untested[name]))
+            reports.append(KeyReport.not_run(name, untested[name]))
         elif name in failed_locally:
             reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
         else:

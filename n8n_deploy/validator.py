@@ -95,6 +95,10 @@ class Outcome(str, Enum):
     UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
     UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
     INVALID_SERVER_URL = "invalid_server_url"  # a stored URL that cannot be normalised
+    # A check that could not run at all (reported by n8n_deploy.keycheck in the same shape).
+    NOT_TESTED = "not_tested"  # no server to test against, or no active key at all
+    NOT_FOUND = "not_found"  # no key (or server) of that name
+    INACTIVE = "inactive"  # a deactivated key is not tested
 
 
 EXIT_STATUS: dict[Outcome, ExitStatus] = {
@@ -109,6 +113,9 @@ EXIT_STATUS: dict[Outcome, ExitStatus] = {
     # Not tested against that server (as with no server at all): its stored URL, e.g. one
     # carried over from n8n-deploy 0.9, is not one a request can be sent to.
     Outcome.INVALID_SERVER_URL: ExitStatus.FAILED,
+    Outcome.NOT_TESTED: ExitStatus.FAILED,
+    Outcome.NOT_FOUND: ExitStatus.FAILED,
+    Outcome.INACTIVE: ExitStatus.KEY_INACTIVE,
 }
 
 #: Outcomes decided without any server: the same for every server a key is tested against.

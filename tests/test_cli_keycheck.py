@@ -540,6 +540,60 @@ def test_json_for_several_servers_is_an_array_and_failures_go_to_stderr(
     assert result.stderr.startswith("Error: The key lacks the workflow:list scope")
 
 
+@pytest.mark.parametrize(
+    ("args", "stdin", "outcome", "status", "message"),
+    [
+        (("producton_key",), None, "not_found", 1, "API key 'producton_key' not found"),
+        (("off",), None, "inactive", 9, "API key 'off' is inactive; it was not tested"),
+        (("lonely",), None, "not_tested", 1, "No server to test API key 'lonely' against"),
+        (("-",), "KEY", "not_tested", 1, "No server to test the key against"),
+        (("lonely", "--server", "Nope"), None, "not_found", 1, "Server 'Nope' not found"),
+    ],
+    ids=["unknown key", "inactive key", "no server", "stdin, no server", "unknown server"],
+)
+def test_json_describes_a_check_that_could_not_run(
+    cli: Cli,
+    database: Database,
+    mock: respx.MockRouter,
+    key: str,
+    args: tuple[str, ...],
+    stdin: str | None,
+    outcome: str,
+    status: int,
+    message: str,
+) -> None:
+    """A CI job parsing --json always gets one object saying what happened."""
+    add_server(database, "Production", PROD)
+    add_key(database, "production_key", make_jwt(sub="p"), ["Production"])
+    add_key(database, "off", make_jwt(sub="off"), ["Production"], active=False)
+    add_key(database, "lonely", key)
+    result = cli("apikey", "test", *args, "--json", input=key if stdin else None)
+    assert result.exit_code == status, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["outcome"], data["exit_status"], data["valid"]) == (outcome, status, False)
+    assert data["message"].startswith(message)
+    assert data["key"] == (None if args[0] == "-" else args[0])
+    assert data["server_url"] is None and data["attempts"] == 0 and data["checks"] == []
+    assert result.stderr.startswith(f"Error: {message}")
+    assert len(result.stderr.splitlines()) == 1
+    assert not mock.calls
+
+
+def test_json_for_all_with_no_active_key_is_an_array_saying_so(
+    cli: Cli, database: Database
+) -> None:
+    add_key(database, "off", make_jwt(), active=False)
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.FAILED
+    (data,) = json.loads(result.stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["key"], data["outcome"], data["exit_status"]) == (None, "not_tested", 1)
+    assert data["message"] == "There are no active API keys to test"
+    assert result.stderr.startswith("Error: There are no active API keys to test")
+    assert len(result.stderr.splitlines()) == 1
+
+
 # --- a key from stdin -------------------------------------------------------------------
 
 

@@ -117,7 +117,8 @@ def test_key(
     """Check that an API key works: its format and expiry, then one authenticated request
     (GET /api/v1/workflows?limit=1) to the server. On success the key's last-used time is
     set. Human output on stdout; --json prints one object per server (an array when there
-    are several, and always for --all)."""
+    are several, and always for --all), and one saying why when the key could not be
+    tested at all (outcome not_found, inactive or not_tested)."""
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
@@ -134,12 +135,17 @@ def test_key(
             )
         if not json_output:
             note(f"{icon('test', emoji)}Testing every active API key (8 checks at a time)...")
-        reports = keycheck.check_all_keys(
-            state(ctx).database(),
-            server_name=server,
-            options=options,
-            on_done=None if json_output else _progress(emoji),
-        )
+        try:
+            reports = keycheck.check_all_keys(
+                state(ctx).database(),
+                server_name=server,
+                options=options,
+                on_done=None if json_output else _progress(emoji),
+            )
+        except keycheck.CANNOT_RUN as error:
+            if not json_output:
+                raise
+            reports = [keycheck.KeyReport.not_run(None, error)]
         _finish_all(reports, json_output=json_output, emoji=emoji)
         return
     if name is None:
@@ -147,22 +153,32 @@ def test_key(
             "Give the name of the key to test, - to read a key from stdin, or --all",
             hint="e.g. n8n-deploy apikey test prod_key",
         )
-    if name == "-":
-        secret = _read_secret(
-            "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
-        )
-        database = state(ctx).database() if server is not None else None
-        report = keycheck.check_secret(
-            secret, database=database, server_name=server, server_url=server_url, options=options
-        )
-    else:
-        report = keycheck.check_stored_key(
-            state(ctx).database(),
-            lookup_name(name),
-            server_name=server,
-            server_url=server_url,
-            options=options,
-        )
+    key_name = None if name == "-" else lookup_name(name)
+    try:
+        if key_name is None:
+            secret = _read_secret(
+                "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
+            )
+            database = state(ctx).database() if server is not None else None
+            report = keycheck.check_secret(
+                secret,
+                database=database,
+                server_name=server,
+                server_url=server_url,
+                options=options,
+            )
+        else:
+            report = keycheck.check_stored_key(
+                state(ctx).database(),
+                key_name,
+                server_name=server,
+                server_url=server_url,
+                options=options,
+            )
+    except keycheck.CANNOT_RUN as error:
+        if not json_output:
+            raise
+        report = keycheck.KeyReport.not_run(key_name, error)
     subject = "from stdin" if name == "-" else name
     _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
 
@@ -378,29 +394,12 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
     if json_output:
         print_json([record for report in reports for record in report.to_dicts()])
         for report in reports:
-            if report.not_tested is not None:
-                report_error(report.not_tested)
             _errors_to_stderr(report.results)
         _exit(status)
         return
     rows: list[list[str]] = []
     total = failed = 0
     for report in reports:
-        if report.not_tested is not None:
-            total += 1
-            failed += 1
-            rows.append(
-                [
-                    report.key_name or "",
-                    "-",
-                    f"{icon('fail', emoji)}not tested",
-                    "",
-                    "",
-                    report.not_tested.message,
-                    report.not_tested.hint or "",
-                ]
-            )
-            continue
         for item in report.results:
             result = item.result
             total += 1
@@ -452,6 +451,8 @@ _STATUS_WORDS = {
 def _expiry_text(result: ValidationResult) -> str:
     from n8n_deploy.output import human_date
 
+    if result.key_kind is None:  # the key was not read, or is not a key
+        return ""
     return human_date(result.expires_at, never="Never")
 
 
