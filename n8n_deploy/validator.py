@@ -55,7 +55,7 @@ from n8n_deploy.keys import (
     utcnow,
 )
 from n8n_deploy.output import iso_utc
-from n8n_deploy.validation import is_loopback_host, normalize_server_url
+from n8n_deploy.validation import API_PATH, is_loopback_host, normalize_server_url
 
 if TYPE_CHECKING:
     import httpx
@@ -384,7 +384,7 @@ async def _validate(
     context = tls_context(verify_tls)
     exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
     secret = local.key
-    verdict = _judge(exchange, base, timeout, secret)
+    verdict = _judge(exchange, base, timeout, secret, server_name)
     return ValidationResult(
         server_url=base,
         outcome=verdict.outcome,
@@ -665,7 +665,8 @@ class _Exchange:
     content_type: str = ""
     body: bytes = b""
     location: str | None = None
-    retry_after: float | None = None  # asked for but beyond the budget
+    retry_after: float | None = None  # asked for by the last answer, but not waited for
+    budget_left: float = 0.0  # seconds of the budget left when no retry fitted any more
     failure: tuple[str, str, str | None] | None = None  # (kind, message, hint)
 
 
@@ -709,6 +710,7 @@ async def _exchange(key: str, base: str, context: ssl.SSLContext, budget: _Budge
             if retry_in is None:
                 return exchange
             if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
+                exchange.budget_left = budget.remaining()
                 return exchange  # report the last answer rather than overrun the budget
             exchange.retry_after = None
             await _sleep(retry_in)
@@ -898,9 +900,12 @@ class _Verdict:
     cause: str | None = None
 
 
-def _judge(exchange: _Exchange, base: str, budget: float, secret: str) -> _Verdict:
+def _judge(
+    exchange: _Exchange, base: str, budget: float, secret: str, server_name: str | None
+) -> _Verdict:
     """What the exchange means.  ``secret`` is only used to hide the key in what the
-    server said; every message made here is scrubbed again by the caller."""
+    server said; every message made here is scrubbed again by the caller.  Hints name
+    the command that fixes the server record when ``server_name`` is known."""
     if exchange.failure is not None:
         cause, message, hint = exchange.failure
         if exchange.attempts > 1:
@@ -944,7 +949,7 @@ def _judge(exchange: _Exchange, base: str, budget: float, secret: str) -> _Verdi
     if 200 <= status < 300:
         return unexpected(*_not_json(exchange, status))
     if 300 <= status < 400:
-        return unexpected(*_redirect(exchange, base, status))
+        return unexpected(*_redirect(exchange, status, server_name))
     if status == 401:
         message = (
             "The server rejected the key (HTTP 401): revoked, deleted or expired in n8n, "
@@ -977,18 +982,26 @@ def _judge(exchange: _Exchange, base: str, budget: float, secret: str) -> _Verdi
             (FAILED, f"Authentication failed: {_tail(message)}"),
         )
     if status == 404:
+        message = f"No n8n public API at {base}{PROBE_PATH} (HTTP 404)"
+        if urlsplit(base).path.endswith(API_PATH):
+            return unexpected(message, _drop_api_path_hint(base, server_name))
         return unexpected(
-            f"No n8n public API at {base}{PROBE_PATH} (HTTP 404)",
+            message,
             "Check the server URL and its path prefix (e.g. https://host/n8n); the public "
             "API may also be disabled (N8N_PUBLIC_API_DISABLED, or an n8n Cloud trial)",
         )
     if status == 429:
         message = "The server kept answering 429 Too Many Requests"
         hint = "Wait a while before testing again"
-        if exchange.retry_after is not None:
+        asked = exchange.retry_after
+        if asked is not None and asked + MIN_ATTEMPT_SECONDS > budget:
+            hint += f"; it asked to retry after {asked:g} s, beyond the {budget:g} s budget"
+            hint += " (--timeout)"
+        elif asked is not None:
+            left = _seconds(exchange.budget_left)
             hint += (
-                f"; it asked to retry after {exchange.retry_after:g} s, "
-                f"beyond the {budget:g} s budget (--timeout)"
+                f"; it asked to retry after {asked:g} s, but only {left} s of the "
+                f"{budget:g} s budget was left; allow more time with --timeout"
             )
         return unexpected(message, hint)
     if status in (502, 504):
@@ -1071,7 +1084,19 @@ def _not_json(exchange: _Exchange, status: int) -> tuple[str, str]:
     )
 
 
-def _redirect(exchange: _Exchange, base: str, status: int) -> tuple[str, str]:
+def _seconds(value: float) -> str:
+    return f"{max(0.0, value):.1f}".removesuffix(".0")
+
+
+def _drop_api_path_hint(base: str, server_name: str | None) -> str:
+    fixed = base[: -len(API_PATH)]
+    hint = f"The server URL ends in {API_PATH}, which n8n-deploy adds itself: drop {API_PATH}"
+    if server_name is None:
+        return f"{hint} and use {fixed}"
+    return f"{hint} from it: n8n-deploy server update {shell_word(server_name)} --url {fixed}"
+
+
+def _redirect(exchange: _Exchange, status: int, server_name: str | None) -> tuple[str, str]:
     location = exchange.location
     if not location:
         return (
@@ -1084,6 +1109,11 @@ def _redirect(exchange: _Exchange, base: str, status: int) -> tuple[str, str]:
         hint = (
             "Redirects are never followed. Check the server URL; a login page suggests an "
             "access gateway in front of n8n"
+        )
+    elif server_name is not None:
+        hint = (
+            f"If {suggested} is the right address, store it: "
+            f"n8n-deploy server update {shell_word(server_name)} --url {suggested}"
         )
     else:
         hint = (

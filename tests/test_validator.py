@@ -317,6 +317,33 @@ def test_an_http_to_https_redirect_suggests_the_url_to_store(
     assert "n8n-deploy server update NAME --url https://n8n.example.com" in result.hint
 
 
+def test_a_redirect_hint_names_the_stored_server(mock: respx.MockRouter, key: str) -> None:
+    mock.get("http://n8n.example.com/api/v1/workflows?limit=1").respond(
+        301, headers={"Location": "https://n8n.example.com/api/v1/workflows?limit=1"}
+    )
+    result = validate_key(key, "http://n8n.example.com", server_name="Production")
+    assert result.hint is not None
+    assert "n8n-deploy server update 'Production' --url https://n8n.example.com" in result.hint
+    assert "NAME" not in result.hint
+    result = validate_key(key, "http://n8n.example.com", server_name="it's")
+    assert "n8n-deploy server update 'it'\"'\"'s' --url" in result.hint  # type: ignore[operator]
+
+
+def test_a_404_under_a_url_ending_in_api_v1_says_to_drop_it(
+    mock: respx.MockRouter, key: str
+) -> None:
+    mock.get("https://n8n.example.com/n8n/api/v1/api/v1/workflows?limit=1").respond(404)
+    result = validate_key(key, "https://n8n.example.com/n8n/api/v1/", server_name="Production")
+    assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
+    assert result.hint is not None
+    assert "drop /api/v1" in result.hint
+    assert "n8n-deploy server update 'Production' --url https://n8n.example.com/n8n" in result.hint
+    result = validate_key(key, "https://n8n.example.com/n8n/api/v1")
+    assert result.hint is not None
+    assert "drop /api/v1" in result.hint and "https://n8n.example.com/n8n" in result.hint
+    assert "server update" not in result.hint  # no stored server to update
+
+
 def test_a_relative_location_is_reported_as_a_full_url(mock: respx.MockRouter, key: str) -> None:
     route(mock, httpx.Response(302, headers={"Location": "/signin"}))
     result = validate_key(key, BASE)
@@ -475,6 +502,21 @@ def test_a_retry_after_beyond_the_budget_is_not_waited_for(
     assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
     assert "429 Too Many Requests" in result.message
     assert result.hint is not None and "retry after 60 s" in result.hint
+
+
+def test_a_retry_after_that_fits_the_budget_but_not_what_is_left_says_so(
+    mock: respx.MockRouter, key: str, clock: FakeClock
+) -> None:
+    r = route(mock, httpx.Response(429, headers={"Retry-After": "3"}))
+    result = validate_key(key, BASE, timeout=10)
+    assert clock.sleeps == [3.0, 3.0, 3.0]  # honoured while it fitted
+    assert r.call_count == 4
+    assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
+    assert "429 Too Many Requests (after 4 attempts)" in result.message
+    assert result.hint is not None
+    assert "beyond" not in result.hint  # 3 s is well within a 10 s budget
+    assert "it asked to retry after 3 s, but only 1 s of the 10 s budget was left" in result.hint
+    assert "--timeout" in result.hint
 
 
 def test_a_server_that_stays_unavailable_is_reported_within_the_budget(
