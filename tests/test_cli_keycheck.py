@@ -1008,6 +1008,31 @@ def test_rotating_from_an_argument_warns_about_shell_history(
     assert new not in result.output
 
 
+def test_the_shell_history_warning_comes_only_once_the_input_is_accepted(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    refused = [
+        ("prod_key", "garbage", "--name", "n"),
+        ("prod_key", make_jwt(exp_days=-1, sub="x"), "--name", "n"),
+        ("nope", new, "--name", "n"),
+        ("prod_key", new, "--name", " "),
+        ("prod_key", old_key, "--name", "n"),
+        ("prod_key", new, "--name", "n", "--description", "two\nlines"),
+    ]
+    for args in refused:
+        result = cli("apikey", "rotate", *args)
+        assert result.exit_code != 0, args
+        assert "shell history" not in result.stderr, args
+        assert len(result.stderr.splitlines()) == 1, result.stderr  # the error, and only it
+    assert not mock.calls
+    mock.get(probe(PROD)).mock(side_effect=n8n({new}))
+    mock.get(probe(STAGING)).respond(503)
+    result = cli("apikey", "rotate", "prod_key", new, "--name", "n")  # accepted, then fails
+    assert result.exit_code == ExitStatus.UNEXPECTED_RESPONSE
+    assert "shell history" in result.stderr
+
+
 # --- the key is never printed -----------------------------------------------------------
 
 

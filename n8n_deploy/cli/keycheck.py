@@ -243,18 +243,21 @@ def rotate(
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
-    secret = _read_secret(
-        new_key, what="the new key", example="n8n-deploy apikey rotate OLD - --name NEW"
+    example = "n8n-deploy apikey rotate OLD - --name NEW"
+    secret = _read_secret(new_key, what="the new key", example=example)
+    database = state(ctx).database()
+    options = keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify)
+    plan = keycheck.plan_rotation(
+        database, old, secret, name, description=description, options=options
     )
-    report = keycheck.rotate_key(
-        state(ctx).database(),
-        old,
-        secret,
-        name,
-        description=description,
+    if new_key not in (None, "-"):  # said once the input is accepted: an error stays one line
+        secrets.warn_key_on_command_line(example, emoji=emoji)
+    report = keycheck.carry_out_rotation(
+        database,
+        plan,
         discard_on_failure=discard_on_failure,
         delete_old=delete_old,
-        options=keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify),
+        options=options,
     )
     _finish_rotation(report, json_output=json_output, emoji=emoji)
 
@@ -263,9 +266,8 @@ def rotate(
 
 
 def _read_secret(value: str | None, *, what: str, example: str) -> str:
-    """A key from the argument, stdin or a hidden prompt; never echoed."""
-    if value is not None and value != "-":
-        secrets.warn_key_on_command_line(example)
+    """A key from the argument, stdin or a hidden prompt; never echoed.  The caller warns
+    about a key given as an argument once it has accepted it."""
     raw = secrets.read_key(value, prompt=f"Paste {what} (input hidden)", example=example)
     if not raw.strip():
         raise UsageError(
