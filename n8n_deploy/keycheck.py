@@ -29,7 +29,7 @@ from n8n_deploy.errors import (
     UsageError,
 )
 from n8n_deploy.keys import check_key
-from n8n_deploy.models import Server
+from n8n_deploy.models import ApiKey, Server
 from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
 from n8n_deploy.validation import clean_description, clean_name, normalize_server_url
 from n8n_deploy.validator import (
@@ -391,6 +391,7 @@ class RotationPlan:
     server_names: tuple[str, ...]  # the servers OLD is linked to: NEW is tested on each
     targets: tuple[Target, ...]
     old_active: bool
+    resumed: bool = False  # NEW was stored with this key by an earlier, failed rotation
 
 
 @dataclass(frozen=True)
@@ -402,6 +403,7 @@ class RotationReport:
     new_stored: bool
     old_action: str  # deactivated | deleted | already inactive | unchanged
     old_active: bool  # OLD's status afterwards (False once deleted)
+    resumed: bool = False  # finishing an earlier rotation that stored NEW
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -415,6 +417,7 @@ class RotationReport:
             "old_key": self.old_action,
             "old_key_active": self.old_active,
             "new_key": "stored" if self.new_stored else "not stored",
+            "resumed": self.resumed,
             "exit_status": int(self.exit_status),
             "results": [r.to_dict(self.new_name) for r in self.results],
         }
@@ -441,6 +444,10 @@ def rotate_key(
     ``discard_on_failure``.  Bad input (format, expiry, names, description, a key already
     stored, OLD without servers) is refused before anything is contacted or stored: this
     is :func:`plan_rotation` followed by :func:`carry_out_rotation`.
+
+    Running a failed rotation again (NEW stored with this very key, OLD still active)
+    finishes it: NEW is tested again and, when every test passes, linked to any of OLD's
+    servers it lacks, made active and OLD retired, as above.
     """
     plan = plan_rotation(
         database, old_name, new_secret, new_name, description=description, options=options
@@ -472,14 +479,13 @@ def plan_rotation(
     with database.session() as session:
         keys = ApiKeyRepository(session)
         old = keys.get(old_name)
-        if new_name == old.name or keys.find(new_name) is not None:
+        stored_new = keys.find(new_name) if new_name != old.name else old
+        resumed = _resumable(old, stored_new, secret)
+        if stored_new is not None and not resumed:
             raise AlreadyExistsError(
-                "API key",
-                new_name,
-                hint="Choose another --name. If an earlier rotation stored it, test it "
-                f"(n8n-deploy apikey test '{new_name}') or delete it and rotate again",
+                "API key", new_name, hint=_exists_hint(old, stored_new, secret)
             )
-        twin = keys.find_by_secret(secret)
+        twin = None if resumed else keys.find_by_secret(secret)
         if twin is not None:
             same = twin.id == old.id
             raise OperationFailed(
@@ -504,7 +510,30 @@ def plan_rotation(
             server_names=tuple(s.name for s in servers),
             targets=tuple(targets),
             old_active=old.is_active,
+            resumed=resumed,
         )
+
+
+def _resumable(old: ApiKey, stored_new: ApiKey | None, secret: str) -> bool:
+    """NEW was stored with this key by an earlier rotation that did not finish."""
+    return (
+        stored_new is not None
+        and stored_new.id != old.id
+        and stored_new.api_key == secret
+        and old.is_active
+    )
+
+
+def _exists_hint(old: ApiKey, stored_new: ApiKey, secret: str) -> str:
+    if stored_new.id != old.id and stored_new.api_key == secret:
+        return (
+            f"It already holds this key and '{old.name}' is inactive, so there is no "
+            f"rotation left to finish; check it with: n8n-deploy apikey test "
+            f"'{stored_new.name}'"
+        )
+    return (
+        "Choose another --name. To finish an earlier rotation, run it again with the same new key"
+    )
 
 
 def carry_out_rotation(
@@ -522,23 +551,54 @@ def carry_out_rotation(
     results = _run([(new_name, plan.secret, plan.targets)], options, on_done)[0]
     if all(r.result.ok for r in results):
         with database.session(write=True) as session:
-            keys = ApiKeyRepository(session)
+            keys, servers = ApiKeyRepository(session), ServerRepository(session)
             old = keys.get(old_name)
-            linked = [ServerRepository(session).get(n) for n in plan.server_names]
-            new = keys.add(new_name, plan.secret, description=plan.description, servers=linked)
+            linked = [servers.get(n) for n in plan.server_names]
+            if plan.resumed:
+                new = _stored_new(keys, plan)
+                for server in linked:
+                    servers.link(new, server)
+                if plan.description is not None:
+                    new.description = plan.description
+                keys.set_active(new, True)
+            else:
+                new = keys.add(new_name, plan.secret, description=plan.description, servers=linked)
             keys.mark_used(new)
             if delete_old:
                 keys.delete(old)
                 action = "deleted"
             else:
                 action = "deactivated" if keys.set_active(old, False) else "already inactive"
-        return RotationReport(old_name, new_name, results, True, True, action, False)
-    if not discard_on_failure:
+        return RotationReport(
+            old_name, new_name, results, True, True, action, False, resumed=plan.resumed
+        )
+    # A resumed rotation keeps the NEW an earlier run stored, even with discard_on_failure.
+    stored = plan.resumed or not discard_on_failure
+    if not plan.resumed and not discard_on_failure:
         with database.session(write=True) as session:
             linked = [ServerRepository(session).get(n) for n in plan.server_names]
             ApiKeyRepository(session).add(
                 new_name, plan.secret, description=plan.description, servers=linked
             )
     return RotationReport(
-        old_name, new_name, results, False, not discard_on_failure, "unchanged", plan.old_active
+        old_name,
+        new_name,
+        results,
+        False,
+        stored,
+        "unchanged",
+        plan.old_active,
+        resumed=plan.resumed,
     )
+
+
+def _stored_new(keys: ApiKeyRepository, plan: RotationPlan) -> ApiKey:
+    """NEW as an earlier rotation stored it, unless it changed while NEW was tested."""
+    new = keys.find(plan.new_name)
+    if new is None or new.api_key != plan.secret:
+        raise OperationFailed(
+            f"API key '{plan.new_name}' was changed or deleted during the rotation; "
+            "nothing was changed",
+            hint="Run the rotation again",
+        )
+    return new

@@ -854,6 +854,62 @@ def test_a_failed_rotation_leaves_old_active_and_keeps_new_for_a_retry(
     assert "n8n-deploy apikey test 'prod_key_new'" in result.stdout
 
 
+def test_running_a_failed_rotation_again_finishes_it(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    mock.get(probe(PROD)).mock(side_effect=n8n({old_key, new}))
+    staging = mock.get(probe(STAGING)).mock(side_effect=n8n({old_key}))  # not NEW, yet
+    rotate = ("apikey", "rotate", "prod_key", "-", "--name", "prod_key_new")
+    assert cli(*rotate, input=new).exit_code == ExitStatus.KEY_REJECTED
+
+    result = cli(*rotate, "--json", input=new)  # the same command again: tested again
+    assert result.exit_code == ExitStatus.KEY_REJECTED, result.output
+    data = json.loads(result.stdout)
+    assert (data["resumed"], data["rotated"], data["new_key"], data["old_key_active"]) == (
+        True,
+        False,
+        "stored",
+        True,
+    )
+    assert staging.call_count == 2
+
+    add_server(database, "Third", "https://third.example.com")
+    assert cli("server", "link", "prod_key", "Third").exit_code == 0  # OLD gained a server
+    assert cli("apikey", "deactivate", "prod_key_new").exit_code == 0
+    mock.get(probe("https://third.example.com")).mock(side_effect=n8n({new}))
+    staging.mock(side_effect=n8n({old_key, new}))  # NEW now works everywhere
+    result = cli(*rotate, "--description", "q4", input=new)
+    assert result.exit_code == 0, result.output
+    assert "finishing an earlier rotation" in result.stdout
+    fresh, old = stored(database, "prod_key_new"), stored(database, "prod_key")
+    assert fresh is not None and old is not None
+    assert fresh.is_active and fresh.last_used_at is not None and fresh.description == "q4"
+    assert fresh.servers == ["Production", "Staging", "Third"]
+    assert not old.is_active
+
+    result = cli(*rotate, input=new)  # done: nothing left to finish
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key 'prod_key_new' already exists" in result.stderr
+    assert "'prod_key' is inactive, so there is no rotation left to finish" in result.stderr
+
+
+def test_a_stored_new_name_with_another_key_is_still_refused(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    first, second = make_jwt(sub="first"), make_jwt(sub="second")
+    for url in (PROD, STAGING):
+        mock.get(probe(url)).mock(side_effect=n8n(set()))
+    rotate = ("apikey", "rotate", "prod_key", "-", "--name", "prod_key_new")
+    assert cli(*rotate, input=first).exit_code == ExitStatus.KEY_REJECTED
+    calls = len(mock.calls)
+    result = cli(*rotate, input=second)
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key 'prod_key_new' already exists" in result.stderr
+    assert len(mock.calls) == calls
+    assert stored(database, "prod_key_new").secret == first  # type: ignore[union-attr]
+
+
 def test_a_failed_rotation_with_discard_on_failure_stores_nothing(
     cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
 ) -> None:

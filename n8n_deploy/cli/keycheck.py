@@ -189,7 +189,7 @@ def test_key(
     "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
     "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
     "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
-    "servers).",
+    "servers). Running a failed rotation again with the same new key finishes it.",
 )
 def rotate(
     ctx: typer.Context,
@@ -239,7 +239,8 @@ def rotate(
     """Replace OLD by a new key: test the new key against every server OLD is linked to
     and, only when every test passes, store it (linked to the same servers) and deactivate
     OLD, in one transaction. On failure OLD stays active and the new key is stored for a
-    later retry (not stored with --discard-on-failure)."""
+    later retry (not stored with --discard-on-failure): running the same command again,
+    with the same new key, tests it again and finishes the rotation."""
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
@@ -466,7 +467,8 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
         _exit(report.exit_status)
         return
     new, old = report.new_name, report.old_name
-    say(f"{icon('test', emoji)}Testing API key: {new} (to replace {old})")
+    again = "; finishing an earlier rotation" if report.resumed else ""
+    say(f"{icon('test', emoji)}Testing API key: {new} (to replace {old}{again})")
     say("")
     for line in _report_lines(report.results, emoji):
         say(line)
@@ -486,8 +488,8 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
     )
     if report.new_stored:
         say(
-            f"'{new}' was stored, linked to {servers}, so it can be tested again: "
-            f"n8n-deploy apikey test '{new}'"
+            f"'{new}' is stored, linked to {servers}; once it works there, run the same "
+            f"command again to finish the rotation (check it: n8n-deploy apikey test '{new}')"
         )
     else:
         say(f"'{new}' was not stored (--discard-on-failure)")
