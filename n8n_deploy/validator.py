@@ -34,6 +34,7 @@ import os
 import socket
 import ssl
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -372,7 +373,7 @@ async def _validate(
     except InvalidServerUrlError as error:
         if strict_url:
             raise
-        base, url_error = redact_keys(server_url.strip()), error
+        base, url_error = _shown_url(server_url), error
     warnings = _transport_warnings(base, verify_tls) if url_error is None else ()
 
     local = _local_checks(key, min_days=min_days, now=now)
@@ -483,6 +484,12 @@ def _unusable_url(
         elapsed=elapsed,
         warnings=local.warnings,
     )
+
+
+def _shown_url(raw: str) -> str:
+    """A URL that cannot be used, safe to print: no key, no control characters."""
+    text = redact_keys(raw.strip())
+    return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
 
 
 def shell_word(text: str) -> str:

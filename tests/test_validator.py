@@ -880,6 +880,19 @@ def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:
     assert most_serious(r.exit_status for r in results) == ExitStatus.FAILED
 
 
+def test_an_unusable_server_url_is_shown_without_control_characters_or_keys(key: str) -> None:
+    (bell, keyed) = validate_many(
+        [
+            Probe(key, "https://n8n\x1b[2J.example.com\x07", server_name="Bell"),
+            Probe(key, f"https://n8n.example.com/?k={key}", server_name="Keyed"),
+        ]
+    )
+    assert bell.server_url == "https://n8n?[2J.example.com?"
+    assert bell.outcome is Outcome.INVALID_SERVER_URL
+    assert_no_key(key, repr(keyed), keyed.to_dict())
+    assert keyed.outcome is Outcome.INVALID_SERVER_URL
+
+
 def test_a_local_failure_comes_before_an_unusable_server_url() -> None:
     (result,) = validate_many([Probe(make_jwt(exp_days=-1), "not a url", server_name="x")])
     assert result.outcome is Outcome.EXPIRED

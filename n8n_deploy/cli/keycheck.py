@@ -329,10 +329,11 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
     return lines
 
 
-def _where(target: Target | None) -> str:
+def _where(target: Target | None, result: ValidationResult) -> str:
     if target is None:
         return "no server"
-    return f"'{target.server}' ({target.url})" if target.server else target.url
+    url = result.server_url or target.url  # as the validator shows it (a bad URL made safe)
+    return f"'{target.server}' ({url})" if target.server else url
 
 
 def _verdict(report: KeyReport, emoji: bool) -> str:
@@ -346,7 +347,7 @@ def _verdict(report: KeyReport, emoji: bool) -> str:
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
     if len(results) == 1:
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
-    names = ", ".join(_where(r.target) for r in failed)
+    names = ", ".join(_where(r.target, r.result) for r in failed)
     count = f"{len(failed)} of {len(results)} servers"
     return f"{icon('fail', emoji)}API key test failed on {count}: {names}"
 
@@ -384,7 +385,7 @@ def _errors_to_stderr(results: Sequence[TargetResult]) -> None:
 def _progress(emoji: bool) -> OnDone:
     def done(key_name: str | None, target: Target, result: ValidationResult) -> None:
         mark = icon("check" if result.ok else "cross", emoji) or ("PASS " if result.ok else "FAIL ")
-        note(f"{mark}{key_name} -> {_where(target)}: {result.outcome.value}")
+        note(f"{mark}{key_name} -> {_where(target, result)}: {result.outcome.value}")
 
     return done
 
