@@ -23,18 +23,22 @@ from n8n_deploy.errors import (
     ExitStatus,
     InvalidServerUrlError,
     KeyInactiveError,
+    N8nDeployError,
+    NotFoundError,
     OperationFailed,
     UsageError,
 )
 from n8n_deploy.keys import check_key
-from n8n_deploy.models import Server
+from n8n_deploy.models import ApiKey, Server
 from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
-from n8n_deploy.validation import clean_name, normalize_server_url
+from n8n_deploy.validation import clean_description, clean_name, normalize_server_url
 from n8n_deploy.validator import (
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
+    Outcome,
     Probe,
     ValidationResult,
+    check_locally,
     most_serious,
     validate_many,
 )
@@ -56,65 +60,72 @@ class Target:
 
 @dataclass(frozen=True)
 class TargetResult:
-    target: Target
+    """One check's result; ``target`` is None when no server was involved (a key that
+    failed its local checks before any server was chosen)."""
+
+    target: Target | None
     result: ValidationResult
 
     def to_dict(self, key_name: str | None) -> dict[str, Any]:
         return {
             "key": key_name,
-            "server": self.target.server,
-            "source": self.target.source,
+            "server": self.target.server if self.target else None,
+            "source": self.target.source if self.target else None,
             **self.result.to_dict(),
         }
 
 
+class NoKeysError(OperationFailed):
+    """``check_all_keys`` found no active key to test (exit status 1: never a pass)."""
+
+
+#: The errors that mean a check could not run at all: ``KeyReport.not_run`` turns each into
+#: a result (outcome not_found, inactive or not_tested) for output that must always say
+#: what happened (``apikey test --json``).
+CANNOT_RUN: tuple[type[N8nDeployError], ...] = (
+    NotFoundError,
+    KeyInactiveError,
+    NoServerError,
+    NoKeysError,
+)
+
+
+def not_run_result(error: N8nDeployError) -> ValidationResult:
+    """A check that could not run, as a result of the same shape as any other."""
+    if isinstance(error, KeyInactiveError):
+        outcome = Outcome.INACTIVE
+    elif isinstance(error, NotFoundError):
+        outcome = Outcome.NOT_FOUND
+    else:
+        outcome = Outcome.NOT_TESTED
+    return ValidationResult(None, outcome, error.message, hint=error.hint)
+
+
 @dataclass(frozen=True)
 class KeyReport:
-    """The outcome of testing one key: one result per server, or why it was not tested."""
+    """The outcome of testing one key: one result per server, or one saying why it was
+    not tested (no target then)."""
 
     key_name: str | None  # None for a key read from stdin
     results: tuple[TargetResult, ...] = ()
-    not_tested: NoServerError | None = None
     recorded_use: bool = False  # last_used_at was set
+
+    @classmethod
+    def not_run(cls, key_name: str | None, error: N8nDeployError) -> KeyReport:
+        return cls(key_name, (TargetResult(None, not_run_result(error)),))
 
     @property
     def ok(self) -> bool:
-        return self.not_tested is None and all(r.result.ok for r in self.results)
+        return bool(self.results) and all(r.result.ok for r in self.results)
 
     @property
     def exit_status(self) -> ExitStatus:
-        if self.not_tested is not None:
+        if not self.results:
             return ExitStatus.FAILED
         return most_serious(r.result.exit_status for r in self.results)
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        if self.not_tested is not None:
-            return [not_tested_record(self.key_name, self.not_tested)]
         return [r.to_dict(self.key_name) for r in self.results]
-
-
-def not_tested_record(key_name: str | None, error: NoServerError) -> dict[str, Any]:
-    """The JSON entry of a key that could not be tested (same fields as a result)."""
-    return {
-        "key": key_name,
-        "server": None,
-        "source": None,
-        "server_url": None,
-        "valid": False,
-        "outcome": "not_tested",
-        "exit_status": int(ExitStatus.FAILED),
-        "message": error.message,
-        "hint": error.hint,
-        "http_status": None,
-        "location": None,
-        "cause": None,
-        "key_kind": None,
-        "expires_at": None,
-        "elapsed_seconds": 0.0,
-        "attempts": 0,
-        "checks": [],
-        "warnings": [],
-    }
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,9 @@ def check_stored_key(
     """Test the stored key ``name``; set its ``last_used_at`` when every check passed.
 
     An unknown name raises NotFoundError; an inactive key raises KeyInactiveError before
-    anything is contacted; no server to test against raises NoServerError.
+    anything is contacted.  The key's own checks (format, expiry, ``min_days``) need no
+    server: with no server to test against, a key that fails them is reported as such,
+    and one that passes them raises NoServerError.
     """
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
@@ -200,14 +213,17 @@ def check_stored_key(
                 hint=f"Reactivate it if it should be in use: n8n-deploy apikey activate '{name}'",
             )
         server = ServerRepository(session).get(server_name) if server_name else None
-        targets = choose_targets(
-            f"API key '{name}'",
+        secret = key.api_key
+        targets = _targets_or_local_failure(
+            secret,
+            options,
+            subject=f"API key '{name}'",
             server_url=server_url,
             server=server,
             linked=list(key.servers),
-            options=options,
         )
-        secret = key.api_key
+    if isinstance(targets, ValidationResult):
+        return KeyReport(name, (TargetResult(None, targets),))
     results = _run([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
     if report.ok and _record_use(database, [name]):
@@ -234,8 +250,34 @@ def check_secret(
             raise UsageError("--server needs the database")
         with database.session() as session:
             server = ServerRepository(session).get(server_name)
-    targets = choose_targets("the key", server_url=server_url, server=server, options=options)
+    targets = _targets_or_local_failure(
+        secret, options, subject="the key", server_url=server_url, server=server
+    )
+    if isinstance(targets, ValidationResult):
+        return KeyReport(None, (TargetResult(None, targets),))
     return KeyReport(None, _run([(None, secret, targets)], options, on_done)[0])
+
+
+def _targets_or_local_failure(
+    secret: str,
+    options: CheckOptions,
+    *,
+    subject: str,
+    server_url: str | None = None,
+    server: Server | None = None,
+    linked: Sequence[Server] = (),
+) -> list[Target] | ValidationResult:
+    """The servers to test against; with none, the failed result of the key's own checks
+    (which need no server), or NoServerError when the key passes them."""
+    try:
+        return choose_targets(
+            subject, server_url=server_url, server=server, linked=linked, options=options
+        )
+    except NoServerError:
+        failure = check_locally(secret, min_days=options.min_days)
+        if failure is None:
+            raise
+        return failure
 
 
 def check_all_keys(
@@ -252,25 +294,30 @@ def check_all_keys(
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
+    failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
     with database.session() as session:
         server = ServerRepository(session).get(server_name) if server_name else None
         for key in ApiKeyRepository(session).list(active=True, server=server):
             order.append(key.name)
             try:
-                targets = choose_targets(
-                    f"API key '{key.name}'",
+                targets = _targets_or_local_failure(
+                    key.api_key,
+                    options,
+                    subject=f"API key '{key.name}'",
                     server=server,
                     linked=list(key.servers),
-                    options=options,
                 )
             except NoServerError as error:
                 untested[key.name] = error
                 continue
-            plan.append((key.name, key.api_key, targets))
+            if isinstance(targets, ValidationResult):
+                failed_locally[key.name] = targets
+            else:
+                plan.append((key.name, key.api_key, targets))
     if not order:
         where = f" linked to server '{server_name}'" if server_name else ""
-        raise OperationFailed(
+        raise NoKeysError(
             f"There are no active API keys{where} to test",
             hint='Add one: echo "$KEY" | n8n-deploy apikey add - --name NAME --server SERVER',
         )
@@ -280,7 +327,9 @@ def check_all_keys(
     reports = []
     for name in order:
         if name in untested:
-            reports.append(KeyReport(name, not_tested=untested[name]))
+            reports.append(KeyReport.not_run(name, untested[name]))
+        elif name in failed_locally:
+            reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
         else:
             reports.append(KeyReport(name, tested[name], recorded_use=name in recorded))
     return reports
@@ -293,7 +342,10 @@ def _run(
 ) -> list[tuple[TargetResult, ...]]:
     """Run every (key, target) check of ``plan`` concurrently; results grouped per key."""
     flat = [(name, secret, target) for name, secret, targets in plan for target in targets]
-    probes = [Probe(secret, target.url, target.verify_tls) for _, secret, target in flat]
+    probes = [
+        Probe(secret, target.url, target.verify_tls, server_name=target.server)
+        for _, secret, target in flat
+    ]
 
     def done(index: int, result: ValidationResult) -> None:
         if on_done is not None:
@@ -329,6 +381,20 @@ def _record_use(database: Database, names: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True)
+class RotationPlan:
+    """A rotation that passed every check made before anything is contacted or stored."""
+
+    old_name: str
+    new_name: str
+    secret: str = field(repr=False)
+    description: str | None
+    server_names: tuple[str, ...]  # the servers OLD is linked to: NEW is tested on each
+    targets: tuple[Target, ...]
+    old_active: bool
+    resumed: bool = False  # NEW was stored with this key by an earlier, failed rotation
+
+
+@dataclass(frozen=True)
 class RotationReport:
     old_name: str
     new_name: str
@@ -337,6 +403,7 @@ class RotationReport:
     new_stored: bool
     old_action: str  # deactivated | deleted | already inactive | unchanged
     old_active: bool  # OLD's status afterwards (False once deleted)
+    resumed: bool = False  # finishing an earlier rotation that stored NEW
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -350,6 +417,7 @@ class RotationReport:
             "old_key": self.old_action,
             "old_key_active": self.old_active,
             "new_key": "stored" if self.new_stored else "not stored",
+            "resumed": self.resumed,
             "exit_status": int(self.exit_status),
             "results": [r.to_dict(self.new_name) for r in self.results],
         }
@@ -373,23 +441,51 @@ def rotate_key(
     NEW stored (linked to those servers, last_used_at set) and OLD deactivated (or deleted
     with ``delete_old``), all in one transaction.  Otherwise OLD is left untouched and
     active, and NEW is stored for a later retry (linked, but untouched otherwise) unless
-    ``discard_on_failure``.  Bad input (format, expiry, names, a key already stored, OLD
-    without servers) is refused before anything is contacted or stored.
+    ``discard_on_failure``.  Bad input (format, expiry, names, description, a key already
+    stored, OLD without servers) is refused before anything is contacted or stored: this
+    is :func:`plan_rotation` followed by :func:`carry_out_rotation`.
+
+    Running a failed rotation again (NEW stored with this very key, OLD still active)
+    finishes it: NEW is tested again and, when every test passes, linked to any of OLD's
+    servers it lacks, made active and OLD retired, as above.
     """
+    plan = plan_rotation(
+        database, old_name, new_secret, new_name, description=description, options=options
+    )
+    return carry_out_rotation(
+        database,
+        plan,
+        discard_on_failure=discard_on_failure,
+        delete_old=delete_old,
+        options=options,
+        on_done=on_done,
+    )
+
+
+def plan_rotation(
+    database: Database,
+    old_name: str,
+    new_secret: str,
+    new_name: str,
+    *,
+    description: str | None = None,
+    options: CheckOptions | None = None,
+) -> RotationPlan:
+    """Every refusal of a rotation, before anything is contacted or stored (read only)."""
     options = options or CheckOptions()
     new_name = clean_name(new_name)
+    description = clean_description(description)
     secret, _info = check_key(new_secret)
     with database.session() as session:
         keys = ApiKeyRepository(session)
         old = keys.get(old_name)
-        if new_name == old.name or keys.find(new_name) is not None:
+        stored_new = keys.find(new_name) if new_name != old.name else old
+        resumed = _resumable(old, stored_new, secret)
+        if stored_new is not None and not resumed:
             raise AlreadyExistsError(
-                "API key",
-                new_name,
-                hint="Choose another --name. If an earlier rotation stored it, test it "
-                f"(n8n-deploy apikey test '{new_name}') or delete it and rotate again",
+                "API key", new_name, hint=_exists_hint(old, stored_new, secret)
             )
-        twin = keys.find_by_secret(secret)
+        twin = None if resumed else keys.find_by_secret(secret)
         if twin is not None:
             same = twin.id == old.id
             raise OperationFailed(
@@ -398,7 +494,6 @@ def rotate_key(
                 else f"The new key is already stored as '{twin.name}'",
                 hint="Create a new key in n8n (Settings -> API) and pass that one",
             )
-        old_active = old.is_active
         servers = list(old.servers)
         if not servers:
             raise NoServerError(
@@ -406,26 +501,104 @@ def rotate_key(
                 "test the new key",
                 hint=f"Link it to its server first: n8n-deploy server link '{old_name}' SERVER",
             )
-        server_names = [s.name for s in servers]
         targets = choose_targets(f"API key '{new_name}'", linked=servers, options=options)
-    results = _run([(new_name, secret, targets)], options, on_done)[0]
+        return RotationPlan(
+            old_name=old.name,
+            new_name=new_name,
+            secret=secret,
+            description=description,
+            server_names=tuple(s.name for s in servers),
+            targets=tuple(targets),
+            old_active=old.is_active,
+            resumed=resumed,
+        )
+
+
+def _resumable(old: ApiKey, stored_new: ApiKey | None, secret: str) -> bool:
+    """NEW was stored with this key by an earlier rotation that did not finish."""
+    return (
+        stored_new is not None
+        and stored_new.id != old.id
+        and stored_new.api_key == secret
+        and old.is_active
+    )
+
+
+def _exists_hint(old: ApiKey, stored_new: ApiKey, secret: str) -> str:
+    if stored_new.id != old.id and stored_new.api_key == secret:
+        return (
+            f"It already holds this key and '{old.name}' is inactive, so there is no "
+            f"rotation left to finish; check it with: n8n-deploy apikey test "
+            f"'{stored_new.name}'"
+        )
+    return (
+        "Choose another --name. To finish an earlier rotation, run it again with the same new key"
+    )
+
+
+def carry_out_rotation(
+    database: Database,
+    plan: RotationPlan,
+    *,
+    discard_on_failure: bool = False,
+    delete_old: bool = False,
+    options: CheckOptions | None = None,
+    on_done: OnDone | None = None,
+) -> RotationReport:
+    """Test NEW against each of OLD's servers, then finish or stop the rotation."""
+    options = options or CheckOptions()
+    old_name, new_name = plan.old_name, plan.new_name
+    results = _run([(new_name, plan.secret, plan.targets)], options, on_done)[0]
     if all(r.result.ok for r in results):
         with database.session(write=True) as session:
-            keys = ApiKeyRepository(session)
+            keys, servers = ApiKeyRepository(session), ServerRepository(session)
             old = keys.get(old_name)
-            linked = [ServerRepository(session).get(n) for n in server_names]
-            new = keys.add(new_name, secret, description=description, servers=linked)
+            linked = [servers.get(n) for n in plan.server_names]
+            if plan.resumed:
+                new = _stored_new(keys, plan)
+                for server in linked:
+                    servers.link(new, server)
+                if plan.description is not None:
+                    new.description = plan.description
+                keys.set_active(new, True)
+            else:
+                new = keys.add(new_name, plan.secret, description=plan.description, servers=linked)
             keys.mark_used(new)
             if delete_old:
                 keys.delete(old)
                 action = "deleted"
             else:
                 action = "deactivated" if keys.set_active(old, False) else "already inactive"
-        return RotationReport(old_name, new_name, results, True, True, action, False)
-    if not discard_on_failure:
+        return RotationReport(
+            old_name, new_name, results, True, True, action, False, resumed=plan.resumed
+        )
+    # A resumed rotation keeps the NEW an earlier run stored, even with discard_on_failure.
+    stored = plan.resumed or not discard_on_failure
+    if not plan.resumed and not discard_on_failure:
         with database.session(write=True) as session:
-            linked = [ServerRepository(session).get(n) for n in server_names]
-            ApiKeyRepository(session).add(new_name, secret, description=description, servers=linked)
+            linked = [ServerRepository(session).get(n) for n in plan.server_names]
+            ApiKeyRepository(session).add(
+                new_name, plan.secret, description=plan.description, servers=linked
+            )
     return RotationReport(
-        old_name, new_name, results, False, not discard_on_failure, "unchanged", old_active
+        old_name,
+        new_name,
+        results,
+        False,
+        stored,
+        "unchanged",
+        plan.old_active,
+        resumed=plan.resumed,
     )
+
+
+def _stored_new(keys: ApiKeyRepository, plan: RotationPlan) -> ApiKey:
+    """NEW as an earlier rotation stored it, unless it changed while NEW was tested."""
+    new = keys.find(plan.new_name)
+    if new is None or new.api_key != plan.secret:
+        raise OperationFailed(
+            f"API key '{plan.new_name}' was changed or deleted during the rotation; "
+            "nothing was changed",
+            hint="Run the rotation again",
+        )
+    return new

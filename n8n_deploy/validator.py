@@ -34,6 +34,7 @@ import os
 import socket
 import ssl
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,10 +45,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from n8n_deploy import __version__
-from n8n_deploy.errors import ExitStatus, N8nDeployError, UsageError
-from n8n_deploy.keys import KeyInfo, clean_key, format_date, mask_key, parse_key, utcnow
+from n8n_deploy.errors import ExitStatus, InvalidServerUrlError, N8nDeployError, UsageError
+from n8n_deploy.keys import (
+    KeyInfo,
+    clean_key,
+    format_date,
+    mask_key,
+    parse_key,
+    redact_keys,
+    utcnow,
+)
 from n8n_deploy.output import iso_utc
-from n8n_deploy.validation import is_loopback_host, normalize_server_url
+from n8n_deploy.validation import API_PATH, is_loopback_host, normalize_server_url
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +71,12 @@ MAX_BODY_BYTES = 1024 * 1024
 # Backoff between attempts: 0.25 s, 0.5 s, 1 s, then 2 s each time.
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 2.0
+# What the server says (its JSON ``message``) is shown up to this many characters.
+MAX_SERVER_MESSAGE = 200
+# ... after hiding the key in at most this much of it.
+MAX_SCRUB_SCAN = 4096
+# Any run of this many characters of the key or more is hidden wherever it appears.
+SCRUB_MIN_PIECE = 12
 # A retry is only worth making when at least this much of the budget is left after waiting.
 MIN_ATTEMPT_SECONDS = 0.5
 # httpx's own timeouts fire a little before the hard deadline, so that the message can say
@@ -80,6 +95,11 @@ class Outcome(str, Enum):
     FORBIDDEN = "forbidden"  # 403: the key lacks the workflow:list scope
     UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
     UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
+    INVALID_SERVER_URL = "invalid_server_url"  # a stored URL that cannot be normalised
+    # A check that could not run at all (reported by n8n_deploy.keycheck in the same shape).
+    NOT_TESTED = "not_tested"  # no server to test against, or no active key at all
+    NOT_FOUND = "not_found"  # no key (or server) of that name
+    INACTIVE = "inactive"  # a deactivated key is not tested
 
 
 EXIT_STATUS: dict[Outcome, ExitStatus] = {
@@ -91,7 +111,16 @@ EXIT_STATUS: dict[Outcome, ExitStatus] = {
     Outcome.FORBIDDEN: ExitStatus.KEY_REJECTED,
     Outcome.UNEXPECTED_RESPONSE: ExitStatus.UNEXPECTED_RESPONSE,
     Outcome.UNREACHABLE: ExitStatus.UNREACHABLE,
+    # Not tested against that server (as with no server at all): its stored URL, e.g. one
+    # carried over from n8n-deploy 0.9, is not one a request can be sent to.
+    Outcome.INVALID_SERVER_URL: ExitStatus.FAILED,
+    Outcome.NOT_TESTED: ExitStatus.FAILED,
+    Outcome.NOT_FOUND: ExitStatus.FAILED,
+    Outcome.INACTIVE: ExitStatus.KEY_INACTIVE,
 }
+
+#: Outcomes decided without any server: the same for every server a key is tested against.
+LOCAL_FAILURES = frozenset({Outcome.INVALID_FORMAT, Outcome.EXPIRED, Outcome.EXPIRING_SOON})
 
 #: When several checks fail (``apikey test --all``, a key linked to several servers), the
 #: exit status is the most serious failure, in this order (most serious first): the key is
@@ -140,9 +169,10 @@ class Check:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Everything one check found out.  It never holds the key."""
+    """Everything one check found out.  It never holds the key.  ``server_url`` is None
+    when no server was involved (a local check failed before one was chosen)."""
 
-    server_url: str
+    server_url: str | None
     outcome: Outcome
     message: str
     hint: str | None = None
@@ -167,6 +197,11 @@ class ValidationResult:
     @property
     def contacted(self) -> bool:
         return self.attempts > 0
+
+    @property
+    def failed_locally(self) -> bool:
+        """A check of the key itself (format, expiry) failed: no server would change that."""
+        return self.outcome in LOCAL_FAILURES
 
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -194,11 +229,15 @@ class ValidationResult:
 
 @dataclass(frozen=True)
 class Probe:
-    """One check to run: a key against a server.  The key is kept out of ``repr``."""
+    """One check to run: a key against a server.  The key is kept out of ``repr``.
+
+    ``server_name`` (the stored server's name, when there is one) makes hints name the
+    command that fixes the server record."""
 
     key: str = field(repr=False)
     server_url: str
     verify_tls: bool = True
+    server_name: str | None = None
 
 
 # --- public API -------------------------------------------------------------------------
@@ -212,17 +251,24 @@ def validate_key(
     timeout: float = DEFAULT_TIMEOUT,
     min_days: float = 0,
     now: datetime | None = None,
+    server_name: str | None = None,
 ) -> ValidationResult:
     """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
 
     Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
     ``UsageError`` for an unreadable ``SSL_CERT_FILE`` or a budget of 0; every other
-    problem is a result.  It runs its own event loop: from async code, await
-    :func:`validate_key_async` instead.
+    problem is a result.  ``server_name`` (a stored server's name) is used in hints.  It
+    runs its own event loop: from async code, await :func:`validate_key_async` instead.
     """
     return run_sync(
         validate_key_async(
-            key, server_url, verify_tls=verify_tls, timeout=timeout, min_days=min_days, now=now
+            key,
+            server_url,
+            verify_tls=verify_tls,
+            timeout=timeout,
+            min_days=min_days,
+            now=now,
+            server_name=server_name,
         )
     )
 
@@ -236,7 +282,11 @@ def validate_many(
     on_done: Callable[[int, ValidationResult], None] | None = None,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time), each within its
-    own ``timeout``; results come back in the order of ``probes``."""
+    own ``timeout``; results come back in the order of ``probes``.
+
+    Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
+    not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
+    1, not tested there) and the other probes are still run."""
     return run_sync(
         validate_many_async(
             probes, timeout=timeout, min_days=min_days, concurrency=concurrency, on_done=on_done
@@ -252,18 +302,20 @@ async def validate_many_async(
     concurrency: int = MAX_CONCURRENCY,
     on_done: Callable[[int, ValidationResult], None] | None = None,
 ) -> list[ValidationResult]:
-    for probe in probes:  # refuse a bad URL before anything is sent anywhere
-        normalize_server_url(probe.server_url)
+    _check_budget(timeout)
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         async with gate:
-            result = await validate_key_async(
+            result = await _validate(
                 probe.key,
                 probe.server_url,
+                strict_url=False,
+                server_name=probe.server_name,
                 verify_tls=probe.verify_tls,
                 timeout=timeout,
                 min_days=min_days,
+                now=None,
             )
         if on_done is not None:
             on_done(index, result)
@@ -280,39 +332,60 @@ async def validate_key_async(
     timeout: float = DEFAULT_TIMEOUT,
     min_days: float = 0,
     now: datetime | None = None,
+    server_name: str | None = None,
 ) -> ValidationResult:
     """The coroutine behind :func:`validate_key` (use this one inside a running event loop)."""
+    _check_budget(timeout)
+    return await _validate(
+        key,
+        server_url,
+        strict_url=True,
+        server_name=server_name,
+        verify_tls=verify_tls,
+        timeout=timeout,
+        min_days=min_days,
+        now=now,
+    )
+
+
+def _check_budget(timeout: float) -> None:
     if not timeout > 0:
         raise UsageError(f"The time budget must be more than 0 seconds, not {timeout}")
+
+
+async def _validate(
+    key: str,
+    server_url: str,
+    *,
+    strict_url: bool,
+    server_name: str | None,
+    verify_tls: bool,
+    timeout: float,
+    min_days: float,
+    now: datetime | None,
+) -> ValidationResult:
+    """Local checks, then (with a usable URL) the request.  ``strict_url``: raise for a URL
+    that cannot be used rather than report it as a result."""
     started = _clock()
-    base = normalize_server_url(server_url)
-    warnings = _transport_warnings(base, verify_tls)
+    url_error: InvalidServerUrlError | None = None
+    try:
+        base = normalize_server_url(server_url)
+    except InvalidServerUrlError as error:
+        if strict_url:
+            raise
+        base, url_error = _shown_url(server_url), error
+    warnings = _transport_warnings(base, verify_tls) if url_error is None else ()
 
     local = _local_checks(key, min_days=min_days, now=now)
     if local.failure is not None:
-        outcome, message, hint = local.failure
-        not_contacted = "Server not contacted"
-        return ValidationResult(
-            server_url=base,
-            outcome=outcome,
-            message=message,
-            hint=hint,
-            checks=(
-                *local.format_checks,
-                Check(REACHABLE, SKIPPED, f"{not_contacted} ({base})"),
-                Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
-                *local.expiry_checks,
-            ),
-            key_kind=local.info.kind if local.info else None,
-            expires_at=local.info.expires_at if local.info else None,
-            elapsed=_clock() - started,
-            warnings=(*warnings, *local.warnings),
-        )
+        return _local_failure(local, base, warnings, _clock() - started)
     assert local.info is not None and local.key is not None
+    if url_error is not None:
+        return _unusable_url(url_error, base, server_name, local, _clock() - started)
     context = tls_context(verify_tls)
     exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
-    verdict = _judge(exchange, base, timeout)
     secret = local.key
+    verdict = _judge(exchange, base, timeout, secret, server_name)
     return ValidationResult(
         server_url=base,
         outcome=verdict.outcome,
@@ -320,7 +393,7 @@ async def validate_key_async(
         hint=_scrub(verdict.hint, secret) if verdict.hint else None,
         checks=(
             *local.format_checks,
-            Check(REACHABLE, *verdict.reachable),
+            Check(REACHABLE, verdict.reachable[0], _scrub(verdict.reachable[1], secret)),
             Check(AUTHENTICATION, verdict.auth[0], _scrub(verdict.auth[1], secret)),
             *local.expiry_checks,
         ),
@@ -333,6 +406,95 @@ async def validate_key_async(
         attempts=exchange.attempts,
         warnings=(*warnings, *local.warnings),
     )
+
+
+def check_locally(
+    key: str, *, min_days: float = 0, now: datetime | None = None
+) -> ValidationResult | None:
+    """The failed result of the checks that need no server (format, expiry, ``min_days``),
+    or None when they pass.  Its ``server_url`` is None: no server was involved."""
+    started = _clock()
+    local = _local_checks(key, min_days=min_days, now=now)
+    if local.failure is None:
+        return None
+    return _local_failure(local, None, (), _clock() - started)
+
+
+def _local_failure(
+    local: _Local, base: str | None, warnings: tuple[str, ...], elapsed: float
+) -> ValidationResult:
+    assert local.failure is not None
+    outcome, message, hint = local.failure
+    not_contacted = f"Server not contacted ({base})" if base else "Server not contacted"
+    return ValidationResult(
+        server_url=base,
+        outcome=outcome,
+        message=message,
+        hint=hint,
+        checks=(
+            *local.format_checks,
+            Check(REACHABLE, SKIPPED, not_contacted),
+            Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
+            *local.expiry_checks,
+        ),
+        key_kind=local.info.kind if local.info else None,
+        expires_at=local.info.expires_at if local.info else None,
+        elapsed=elapsed,
+        warnings=(*warnings, *local.warnings),
+    )
+
+
+def _unusable_url(
+    error: InvalidServerUrlError,
+    shown: str,
+    server_name: str | None,
+    local: _Local,
+    elapsed: float,
+) -> ValidationResult:
+    """The result for a URL no request can be sent to (e.g. carried over from 0.9 data)."""
+    assert local.info is not None
+    if server_name is None:
+        message = f"The server URL cannot be used: {_tail(error.message)}"
+        hint = error.hint or "Give an http(s) base URL such as https://n8n.example.com"
+        where = shown
+    else:
+        message = f"The URL of server '{server_name}' cannot be used: {_tail(error.message)}"
+        fix = f"n8n-deploy server update {shell_word(server_name)} --url https://..."
+        hint = (
+            f"{error.hint}; then store it: {fix}" if error.hint else f"Store a working URL: {fix}"
+        )
+        where = f"'{server_name}'"
+    return ValidationResult(
+        server_url=shown,
+        outcome=Outcome.INVALID_SERVER_URL,
+        message=redact_keys(message),
+        hint=redact_keys(hint),
+        checks=(
+            *local.format_checks,
+            Check(
+                REACHABLE,
+                FAILED,
+                redact_keys(f"Server URL cannot be used ({where}): {_tail(error.message)}"),
+            ),
+            Check(AUTHENTICATION, SKIPPED, "Authentication not checked"),
+            *local.expiry_checks,
+        ),
+        key_kind=local.info.kind,
+        expires_at=local.info.expires_at,
+        elapsed=elapsed,
+        warnings=local.warnings,
+    )
+
+
+def _shown_url(raw: str) -> str:
+    """A URL that cannot be used, safe to print: no key, no control characters."""
+    text = redact_keys(raw.strip())
+    return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
+
+
+def shell_word(text: str) -> str:
+    """``text`` single-quoted for a shell command in a hint: ``'Production'``."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def tls_context(verify: bool) -> ssl.SSLContext:
@@ -510,7 +672,8 @@ class _Exchange:
     content_type: str = ""
     body: bytes = b""
     location: str | None = None
-    retry_after: float | None = None  # asked for but beyond the budget
+    retry_after: float | None = None  # asked for by the last answer, but not waited for
+    budget_left: float = 0.0  # seconds of the budget left when no retry fitted any more
     failure: tuple[str, str, str | None] | None = None  # (kind, message, hint)
 
 
@@ -554,6 +717,7 @@ async def _exchange(key: str, base: str, context: ssl.SSLContext, budget: _Budge
             if retry_in is None:
                 return exchange
             if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
+                exchange.budget_left = budget.remaining()
                 return exchange  # report the last answer rather than overrun the budget
             exchange.retry_after = None
             await _sleep(retry_in)
@@ -743,7 +907,12 @@ class _Verdict:
     cause: str | None = None
 
 
-def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
+def _judge(
+    exchange: _Exchange, base: str, budget: float, secret: str, server_name: str | None
+) -> _Verdict:
+    """What the exchange means.  ``secret`` is only used to hide the key in what the
+    server said; every message made here is scrubbed again by the caller.  Hints name
+    the command that fixes the server record when ``server_name`` is known."""
     if exchange.failure is not None:
         cause, message, hint = exchange.failure
         if exchange.attempts > 1:
@@ -787,7 +956,7 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
     if 200 <= status < 300:
         return unexpected(*_not_json(exchange, status))
     if 300 <= status < 400:
-        return unexpected(*_redirect(exchange, base, status))
+        return unexpected(*_redirect(exchange, status, server_name))
     if status == 401:
         message = (
             "The server rejected the key (HTTP 401): revoked, deleted or expired in n8n, "
@@ -797,7 +966,7 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
             "Check the key in n8n (Settings -> API) and that this URL is the server that "
             "issued it; create and store a new key if needed"
         )
-        if "header required" in _message_of(exchange).lower():
+        if "header required" in _message_of(exchange, secret).lower():
             message = "The server did not receive the X-N8N-API-KEY header (HTTP 401)"
             hint = "A proxy in front of n8n may strip the X-N8N-API-KEY header"
         return _Verdict(
@@ -820,18 +989,26 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
             (FAILED, f"Authentication failed: {_tail(message)}"),
         )
     if status == 404:
+        message = f"No n8n public API at {base}{PROBE_PATH} (HTTP 404)"
+        if urlsplit(base).path.endswith(API_PATH):
+            return unexpected(message, _drop_api_path_hint(base, server_name))
         return unexpected(
-            f"No n8n public API at {base}{PROBE_PATH} (HTTP 404)",
+            message,
             "Check the server URL and its path prefix (e.g. https://host/n8n); the public "
             "API may also be disabled (N8N_PUBLIC_API_DISABLED, or an n8n Cloud trial)",
         )
     if status == 429:
         message = "The server kept answering 429 Too Many Requests"
         hint = "Wait a while before testing again"
-        if exchange.retry_after is not None:
+        asked = exchange.retry_after
+        if asked is not None and asked + MIN_ATTEMPT_SECONDS > budget:
+            hint += f"; it asked to retry after {asked:g} s, beyond the {budget:g} s budget"
+            hint += " (--timeout)"
+        elif asked is not None:
+            left = _seconds(exchange.budget_left)
             hint += (
-                f"; it asked to retry after {exchange.retry_after:g} s, "
-                f"beyond the {budget:g} s budget (--timeout)"
+                f"; it asked to retry after {asked:g} s, but only {left} s of the "
+                f"{budget:g} s budget was left; allow more time with --timeout"
             )
         return unexpected(message, hint)
     if status in (502, 504):
@@ -841,17 +1018,17 @@ def _judge(exchange: _Exchange, base: str, budget: float) -> _Verdict:
         )
     if status == 503:
         return unexpected(
-            f"The server is not ready (HTTP 503{_server_says(exchange)})",
+            f"The server is not ready (HTTP 503{_server_says(exchange, secret)})",
             "n8n is starting or its database is not ready; try again shortly",
         )
     if status >= 500:
         return unexpected(
-            f"The server failed (HTTP {status}{_server_says(exchange)})",
+            f"The server failed (HTTP {status}{_server_says(exchange, secret)})",
             "Check n8n's logs; newer n8n versions answer 500 to a key signed with another "
             "server's secret",
         )
     return unexpected(
-        f"HTTP {status} {exchange.reason}{_server_says(exchange)}".rstrip(),
+        f"HTTP {status} {exchange.reason}{_server_says(exchange, secret)}".rstrip(),
         "Check the URL and its path prefix; a proxy in between may be refusing the request",
     )
 
@@ -872,15 +1049,19 @@ def _text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def _message_of(exchange: _Exchange) -> str:
+def _message_of(exchange: _Exchange, secret: str) -> str:
+    """The server's JSON ``message`` on one line, the key hidden *before* it is cut to
+    MAX_SERVER_MESSAGE characters (cutting first would leave a piece of an echoed key
+    that no longer matches the whole key)."""
     data = _json(exchange.body)
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return " ".join(str(data["message"]).split())[:200]
+        text = " ".join(str(data["message"])[:MAX_SCRUB_SCAN].split())
+        return _scrub(text, secret)[:MAX_SERVER_MESSAGE]
     return ""
 
 
-def _server_says(exchange: _Exchange) -> str:
-    message = _message_of(exchange)
+def _server_says(exchange: _Exchange, secret: str) -> str:
+    message = _message_of(exchange, secret)
     return f": {message}" if message else ""
 
 
@@ -910,7 +1091,19 @@ def _not_json(exchange: _Exchange, status: int) -> tuple[str, str]:
     )
 
 
-def _redirect(exchange: _Exchange, base: str, status: int) -> tuple[str, str]:
+def _seconds(value: float) -> str:
+    return f"{max(0.0, value):.1f}".removesuffix(".0")
+
+
+def _drop_api_path_hint(base: str, server_name: str | None) -> str:
+    fixed = base[: -len(API_PATH)]
+    hint = f"The server URL ends in {API_PATH}, which n8n-deploy adds itself: drop {API_PATH}"
+    if server_name is None:
+        return f"{hint} and use {fixed}"
+    return f"{hint} from it: n8n-deploy server update {shell_word(server_name)} --url {fixed}"
+
+
+def _redirect(exchange: _Exchange, status: int, server_name: str | None) -> tuple[str, str]:
     location = exchange.location
     if not location:
         return (
@@ -923,6 +1116,11 @@ def _redirect(exchange: _Exchange, base: str, status: int) -> tuple[str, str]:
         hint = (
             "Redirects are never followed. Check the server URL; a login page suggests an "
             "access gateway in front of n8n"
+        )
+    elif server_name is not None:
+        hint = (
+            f"If {suggested} is the right address, store it: "
+            f"n8n-deploy server update {shell_word(server_name)} --url {suggested}"
         )
     else:
         hint = (
@@ -949,7 +1147,30 @@ def _tail(message: str) -> str:
 
 
 def _scrub(text: str, secret: str) -> str:
-    """Belt and braces: a server that echoes the key back must not make us print it."""
-    if secret and secret in text:
-        return text.replace(secret, mask_key(secret))
-    return text
+    """Belt and braces: a server that echoes the key back, whole, cut short or in pieces,
+    must not make us print it.  The whole key becomes its mask (last 4 characters), any
+    run of SCRUB_MIN_PIECE or more of its characters ``********``, and anything else
+    shaped like an n8n key ``[API key hidden]`` (keys.redact_keys)."""
+    if secret:
+        text = text.replace(secret, mask_key(secret))
+    text = redact_keys(text)
+    return _hide_pieces(text, secret) if secret else text
+
+
+def _hide_pieces(text: str, secret: str, size: int = SCRUB_MIN_PIECE) -> str:
+    if len(secret) < size or len(text) < size:
+        return text
+    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    out: list[str] = []
+    start = i = 0
+    while i <= len(text) - size:
+        if text[i : i + size] not in pieces:
+            i += 1
+            continue
+        end = i + size
+        while end < len(text) and text[i : end + 1] in secret:
+            end += 1  # hide the whole run, not just its first SCRUB_MIN_PIECE characters
+        out += [text[start:i], "********"]
+        start = i = end
+    out.append(text[start:])
+    return "".join(out)

@@ -100,6 +100,23 @@ def make_jwt(exp_days: float | None = None, **claims: Any) -> str:
     return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
 
 
+def jwt_of_length(length: int) -> str:
+    """A key as long as the ones n8n issues (267-289 characters)."""
+    for pad in range(400):
+        token = make_jwt(exp_days=30, jti="x" * pad)
+        if len(token) == length:
+            return token
+    raise AssertionError(f"no JWT of {length} characters")
+
+
+def leaked_piece(key: str, text: object, size: int = 12) -> str | None:
+    """The first piece of ``key`` of ``size`` characters found in ``text``."""
+    shown = str(text)
+    return next(
+        (key[i : i + size] for i in range(len(key) - size + 1) if key[i : i + size] in shown), None
+    )
+
+
 def make_legacy_key(seed: int = 1) -> str:
     return "n8n_api_" + (f"{seed:02x}" * 40)
 

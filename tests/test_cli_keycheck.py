@@ -20,7 +20,7 @@ from n8n_deploy import validator
 from n8n_deploy.db import Database
 from n8n_deploy.errors import ExitStatus
 from n8n_deploy.repositories import ApiKeyRepository
-from tests.conftest import Run, make_jwt, make_legacy_key
+from tests.conftest import Run, jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.keystore import add_key, add_server, key_names, stored
 from tests.test_packaging import HEAVY, ROOT, _imported_modules
 
@@ -238,6 +238,58 @@ def test_a_bad_server_url_is_a_usage_error(cli: Cli, database: Database, key: st
     assert result.stderr.startswith("Error: Not an http(s) URL")
 
 
+def test_a_stored_server_url_that_cannot_be_used_fails_only_that_server(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str
+) -> None:
+    add_server(database, "Production", PROD)
+    add_server(database, "Legacy", "n8n.example.com:5678")  # as 0.9 data can leave it
+    add_key(database, "prod", key, ["Legacy", "Production"])
+    route = mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    result = cli("apikey", "test", "prod")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert route.call_count == 1  # the other server was still tested
+    assert "✗ Server URL cannot be used ('Legacy'): " in result.stdout
+    assert "n8n-deploy server update 'Legacy' --url https://" in result.stdout
+    assert "failed on 1 of 2 servers: 'Legacy' (n8n.example.com:5678)" in result.stdout
+    assert stored(database, "prod").last_used_at is None  # type: ignore[union-attr]
+
+    result = cli("apikey", "test", "prod", "--json")
+    assert result.exit_code == ExitStatus.FAILED
+    data = json.loads(result.stdout)
+    assert [(d["server"], d["outcome"], d["exit_status"]) for d in data] == [
+        ("Legacy", "invalid_server_url", 1),
+        ("Production", "valid", 0),
+    ]
+    assert result.stderr.startswith("Error: The URL of server 'Legacy' cannot be used: ")
+
+    result = cli("apikey", "test", "prod", "--server", "Legacy")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key test failed: The URL of server 'Legacy' cannot be used" in result.stdout
+
+
+def test_all_still_tests_everything_around_an_unusable_server_url(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str
+) -> None:
+    add_server(database, "Production", PROD)
+    add_server(database, "Legacy", "n8n.example.com:5678")
+    add_key(database, "old", make_jwt(sub="old"), ["Legacy"])
+    add_key(database, "prod", key, ["Production"])
+    add_key(database, "revoked", make_jwt(sub="revoked"), ["Production"])
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.KEY_REJECTED  # 4 outranks the 1 of Legacy
+    assert [(d["key"], d["server"], d["exit_status"]) for d in json.loads(result.stdout)] == [
+        ("old", "Legacy", 1),
+        ("prod", "Production", 0),
+        ("revoked", "Production", 4),
+    ]
+    assert stored(database, "prod").last_used_at is not None  # type: ignore[union-attr]
+    result = cli("apikey", "test", "--all", "--server", "Legacy", "--no-emoji")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "| invalid_server_url " in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 of 1 checks failed; exit status 1 (not tested)"
+
+
 # --- refusals before anything is contacted ----------------------------------------------
 
 
@@ -303,6 +355,46 @@ def test_a_stored_key_of_the_wrong_format_fails_with_status_6(
     result = cli("apikey", "test", "junk")
     assert result.exit_code == ExitStatus.INVALID_FORMAT
     assert "✗ Invalid JWT token format" in result.stdout
+    assert not mock.calls
+
+
+def test_local_checks_come_before_the_choice_of_server(
+    cli: Cli, database: Database, mock: respx.MockRouter
+) -> None:
+    """An expired, soon-expiring or malformed key fails as such even with no server."""
+    old = make_jwt(exp_days=-3, sub="old")
+    add_key(database, "old", old)  # linked to no server, and no N8N_SERVER_URL
+    add_key(database, "soon", make_jwt(exp_days=3, sub="soon"))
+    result = cli("apikey", "test", "old")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED, result.output
+    assert f"✗ Token expired on {expires(old)}" in result.stdout
+    assert "- Server not contacted" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("❌ API key test failed: The key expired")
+
+    data = json.loads(cli("apikey", "test", "old", "--json").stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["outcome"], data["exit_status"], data["server"], data["server_url"]) == (
+        "expired",
+        7,
+        None,
+        None,
+    )
+    assert cli("apikey", "test", "soon", "--min-days", "7").exit_code == ExitStatus.KEY_EXPIRED
+    assert cli("apikey", "test", "soon").exit_code == ExitStatus.FAILED  # no server: not tested
+
+    result = cli("apikey", "test", "-", input="garbage\n")
+    assert result.exit_code == ExitStatus.INVALID_FORMAT
+    assert "✗ Invalid JWT token format" in result.stdout
+
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED
+    assert [(d["key"], d["outcome"], d["exit_status"]) for d in json.loads(result.stdout)] == [
+        ("old", "expired", 7),
+        ("soon", "not_tested", 1),
+    ]
+    result = cli("apikey", "test", "--all", "--min-days", "7", "--no-emoji")
+    assert result.exit_code == ExitStatus.KEY_EXPIRED
+    assert "| expiring_soon " in result.stdout
     assert not mock.calls
 
 
@@ -446,6 +538,60 @@ def test_json_for_several_servers_is_an_array_and_failures_go_to_stderr(
         ("Staging", "forbidden", 4),
     ]
     assert result.stderr.startswith("Error: The key lacks the workflow:list scope")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "outcome", "status", "message"),
+    [
+        (("producton_key",), None, "not_found", 1, "API key 'producton_key' not found"),
+        (("off",), None, "inactive", 9, "API key 'off' is inactive; it was not tested"),
+        (("lonely",), None, "not_tested", 1, "No server to test API key 'lonely' against"),
+        (("-",), "KEY", "not_tested", 1, "No server to test the key against"),
+        (("lonely", "--server", "Nope"), None, "not_found", 1, "Server 'Nope' not found"),
+    ],
+    ids=["unknown key", "inactive key", "no server", "stdin, no server", "unknown server"],
+)
+def test_json_describes_a_check_that_could_not_run(
+    cli: Cli,
+    database: Database,
+    mock: respx.MockRouter,
+    key: str,
+    args: tuple[str, ...],
+    stdin: str | None,
+    outcome: str,
+    status: int,
+    message: str,
+) -> None:
+    """A CI job parsing --json always gets one object saying what happened."""
+    add_server(database, "Production", PROD)
+    add_key(database, "production_key", make_jwt(sub="p"), ["Production"])
+    add_key(database, "off", make_jwt(sub="off"), ["Production"], active=False)
+    add_key(database, "lonely", key)
+    result = cli("apikey", "test", *args, "--json", input=key if stdin else None)
+    assert result.exit_code == status, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["outcome"], data["exit_status"], data["valid"]) == (outcome, status, False)
+    assert data["message"].startswith(message)
+    assert data["key"] == (None if args[0] == "-" else args[0])
+    assert data["server_url"] is None and data["attempts"] == 0 and data["checks"] == []
+    assert result.stderr.startswith(f"Error: {message}")
+    assert len(result.stderr.splitlines()) == 1
+    assert not mock.calls
+
+
+def test_json_for_all_with_no_active_key_is_an_array_saying_so(
+    cli: Cli, database: Database
+) -> None:
+    add_key(database, "off", make_jwt(), active=False)
+    result = cli("apikey", "test", "--all", "--json")
+    assert result.exit_code == ExitStatus.FAILED
+    (data,) = json.loads(result.stdout)
+    assert set(data) == RESULT_FIELDS
+    assert (data["key"], data["outcome"], data["exit_status"]) == (None, "not_tested", 1)
+    assert data["message"] == "There are no active API keys to test"
+    assert result.stderr.startswith("Error: There are no active API keys to test")
+    assert len(result.stderr.splitlines()) == 1
 
 
 # --- a key from stdin -------------------------------------------------------------------
@@ -708,6 +854,62 @@ def test_a_failed_rotation_leaves_old_active_and_keeps_new_for_a_retry(
     assert "n8n-deploy apikey test 'prod_key_new'" in result.stdout
 
 
+def test_running_a_failed_rotation_again_finishes_it(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    mock.get(probe(PROD)).mock(side_effect=n8n({old_key, new}))
+    staging = mock.get(probe(STAGING)).mock(side_effect=n8n({old_key}))  # not NEW, yet
+    rotate = ("apikey", "rotate", "prod_key", "-", "--name", "prod_key_new")
+    assert cli(*rotate, input=new).exit_code == ExitStatus.KEY_REJECTED
+
+    result = cli(*rotate, "--json", input=new)  # the same command again: tested again
+    assert result.exit_code == ExitStatus.KEY_REJECTED, result.output
+    data = json.loads(result.stdout)
+    assert (data["resumed"], data["rotated"], data["new_key"], data["old_key_active"]) == (
+        True,
+        False,
+        "stored",
+        True,
+    )
+    assert staging.call_count == 2
+
+    add_server(database, "Third", "https://third.example.com")
+    assert cli("server", "link", "prod_key", "Third").exit_code == 0  # OLD gained a server
+    assert cli("apikey", "deactivate", "prod_key_new").exit_code == 0
+    mock.get(probe("https://third.example.com")).mock(side_effect=n8n({new}))
+    staging.mock(side_effect=n8n({old_key, new}))  # NEW now works everywhere
+    result = cli(*rotate, "--description", "q4", input=new)
+    assert result.exit_code == 0, result.output
+    assert "finishing an earlier rotation" in result.stdout
+    fresh, old = stored(database, "prod_key_new"), stored(database, "prod_key")
+    assert fresh is not None and old is not None
+    assert fresh.is_active and fresh.last_used_at is not None and fresh.description == "q4"
+    assert fresh.servers == ["Production", "Staging", "Third"]
+    assert not old.is_active
+
+    result = cli(*rotate, input=new)  # done: nothing left to finish
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key 'prod_key_new' already exists" in result.stderr
+    assert "'prod_key' is inactive, so there is no rotation left to finish" in result.stderr
+
+
+def test_a_stored_new_name_with_another_key_is_still_refused(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    first, second = make_jwt(sub="first"), make_jwt(sub="second")
+    for url in (PROD, STAGING):
+        mock.get(probe(url)).mock(side_effect=n8n(set()))
+    rotate = ("apikey", "rotate", "prod_key", "-", "--name", "prod_key_new")
+    assert cli(*rotate, input=first).exit_code == ExitStatus.KEY_REJECTED
+    calls = len(mock.calls)
+    result = cli(*rotate, input=second)
+    assert result.exit_code == ExitStatus.FAILED
+    assert "API key 'prod_key_new' already exists" in result.stderr
+    assert len(mock.calls) == calls
+    assert stored(database, "prod_key_new").secret == first  # type: ignore[union-attr]
+
+
 def test_a_failed_rotation_with_discard_on_failure_stores_nothing(
     cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
 ) -> None:
@@ -805,6 +1007,27 @@ def test_a_bad_new_key_is_refused_before_anything(
     assert stored(database, "prod_key").is_active  # type: ignore[union-attr]
 
 
+def test_a_bad_description_is_refused_before_any_test(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    for bad in ("two\nlines", "tab\there", "bell\x07"):
+        result = cli(
+            "apikey", "rotate", "prod_key", "-", "--name", "n", "--description", bad, input=new
+        )
+        assert result.exit_code == ExitStatus.USAGE, (bad, result.output)
+        assert result.stderr.startswith("Error: The description contains control characters")
+    assert not mock.calls
+    assert key_names(database) == ["prod_key"]
+    for url in (PROD, STAGING):
+        mock.get(probe(url)).mock(side_effect=n8n({new}))
+    result = cli(
+        "apikey", "rotate", "prod_key", "-", "--name", "n", "--description", "  q4  ", input=new
+    )
+    assert result.exit_code == 0, result.output
+    assert stored(database, "n").description == "q4"  # type: ignore[union-attr]
+
+
 def test_rotation_refusals(
     cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
 ) -> None:
@@ -839,6 +1062,31 @@ def test_rotating_from_an_argument_warns_about_shell_history(
     assert result.exit_code == 0, result.output
     assert "shell history" in result.stderr
     assert new not in result.output
+
+
+def test_the_shell_history_warning_comes_only_once_the_input_is_accepted(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    new = make_jwt(sub="new")
+    refused = [
+        ("prod_key", "garbage", "--name", "n"),
+        ("prod_key", make_jwt(exp_days=-1, sub="x"), "--name", "n"),
+        ("nope", new, "--name", "n"),
+        ("prod_key", new, "--name", " "),
+        ("prod_key", old_key, "--name", "n"),
+        ("prod_key", new, "--name", "n", "--description", "two\nlines"),
+    ]
+    for args in refused:
+        result = cli("apikey", "rotate", *args)
+        assert result.exit_code != 0, args
+        assert "shell history" not in result.stderr, args
+        assert len(result.stderr.splitlines()) == 1, result.stderr  # the error, and only it
+    assert not mock.calls
+    mock.get(probe(PROD)).mock(side_effect=n8n({new}))
+    mock.get(probe(STAGING)).respond(503)
+    result = cli("apikey", "rotate", "prod_key", new, "--name", "n")  # accepted, then fails
+    assert result.exit_code == ExitStatus.UNEXPECTED_RESPONSE
+    assert "shell history" in result.stderr
 
 
 # --- the key is never printed -----------------------------------------------------------
@@ -889,7 +1137,25 @@ def test_no_command_path_prints_the_key(
     for run in runs:
         assert secret not in run.output
         assert legacy not in run.output
-        assert secret[-30:] not in run.output  # not even a long piece of it
+        assert leaked_piece(secret, run.output) is None  # not even a piece of it
+        assert leaked_piece(legacy, run.output) is None
+
+
+def test_no_piece_of_a_key_echoed_by_the_server_is_printed(
+    cli: Cli, database: Database, mock: respx.MockRouter
+) -> None:
+    secret = jwt_of_length(289)
+    add_server(database, "Production", PROD)
+    add_key(database, "k", secret, ["Production"])
+    route = mock.get(probe(PROD))
+    for echo in (f"invalid signature for {secret}", secret[:150], secret[60:260]):
+        route.mock(return_value=httpx.Response(500, json={"message": echo}))
+        for extra in ((), ("--json",), ("--no-emoji",)):
+            result = cli("apikey", "test", "k", *extra)
+            assert result.exit_code == ExitStatus.UNEXPECTED_RESPONSE
+            assert leaked_piece(secret, result.output) is None, result.output
+        result = cli("apikey", "test", "--all", "--json")
+        assert leaked_piece(secret, result.output) is None, result.output
 
 
 # --- documentation and start-up -----------------------------------------------------------

@@ -100,7 +100,7 @@ def test_a_redirect_to_another_port_is_not_followed_and_the_key_never_arrives(
     assert len(server.seen) == 1
     assert elsewhere.seen == []  # nothing, let alone the key, reached the other port
     assert f"Redirected (HTTP 302) to {target}" in result.stdout
-    assert f"n8n-deploy server update NAME --url {elsewhere.url}" in result.stdout
+    assert f"n8n-deploy server update 'Production' --url {elsewhere.url}" in result.stdout
     assert stored(database, "prod").last_used_at is None  # type: ignore[union-attr]
 
 

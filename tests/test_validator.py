@@ -32,7 +32,7 @@ from n8n_deploy.validator import (
     validate_key,
     validate_many,
 )
-from tests.conftest import make_jwt, make_legacy_key
+from tests.conftest import jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.fake_n8n import CA_FILE
 
 BASE = "https://n8n.example.com/n8n"
@@ -317,6 +317,33 @@ def test_an_http_to_https_redirect_suggests_the_url_to_store(
     assert "n8n-deploy server update NAME --url https://n8n.example.com" in result.hint
 
 
+def test_a_redirect_hint_names_the_stored_server(mock: respx.MockRouter, key: str) -> None:
+    mock.get("http://n8n.example.com/api/v1/workflows?limit=1").respond(
+        301, headers={"Location": "https://n8n.example.com/api/v1/workflows?limit=1"}
+    )
+    result = validate_key(key, "http://n8n.example.com", server_name="Production")
+    assert result.hint is not None
+    assert "n8n-deploy server update 'Production' --url https://n8n.example.com" in result.hint
+    assert "NAME" not in result.hint
+    result = validate_key(key, "http://n8n.example.com", server_name="it's")
+    assert "n8n-deploy server update 'it'\"'\"'s' --url" in result.hint  # type: ignore[operator]
+
+
+def test_a_404_under_a_url_ending_in_api_v1_says_to_drop_it(
+    mock: respx.MockRouter, key: str
+) -> None:
+    mock.get("https://n8n.example.com/n8n/api/v1/api/v1/workflows?limit=1").respond(404)
+    result = validate_key(key, "https://n8n.example.com/n8n/api/v1/", server_name="Production")
+    assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
+    assert result.hint is not None
+    assert "drop /api/v1" in result.hint
+    assert "n8n-deploy server update 'Production' --url https://n8n.example.com/n8n" in result.hint
+    result = validate_key(key, "https://n8n.example.com/n8n/api/v1")
+    assert result.hint is not None
+    assert "drop /api/v1" in result.hint and "https://n8n.example.com/n8n" in result.hint
+    assert "server update" not in result.hint  # no stored server to update
+
+
 def test_a_relative_location_is_reported_as_a_full_url(mock: respx.MockRouter, key: str) -> None:
     route(mock, httpx.Response(302, headers={"Location": "/signin"}))
     result = validate_key(key, BASE)
@@ -349,6 +376,19 @@ def test_min_days_fails_a_key_expiring_within_that_many_days(mock: respx.MockRou
     assert validate_key(soon, BASE, min_days=3).ok
     assert validate_key(soon, BASE).ok  # --min-days defaults to 0
     assert r.call_count == 2
+
+
+def test_the_local_checks_alone_need_no_server(key: str) -> None:
+    from n8n_deploy.validator import check_locally
+
+    assert check_locally(key) is None
+    expired = check_locally(make_jwt(exp_days=-1))
+    assert expired is not None and expired.outcome is Outcome.EXPIRED
+    assert expired.server_url is None and expired.to_dict()["server_url"] is None
+    soon = check_locally(make_jwt(exp_days=2), min_days=3)
+    assert soon is not None and soon.exit_status == ExitStatus.KEY_EXPIRED
+    garbage = check_locally("garbage")
+    assert garbage is not None and garbage.exit_status == ExitStatus.INVALID_FORMAT
 
 
 @pytest.mark.parametrize(
@@ -462,6 +502,21 @@ def test_a_retry_after_beyond_the_budget_is_not_waited_for(
     assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
     assert "429 Too Many Requests" in result.message
     assert result.hint is not None and "retry after 60 s" in result.hint
+
+
+def test_a_retry_after_that_fits_the_budget_but_not_what_is_left_says_so(
+    mock: respx.MockRouter, key: str, clock: FakeClock
+) -> None:
+    r = route(mock, httpx.Response(429, headers={"Retry-After": "3"}))
+    result = validate_key(key, BASE, timeout=10)
+    assert clock.sleeps == [3.0, 3.0, 3.0]  # honoured while it fitted
+    assert r.call_count == 4
+    assert result.exit_status == ExitStatus.UNEXPECTED_RESPONSE
+    assert "429 Too Many Requests (after 4 attempts)" in result.message
+    assert result.hint is not None
+    assert "beyond" not in result.hint  # 3 s is well within a 10 s budget
+    assert "it asked to retry after 3 s, but only 1 s of the 10 s budget was left" in result.hint
+    assert "--timeout" in result.hint
 
 
 def test_a_server_that_stays_unavailable_is_reported_within_the_budget(
@@ -701,6 +756,49 @@ def test_a_server_echoing_the_key_does_not_make_it_appear_anywhere(
     assert result.location is not None and "********" in result.location
 
 
+LONG_KEY = jwt_of_length(289)
+
+
+@pytest.mark.parametrize("status", [500, 503, 418])
+@pytest.mark.parametrize(
+    "echo",
+    [
+        f"invalid signature for {LONG_KEY}",
+        f"{LONG_KEY} {LONG_KEY} {LONG_KEY}",
+        LONG_KEY[:150],
+        f"bad key ...{LONG_KEY[100:250]}...",
+        f"key {LONG_KEY[:-20]}",
+    ],
+    ids=["whole key", "three times", "its head", "a middle piece", "cut short"],
+)
+def test_a_key_echoed_by_the_server_is_hidden_before_any_truncation(
+    mock: respx.MockRouter, clock: FakeClock, status: int, echo: str
+) -> None:
+    route(mock, httpx.Response(status, json={"message": echo}))
+    result = validate_key(LONG_KEY, BASE)
+    assert not result.ok
+    for text in (repr(result), result.to_dict(), result.message, result.hint):
+        assert leaked_piece(LONG_KEY, text) is None, text
+    assert f"HTTP {status}" in result.message  # what the server said is still reported
+
+
+def test_a_key_shaped_text_from_the_server_is_hidden_too(mock: respx.MockRouter, key: str) -> None:
+    other = make_jwt(sub="someone-else")
+    route(mock, httpx.Response(500, json={"message": f"expected {other}"}))
+    result = validate_key(key, BASE)
+    assert leaked_piece(other, result.message) is None
+    assert "[API key hidden]" in result.message
+
+
+def test_a_piece_of_the_key_in_a_redirect_is_hidden(mock: respx.MockRouter) -> None:
+    route(
+        mock, httpx.Response(302, headers={"Location": f"https://x.example.net/?k={LONG_KEY[:90]}"})
+    )
+    result = validate_key(LONG_KEY, BASE)
+    for text in (repr(result), result.to_dict()):
+        assert leaked_piece(LONG_KEY, text) is None
+
+
 def test_no_log_line_contains_the_key(
     mock: respx.MockRouter, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -748,6 +846,56 @@ def test_validate_many_keeps_order_and_runs_at_most_8_at_a_time(key: str) -> Non
     assert [r.server_url for r in results] == [p.server_url for p in probes]
     assert [r.ok for r in results] == [True] * 11 + [False]
     assert sorted(done) == list(range(12))
+
+
+def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:
+    """A stored URL that cannot be normalised (0.9 data) does not stop the other checks."""
+    probes = [
+        Probe(key, "https://n8n.example.com"),
+        Probe(key, "n8n.example.com:5678", server_name="Legacy"),
+        Probe(key, "https://exa<mple.com"),
+    ]
+    with respx.mock() as router:
+        good = router.get("https://n8n.example.com/api/v1/workflows?limit=1").respond(
+            200, json=WORKFLOWS
+        )
+        results = validate_many(probes)
+    assert good.call_count == 1
+    assert [r.exit_status for r in results] == [ExitStatus.SUCCESS, 1, 1]
+    legacy, anonymous = results[1], results[2]
+    assert legacy.outcome is Outcome.INVALID_SERVER_URL and legacy.attempts == 0
+    assert legacy.message.startswith("The URL of server 'Legacy' cannot be used: ")
+    assert "http:// or https://" in legacy.message
+    assert legacy.hint is not None
+    assert "n8n-deploy server update 'Legacy' --url https://" in legacy.hint
+    assert legacy.server_url == "n8n.example.com:5678"
+    assert [(c.name, c.status) for c in legacy.checks] == [
+        ("format", "passed"),
+        ("reachable", "failed"),
+        ("authentication", "skipped"),
+        ("expiry", "passed"),
+    ]
+    assert anonymous.outcome is Outcome.INVALID_SERVER_URL
+    assert anonymous.message.startswith("The server URL cannot be used: not a valid host name")
+    assert most_serious(r.exit_status for r in results) == ExitStatus.FAILED
+
+
+def test_an_unusable_server_url_is_shown_without_control_characters_or_keys(key: str) -> None:
+    (bell, keyed) = validate_many(
+        [
+            Probe(key, "https://n8n\x1b[2J.example.com\x07", server_name="Bell"),
+            Probe(key, f"https://n8n.example.com/?k={key}", server_name="Keyed"),
+        ]
+    )
+    assert bell.server_url == "https://n8n?[2J.example.com?"
+    assert bell.outcome is Outcome.INVALID_SERVER_URL
+    assert_no_key(key, repr(keyed), keyed.to_dict())
+    assert keyed.outcome is Outcome.INVALID_SERVER_URL
+
+
+def test_a_local_failure_comes_before_an_unusable_server_url() -> None:
+    (result,) = validate_many([Probe(make_jwt(exp_days=-1), "not a url", server_name="x")])
+    assert result.outcome is Outcome.EXPIRED
 
 
 def test_most_serious_follows_the_documented_order() -> None:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from n8n_deploy.validator import Check, ValidationResult
 
 EXIT_STATUS_HELP = (
-    "Exit status: 0 valid; 1 not tested (unknown key, no server); 4 rejected (401, or 403: "
+    "Exit status: 0 valid; 1 not tested (unknown key, no server, a stored server URL that "
+    "cannot be used); 4 rejected (401, or 403: "
     "no workflow:list scope); 5 unreachable (DNS, refused, TLS, timeout); 6 not an n8n key; "
     "7 expired or expiring within --min-days; 8 unexpected response (404, 5xx, redirect, not "
     "JSON); 9 inactive key. Several checks: the most serious failure, in the order "
@@ -83,7 +84,8 @@ MinDaysOption = Annotated[
     "test",
     epilog="Server: --server-url, else --server, else every server the key is linked to "
     "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
-    "1). Redirects are never followed. " + EXIT_STATUS_HELP,
+    "1). The key's own checks (format, expiry, --min-days) need no server and come first. "
+    "Redirects are never followed. " + EXIT_STATUS_HELP,
 )
 def test_key(
     ctx: typer.Context,
@@ -115,7 +117,8 @@ def test_key(
     """Check that an API key works: its format and expiry, then one authenticated request
     (GET /api/v1/workflows?limit=1) to the server. On success the key's last-used time is
     set. Human output on stdout; --json prints one object per server (an array when there
-    are several, and always for --all)."""
+    are several, and always for --all), and one saying why when the key could not be
+    tested at all (outcome not_found, inactive or not_tested)."""
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
@@ -132,12 +135,17 @@ def test_key(
             )
         if not json_output:
             note(f"{icon('test', emoji)}Testing every active API key (8 checks at a time)...")
-        reports = keycheck.check_all_keys(
-            state(ctx).database(),
-            server_name=server,
-            options=options,
-            on_done=None if json_output else _progress(emoji),
-        )
+        try:
+            reports = keycheck.check_all_keys(
+                state(ctx).database(),
+                server_name=server,
+                options=options,
+                on_done=None if json_output else _progress(emoji),
+            )
+        except keycheck.CANNOT_RUN as error:
+            if not json_output:
+                raise
+            reports = [keycheck.KeyReport.not_run(None, error)]
         _finish_all(reports, json_output=json_output, emoji=emoji)
         return
     if name is None:
@@ -145,22 +153,32 @@ def test_key(
             "Give the name of the key to test, - to read a key from stdin, or --all",
             hint="e.g. n8n-deploy apikey test prod_key",
         )
-    if name == "-":
-        secret = _read_secret(
-            "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
-        )
-        database = state(ctx).database() if server is not None else None
-        report = keycheck.check_secret(
-            secret, database=database, server_name=server, server_url=server_url, options=options
-        )
-    else:
-        report = keycheck.check_stored_key(
-            state(ctx).database(),
-            lookup_name(name),
-            server_name=server,
-            server_url=server_url,
-            options=options,
-        )
+    key_name = None if name == "-" else lookup_name(name)
+    try:
+        if key_name is None:
+            secret = _read_secret(
+                "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
+            )
+            database = state(ctx).database() if server is not None else None
+            report = keycheck.check_secret(
+                secret,
+                database=database,
+                server_name=server,
+                server_url=server_url,
+                options=options,
+            )
+        else:
+            report = keycheck.check_stored_key(
+                state(ctx).database(),
+                key_name,
+                server_name=server,
+                server_url=server_url,
+                options=options,
+            )
+    except keycheck.CANNOT_RUN as error:
+        if not json_output:
+            raise
+        report = keycheck.KeyReport.not_run(key_name, error)
     subject = "from stdin" if name == "-" else name
     _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
 
@@ -169,8 +187,9 @@ def test_key(
     "rotate",
     epilog="Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
     "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
-    "server); 2 bad name; 6 not an n8n key; 7 expired; a failed test: 4 rejected, 5 "
-    "unreachable, 8 unexpected response (the most serious when OLD has several servers).",
+    "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
+    "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
+    "servers). Running a failed rotation again with the same new key finishes it.",
 )
 def rotate(
     ctx: typer.Context,
@@ -220,22 +239,26 @@ def rotate(
     """Replace OLD by a new key: test the new key against every server OLD is linked to
     and, only when every test passes, store it (linked to the same servers) and deactivate
     OLD, in one transaction. On failure OLD stays active and the new key is stored for a
-    later retry (not stored with --discard-on-failure)."""
+    later retry (not stored with --discard-on-failure): running the same command again,
+    with the same new key, tests it again and finishes the rotation."""
     from n8n_deploy import keycheck
 
     emoji = not no_emoji
-    secret = _read_secret(
-        new_key, what="the new key", example="n8n-deploy apikey rotate OLD - --name NEW"
+    example = "n8n-deploy apikey rotate OLD - --name NEW"
+    secret = _read_secret(new_key, what="the new key", example=example)
+    database = state(ctx).database()
+    options = keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify)
+    plan = keycheck.plan_rotation(
+        database, old, secret, name, description=description, options=options
     )
-    report = keycheck.rotate_key(
-        state(ctx).database(),
-        old,
-        secret,
-        name,
-        description=description,
+    if new_key not in (None, "-"):  # said once the input is accepted: an error stays one line
+        secrets.warn_key_on_command_line(example, emoji=emoji)
+    report = keycheck.carry_out_rotation(
+        database,
+        plan,
         discard_on_failure=discard_on_failure,
         delete_old=delete_old,
-        options=keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify),
+        options=options,
     )
     _finish_rotation(report, json_output=json_output, emoji=emoji)
 
@@ -244,9 +267,8 @@ def rotate(
 
 
 def _read_secret(value: str | None, *, what: str, example: str) -> str:
-    """A key from the argument, stdin or a hidden prompt; never echoed."""
-    if value is not None and value != "-":
-        secrets.warn_key_on_command_line(example)
+    """A key from the argument, stdin or a hidden prompt; never echoed.  The caller warns
+    about a key given as an argument once it has accepted it."""
     raw = secrets.read_key(value, prompt=f"Paste {what} (input hidden)", example=example)
     if not raw.strip():
         raise UsageError(
@@ -307,8 +329,11 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
     return lines
 
 
-def _where(target: Target) -> str:
-    return f"'{target.server}' ({target.url})" if target.server else target.url
+def _where(target: Target | None, result: ValidationResult) -> str:
+    if target is None:
+        return "no server"
+    url = result.server_url or target.url  # as the validator shows it (a bad URL made safe)
+    return f"'{target.server}' ({url})" if target.server else url
 
 
 def _verdict(report: KeyReport, emoji: bool) -> str:
@@ -318,11 +343,11 @@ def _verdict(report: KeyReport, emoji: bool) -> str:
         return f"{icon('ok', emoji)}API key is valid and working{suffix}"
     failed = [r for r in results if not r.result.ok]
     first = failed[0].result
-    if not first.contacted:  # a local check failed: the same for every server
+    if first.failed_locally:  # the same for every server
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
     if len(results) == 1:
         return f"{icon('fail', emoji)}API key test failed: {first.message}"
-    names = ", ".join(_where(r.target) for r in failed)
+    names = ", ".join(_where(r.target, r.result) for r in failed)
     count = f"{len(failed)} of {len(results)} servers"
     return f"{icon('fail', emoji)}API key test failed on {count}: {names}"
 
@@ -360,7 +385,7 @@ def _errors_to_stderr(results: Sequence[TargetResult]) -> None:
 def _progress(emoji: bool) -> OnDone:
     def done(key_name: str | None, target: Target, result: ValidationResult) -> None:
         mark = icon("check" if result.ok else "cross", emoji) or ("PASS " if result.ok else "FAIL ")
-        note(f"{mark}{key_name} -> {_where(target)}: {result.outcome.value}")
+        note(f"{mark}{key_name} -> {_where(target, result)}: {result.outcome.value}")
 
     return done
 
@@ -373,29 +398,12 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
     if json_output:
         print_json([record for report in reports for record in report.to_dicts()])
         for report in reports:
-            if report.not_tested is not None:
-                report_error(report.not_tested)
             _errors_to_stderr(report.results)
         _exit(status)
         return
     rows: list[list[str]] = []
     total = failed = 0
     for report in reports:
-        if report.not_tested is not None:
-            total += 1
-            failed += 1
-            rows.append(
-                [
-                    report.key_name or "",
-                    "-",
-                    f"{icon('fail', emoji)}not tested",
-                    "",
-                    "",
-                    report.not_tested.message,
-                    report.not_tested.hint or "",
-                ]
-            )
-            continue
         for item in report.results:
             result = item.result
             total += 1
@@ -403,7 +411,7 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
             rows.append(
                 [
                     report.key_name or "",
-                    item.target.server or item.target.url,
+                    _server_cell(item.target),
                     f"{icon('ok' if result.ok else 'fail', emoji)}{result.outcome.value}",
                     str(result.http_status or ""),
                     _expiry_text(result),
@@ -427,6 +435,12 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
     _exit(status)
 
 
+def _server_cell(target: Target | None) -> str:
+    if target is None:
+        return "-"
+    return target.server or target.url
+
+
 _STATUS_WORDS = {
     ExitStatus.FAILED: "not tested",
     ExitStatus.KEY_REJECTED: "key rejected",
@@ -441,6 +455,8 @@ _STATUS_WORDS = {
 def _expiry_text(result: ValidationResult) -> str:
     from n8n_deploy.output import human_date
 
+    if result.key_kind is None:  # the key was not read, or is not a key
+        return ""
     return human_date(result.expires_at, never="Never")
 
 
@@ -452,12 +468,13 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
         _exit(report.exit_status)
         return
     new, old = report.new_name, report.old_name
-    say(f"{icon('test', emoji)}Testing API key: {new} (to replace {old})")
+    again = "; finishing an earlier rotation" if report.resumed else ""
+    say(f"{icon('test', emoji)}Testing API key: {new} (to replace {old}{again})")
     say("")
     for line in _report_lines(report.results, emoji):
         say(line)
     say("")
-    servers = ", ".join(r.target.server or r.target.url for r in report.results)
+    servers = ", ".join(_server_cell(r.target) for r in report.results)
     if report.rotated:
         retired = {
             "deactivated": f"'{old}' is deactivated",
@@ -472,8 +489,8 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
     )
     if report.new_stored:
         say(
-            f"'{new}' was stored, linked to {servers}, so it can be tested again: "
-            f"n8n-deploy apikey test '{new}'"
+            f"'{new}' is stored, linked to {servers}; once it works there, run the same "
+            f"command again to finish the rotation (check it: n8n-deploy apikey test '{new}')"
         )
     else:
         say(f"'{new}' was not stored (--discard-on-failure)")
