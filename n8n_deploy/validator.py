@@ -84,6 +84,10 @@ MIN_ATTEMPT_SECONDS = 0.5
 PHASE_TIMEOUT_SHARE = 0.95
 
 
+# jsonwebtoken's messages that n8n 1.x/2.x pass through in a 401 body.
+_SIGNATURE_WORDS = ("invalid signature", "jwt malformed", "invalid algorithm", "jwt audience")
+
+
 class Outcome(str, Enum):
     """What a check concluded; each maps to one exit status (``EXIT_STATUS``)."""
 
@@ -966,9 +970,19 @@ def _judge(
             "Check the key in n8n (Settings -> API) and that this URL is the server that "
             "issued it; create and store a new key if needed"
         )
-        if "header required" in _message_of(exchange, secret).lower():
+        said = _message_of(exchange, secret)
+        says = said.lower()
+        if "header required" in says:
             message = "The server did not receive the X-N8N-API-KEY header (HTTP 401)"
             hint = "A proxy in front of n8n may strip the X-N8N-API-KEY header"
+        elif any(word in says for word in _SIGNATURE_WORDS):
+            # n8n passes jsonwebtoken's own text through: the key was signed by another
+            # server (or with a secret this server no longer has).
+            message = (
+                f"The server rejected the key's signature (HTTP 401: {said[:80]}): it was "
+                "issued by another n8n server, or this server's secret changed"
+            )
+            hint = "Check that this URL is the server that issued the key; else create a new key"
         return _Verdict(
             Outcome.REJECTED,
             message,
@@ -995,7 +1009,8 @@ def _judge(
         return unexpected(
             message,
             "Check the server URL and its path prefix (e.g. https://host/n8n); the public "
-            "API may also be disabled (N8N_PUBLIC_API_DISABLED, or an n8n Cloud trial)",
+            "API may also be disabled (N8N_PUBLIC_API_DISABLED, or an n8n Cloud trial), or "
+            "n8n is still starting (it answers 404 for a few seconds after it is ready)",
         )
     if status == 429:
         message = "The server kept answering 429 Too Many Requests"

@@ -392,6 +392,11 @@ def test_local_checks_come_before_the_choice_of_server(
         ("old", "expired", 7),
         ("soon", "not_tested", 1),
     ]
+    # In a CI log, each failure's line names its key.
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith("Error: API key 'old': The key expired")
+    assert errors[1].startswith("Error: API key 'soon': ")
     result = cli("apikey", "test", "--all", "--min-days", "7", "--no-emoji")
     assert result.exit_code == ExitStatus.KEY_EXPIRED
     assert "| expiring_soon " in result.stdout

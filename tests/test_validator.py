@@ -171,6 +171,15 @@ OUTCOME_ROWS: list[tuple[str, httpx.Response, Outcome, ExitStatus, str, str]] = 
         "proxy",
     ),
     (
+        "401 from a server whose secret did not sign the key (seen on a real n8n 1.123)",
+        httpx.Response(401, json={"message": "invalid signature"}),
+        Outcome.REJECTED,
+        ExitStatus.KEY_REJECTED,
+        "rejected the key's signature (HTTP 401: invalid signature): it was issued by "
+        "another n8n server",
+        "the server that issued the key",
+    ),
+    (
         "403 missing scope",
         httpx.Response(403, json={"message": "Forbidden"}),
         Outcome.FORBIDDEN,
@@ -184,7 +193,7 @@ OUTCOME_ROWS: list[tuple[str, httpx.Response, Outcome, ExitStatus, str, str]] = 
         Outcome.UNEXPECTED_RESPONSE,
         ExitStatus.UNEXPECTED_RESPONSE,
         "No n8n public API at https://n8n.example.com/n8n/api/v1/workflows (HTTP 404)",
-        "N8N_PUBLIC_API_DISABLED",
+        "still starting",
     ),
     (
         "500 server error",

@@ -369,17 +369,22 @@ def _finish_one(report: KeyReport, title: str, *, json_output: bool, emoji: bool
     _exit(report.exit_status)
 
 
-def _errors_to_stderr(results: Sequence[TargetResult]) -> None:
-    """With --json, a one-line reason per failed check on stderr for the job log."""
+def _errors_to_stderr(results: Sequence[TargetResult], *, key_name: str | None = None) -> None:
+    """With --json, a one-line reason per failed check on stderr for the job log; with
+    several keys (--all) each line names the key and the server it was tested against."""
     from n8n_deploy.errors import N8nDeployError
 
     seen: set[str] = set()
     for item in results:
         result = item.result
-        if result.ok or result.message in seen:
+        message = result.message
+        if key_name is not None:
+            where = f" on {_server_cell(item.target)}" if item.target is not None else ""
+            message = f"API key '{key_name}'{where}: {message}"
+        if result.ok or message in seen:
             continue
-        seen.add(result.message)
-        report_error(N8nDeployError(result.message, hint=result.hint))
+        seen.add(message)
+        report_error(N8nDeployError(message, hint=result.hint))
 
 
 def _progress(emoji: bool) -> OnDone:
@@ -398,7 +403,7 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
     if json_output:
         print_json([record for report in reports for record in report.to_dicts()])
         for report in reports:
-            _errors_to_stderr(report.results)
+            _errors_to_stderr(report.results, key_name=report.key_name)
         _exit(status)
         return
     rows: list[list[str]] = []
