@@ -1057,6 +1057,19 @@ def test_rotation_refusals(
     assert stored(database, "prod_key").is_active  # type: ignore[union-attr]
 
 
+def test_a_refused_rotation_with_json_still_prints_what_happened(
+    cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
+) -> None:
+    result = cli("apikey", "rotate", "nope", "-", "--name", "x", "--json", input=make_jwt())
+    assert result.exit_code == ExitStatus.FAILED
+    data = json.loads(result.stdout)
+    assert (data["rotated"], data["old_key"], data["new_key"]) == (False, "unchanged", "not stored")
+    assert data["exit_status"] == 1
+    assert data["message"] == "API key 'nope' not found"
+    assert result.stderr.startswith("Error: API key 'nope' not found")
+    assert not mock.calls
+
+
 def test_rotating_from_an_argument_warns_about_shell_history(
     cli: Cli, database: Database, mock: respx.MockRouter, old_key: str
 ) -> None:

@@ -17,7 +17,7 @@ from n8n_deploy.cli import secrets
 from n8n_deploy.cli.apikey import app
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
 from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state
-from n8n_deploy.errors import ExitStatus, UsageError
+from n8n_deploy.errors import ExitStatus, N8nDeployError, UsageError
 from n8n_deploy.output import icon, note, print_json, print_table, say, warn
 from n8n_deploy.validation import lookup_name
 
@@ -245,12 +245,17 @@ def rotate(
 
     emoji = not no_emoji
     example = "n8n-deploy apikey rotate OLD - --name NEW"
-    secret = _read_secret(new_key, what="the new key", example=example)
-    database = state(ctx).database()
-    options = keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify)
-    plan = keycheck.plan_rotation(
-        database, old, secret, name, description=description, options=options
-    )
+    try:
+        secret = _read_secret(new_key, what="the new key", example=example)
+        database = state(ctx).database()
+        options = keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify)
+        plan = keycheck.plan_rotation(
+            database, old, secret, name, description=description, options=options
+        )
+    except N8nDeployError as refused:
+        if json_output:  # a CI job parsing --json always gets an object saying what happened
+            print_json(_refused_rotation(old, name, refused))
+        raise
     if new_key not in (None, "-"):  # said once the input is accepted: an error stays one line
         secrets.warn_key_on_command_line(example, emoji=emoji)
     report = keycheck.carry_out_rotation(
@@ -261,6 +266,25 @@ def rotate(
         options=options,
     )
     _finish_rotation(report, json_output=json_output, emoji=emoji)
+
+
+def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, object]:
+    """The --json record of a rotation refused before any test: nothing was changed."""
+    from n8n_deploy.keys import redact_keys
+
+    return {
+        "old": old,
+        "new": new,
+        "rotated": False,
+        "old_key": "unchanged",
+        "old_key_active": None,
+        "new_key": "not stored",
+        "resumed": False,
+        "exit_status": int(error.exit_status),
+        "message": redact_keys(error.message),
+        "hint": redact_keys(error.hint) if error.hint else None,
+        "results": [],
+    }
 
 
 # --- reading a key ----------------------------------------------------------------------
