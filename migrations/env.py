@@ -1,6 +1,6 @@
 """Alembic environment.
 
-Run from code by ``n8n_deploy.migrate`` (which passes an open connection inside one
+Run from code by ``n8n_deploy.store.migrations`` (which passes an open connection inside one
 transaction, foreign keys off so batch table rebuilds cannot cascade), or by a developer
 with the ``alembic`` command, in which case the database is resolved like the CLI does.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from n8n_deploy.models import Base
+from n8n_deploy.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,7 +22,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only ALTER by rebuilding the table
         compare_type=True,
-        # n8n_deploy.migrate records each step applied, to print it.
+        # n8n_deploy.store.migrations records each step applied, to print it.
         on_version_apply=config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
@@ -34,8 +34,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from n8n_deploy.config import resolve_settings
-    from n8n_deploy.db import create_engine_for
+    from n8n_deploy.base.settings import resolve_settings
+    from n8n_deploy.store.engine import create_engine_for
 
     url = config.get_main_option("sqlalchemy.url") or resolve_settings().database_url
     engine = create_engine_for(url, foreign_keys=False)

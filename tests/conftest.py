@@ -14,9 +14,10 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
+from n8n_deploy.base.settings import Settings, resolve_settings
 from n8n_deploy.cli import app
-from n8n_deploy.config import Settings, resolve_settings
-from n8n_deploy.db import Database, open_database
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.lifecycle import open_database
 
 # A server-side secret long enough for HS256; tests never need to verify with it.
 JWT_SECRET = "n8n-deploy-tests-secret-0123456789abcdef"

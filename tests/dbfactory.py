@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from n8n_deploy import migrate
-from n8n_deploy.db import create_engine_for
-from n8n_deploy.errors import InvalidServerUrlError
-from n8n_deploy.keys import key_info_or_none
-from n8n_deploy.validation import normalize_server_url
+from n8n_deploy.base.errors import InvalidServerUrlError
+from n8n_deploy.base.keyformat import key_info_or_none
+from n8n_deploy.base.urls import normalize_server_url
+from n8n_deploy.store import migrations as migrate
+from n8n_deploy.store import schema
+from n8n_deploy.store.engine import create_engine_for
 from tests.conftest import make_jwt, make_legacy_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-0.9" / "n8n-deploy.db"
@@ -217,7 +218,7 @@ def expected_rows(
     """What ``snapshot`` must show for the rows ``built`` once the database is at
     ``revision``: URLs are in normal form once revision 0003 has run over them, and a
     server whose URL that upgrade rewrote (after ``rewritten_since``) was updated then."""
-    at = migrate.KNOWN_REVISIONS.index(revision)
+    at = schema.KNOWN_REVISIONS.index(revision)
     servers = {}
     for server in built["servers"]:
         row = {k: _value(k, v) for k, v in server.items()}

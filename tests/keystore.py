@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from n8n_deploy.db import Database
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
 
 def add_server(database: Database, name: str, url: str, *, skip_ssl_verify: bool = False) -> None:

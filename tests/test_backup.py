@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from n8n_deploy import backup, migrate
-from n8n_deploy.config import resolve_settings
-from n8n_deploy.db import Database, open_database
-from n8n_deploy.errors import ExitStatus
-from n8n_deploy.repositories import ApiKeyRepository
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store import backups as backup
+from n8n_deploy.store import schema
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.repositories import ApiKeyRepository
 from tests.conftest import Run, file_mode, make_jwt, sqlite_file
 from tests.dbfactory import build_at_revision, copy_fixture, snapshot
 
@@ -245,7 +247,7 @@ def test_restore_into_a_database_that_is_open_elsewhere(cli: Cli, data_dir: Path
 def test_restore_creates_a_missing_database(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "elsewhere" / "n8n-deploy.db"
     source.parent.mkdir()
-    build_at_revision(source, migrate.HEAD)
+    build_at_revision(source, schema.HEAD)
     result = cli("db", "restore", str(source), "--confirm")
     assert result.exit_code == 0, result.output
     db = sqlite_file(data_dir)
@@ -319,7 +321,7 @@ def test_restore_refuses_a_backup_from_a_newer_release(
 ) -> None:
     _add_keys("k")
     newer = tmp_path / "newer.db"
-    build_at_revision(newer, migrate.HEAD)
+    build_at_revision(newer, schema.HEAD)
     conn = sqlite3.connect(newer)
     with conn:
         conn.execute("UPDATE alembic_version SET version_num = '0042'")
@@ -335,7 +337,7 @@ def test_restore_refuses_a_backup_from_a_newer_release(
 def test_restore_refuses_a_damaged_file(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
     _add_keys("k")
     damaged = tmp_path / "damaged.db"
-    build_at_revision(damaged, migrate.HEAD)
+    build_at_revision(damaged, schema.HEAD)
     data = bytearray(damaged.read_bytes())
     page = 4096
     for offset in range(2 * page + 8, len(data) - 16, page):  # scribble over b-tree pages
@@ -361,10 +363,10 @@ def test_restore_needs_confirmation(
     assert "Refusing to restore without confirmation" in piped.stderr
     assert "--confirm" in piped.stderr
 
-    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
     declined = cli("db", "restore", str(source), input="n\n")
     assert declined.exit_code == ExitStatus.FAILED
-    assert f"Replace the database {db} (revision {migrate.HEAD}, 2 API keys" in declined.stderr
+    assert f"Replace the database {db} (revision {schema.HEAD}, 2 API keys" in declined.stderr
     assert "(revision 0003, 1 API key, 0 servers)?" in declined.stderr
     assert snapshot(db) == before
     assert _backups(data_dir) == []
@@ -397,13 +399,13 @@ def test_restore_never_replaces_a_database_from_a_newer_release(
     cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_terminal: bool
 ) -> None:
     source = tmp_path / "good.bak"
-    build_at_revision(source, migrate.HEAD)
+    build_at_revision(source, schema.HEAD)
     db = sqlite_file(data_dir)
-    build_at_revision(db, migrate.HEAD)
+    build_at_revision(db, schema.HEAD)
     _set_revision(db, "0099")
     before = db.read_bytes()
     if at_terminal:  # refused before anything is asked
-        monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+        monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
         result = cli("db", "restore", str(source), input="y\n")
         assert "Replace the database" not in result.stderr
     else:
@@ -421,7 +423,7 @@ def test_restore_never_replaces_a_database_of_another_program(
     cli: Cli, data_dir: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "good.bak"
-    build_at_revision(source, migrate.HEAD)
+    build_at_revision(source, schema.HEAD)
     data_dir.mkdir()
     db = sqlite_file(data_dir)
     conn = sqlite3.connect(db)
@@ -442,10 +444,10 @@ def test_restore_replaces_a_0_9_database_after_backing_it_up_whole(
     """Upgrading first would gain nothing (the restore replaces the whole file); the backup
     keeps the 0.9 file as it was, 0.9's other tables included."""
     source = tmp_path / "good.bak"
-    build_at_revision(source, migrate.HEAD)
+    build_at_revision(source, schema.HEAD)
     db = copy_fixture(sqlite_file(data_dir))
     before = db.read_bytes()
-    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
     result = cli("db", "restore", str(source), input="y\n")
     assert result.exit_code == 0, result.output
     assert f"Replace the database {db} (n8n-deploy 0.9 database, 4 API keys" in result.stderr
@@ -465,15 +467,15 @@ def test_what_was_confirmed_is_what_is_restored(
     changes nothing about what is restored."""
     _add_keys("live")
     source = tmp_path / "b.bak"
-    build_at_revision(source, migrate.HEAD)
+    build_at_revision(source, schema.HEAD)
     expected = snapshot(source)["api_keys"]
-    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
 
     def answer_yes_while_the_file_changes(*_: object, **__: object) -> bool:
         source.write_text("replaced by something else meanwhile")
         return True
 
-    monkeypatch.setattr("n8n_deploy.cli.db.typer.confirm", answer_yes_while_the_file_changes)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.typer.confirm", answer_yes_while_the_file_changes)
     result = cli("db", "restore", str(source))
     assert result.exit_code == 0, result.output
     assert snapshot(sqlite_file(data_dir))["api_keys"] == expected
@@ -488,11 +490,11 @@ def test_a_restore_that_does_not_happen_leaves_a_fresh_folder_as_it_was(
     if kind == "foreign":
         sqlite3.connect(source).execute("CREATE TABLE notes (x)").connection.commit()
     else:
-        build_at_revision(source, migrate.HEAD)
+        build_at_revision(source, schema.HEAD)
     if kind == "newer":
         _set_revision(source, "0099")
     if kind == "declined":
-        monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+        monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
         result = cli("db", "restore", str(source), input="n\n")
     else:
         result = cli("db", "restore", str(source), "--confirm")

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from n8n_deploy.cli import core
-from n8n_deploy.db import Database
-from n8n_deploy.errors import ExitStatus
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.cli import prompts
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import Run, make_jwt, make_legacy_key
 from tests.test_keys import raw_jwt
 from tests.test_packaging import _script
@@ -114,7 +114,7 @@ def table_lines(stdout: str) -> list[list[str]]:
 
 @pytest.fixture
 def at_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
 
 
 @pytest.fixture
@@ -985,7 +985,7 @@ def test_declining_the_prompt_keeps_the_key(
     before = snapshot(data_dir)
     run = cli("apikey", "delete", "old_key", input=answer)
     assert run.exit_code == ExitStatus.FAILED
-    assert "Kept API key 'old_key'; nothing was deleted." in run.stderr
+    assert "Cancelled; API key 'old_key' was kept; nothing was deleted." in run.stderr
     assert snapshot(data_dir) == before
 
 
@@ -1126,7 +1126,7 @@ def test_no_command_shows_the_key_without_unmask(
     ):
         run(*args)
     with monkeypatch.context() as patch:
-        patch.setattr(core, "stdin_is_terminal", lambda: True)
+        patch.setattr(prompts, "stdin_is_terminal", lambda: True)
         run("add", "--name", "k9", input=secret + "\n")  # prompted: same secret, refused
         run("add", "--name", "k10", input=" " + secret[:-2] + " x\n")  # prompted: broken
         run("delete", "k1", input="n\n")

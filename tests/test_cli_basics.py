@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from n8n_deploy import __version__, migrate
-from n8n_deploy.errors import ExitStatus
+from n8n_deploy import __version__
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store import schema
 from tests.conftest import Run, file_mode
 
 Cli = Callable[..., Run]
@@ -70,8 +71,8 @@ def test_db_current_says_whether_the_database_is_newest(cli: Cli) -> None:
     cli("db", "init")
     result = cli("db", "current", "--json")
     assert json.loads(result.stdout) == {
-        "revision": migrate.HEAD,
-        "head": migrate.HEAD,
+        "revision": schema.HEAD,
+        "head": schema.HEAD,
         "state": "current",
         "up_to_date": True,
         "upgrade_needed": False,
@@ -85,7 +86,7 @@ def test_db_upgrade_creates_a_fresh_database_at_head(cli: Cli, data_dir: Path) -
     assert result.exit_code == 0, result.output
     with sqlite3.connect(data_dir / "n8n-deploy.db") as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert revision == migrate.HEAD
+    assert revision == schema.HEAD
 
 
 def test_a_database_from_a_newer_release_is_refused_and_left_alone(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from n8n_deploy.db import Database
-from n8n_deploy.errors import ExitStatus
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import Run, make_jwt
 from tests.test_cli_apikey import one_line_error, snapshot
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from n8n_deploy.cli import core
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.cli import prompts
+from n8n_deploy.cli.output import ICONS
 from n8n_deploy.cli.views import KEY_HEADERS, SERVER_HEADERS
-from n8n_deploy.db import Database
-from n8n_deploy.errors import ExitStatus
-from n8n_deploy.output import ICONS
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import Run, make_jwt, make_legacy_key
 
 Cli = Callable[..., Run]
@@ -659,7 +659,7 @@ def test_delete_removes_the_server_and_its_links_but_keeps_the_keys(
 def test_delete_away_from_a_terminal_needs_confirm(
     cli: Cli, seeded: Database, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "stdin_is_terminal", lambda: False)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: False)
     before = db_rows(data_dir)
     result = cli("server", "delete", "Production")
     assert_one_line_error(result, ExitStatus.FAILED, "Refusing to delete server 'Production'")
@@ -670,7 +670,7 @@ def test_delete_away_from_a_terminal_needs_confirm(
 def test_delete_at_a_terminal_asks_first(
     cli: Cli, seeded: Database, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
     result = cli("server", "delete", "Production", input="y\n")
     assert result.exit_code == 0, result.output
     assert (
@@ -685,12 +685,12 @@ def test_delete_at_a_terminal_asks_first(
 def test_delete_declined_at_a_terminal_keeps_everything(
     cli: Cli, seeded: Database, data_dir: Path, monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
-    monkeypatch.setattr(core, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
     before = db_rows(data_dir)
     result = cli("server", "delete", "Staging", input=answer)
     assert result.exit_code == ExitStatus.FAILED
     assert "1 linked API key will be unlinked" in result.stderr
-    assert "Cancelled; nothing was deleted." in result.stderr
+    assert "Cancelled; server 'Staging' was kept; nothing was deleted." in result.stderr
     assert "deleted" not in result.stdout
     assert db_rows(data_dir) == before
 
@@ -699,7 +699,7 @@ def test_delete_a_server_without_keys_asks_without_mentioning_keys(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, data_dir: Path
 ) -> None:
     cli("server", "create", "Empty", "https://empty.example.com")
-    monkeypatch.setattr(core, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
     result = cli("server", "delete", "Empty", input="y\n")
     assert "Delete server 'Empty'? This cannot be undone [y/N]:" in result.stderr
     assert result.stdout.endswith("Server 'Empty' deleted\n")

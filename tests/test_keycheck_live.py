@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from n8n_deploy import __version__
-from n8n_deploy.db import Database
-from n8n_deploy.errors import ExitStatus
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store.engine import Database
 from tests.conftest import Run, make_jwt
 from tests.fake_n8n import (
     CA_FILE,

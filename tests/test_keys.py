@@ -1,4 +1,4 @@
-"""n8n_deploy.keys: the two key formats, unverified claims, expiry, whitespace and masking."""
+"""n8n_deploy.base.keyformat: the two key formats, unverified claims, expiry and masking."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 
-from n8n_deploy.errors import (
-    ExitStatus,
+from n8n_deploy.base.dates import human_date
+from n8n_deploy.base.errors import (
     InvalidKeyFormatError,
     KeyExpiredError,
     N8nDeployError,
     UsageError,
 )
-from n8n_deploy.keys import (
-    check_key,
-    clean_key,
-    format_date,
-    key_info_or_none,
-    mask_key,
-    parse_key,
-)
+from n8n_deploy.base.keyformat import check_key, clean_key, key_info_or_none, mask_key, parse_key
+from n8n_deploy.base.status import ExitStatus
 from tests.conftest import make_jwt, make_legacy_key
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=timezone.utc)
@@ -203,7 +197,7 @@ def test_a_fractional_exp_is_accepted() -> None:
     exp = (NOW + timedelta(days=2)).timestamp() + 0.5
     info = parse_key(raw_jwt(claims={"exp": exp}))
     assert info.expires_at is not None
-    assert format_date(info.expires_at) == "2025-10-03"
+    assert human_date(info.expires_at) == "2025-10-03"
 
 
 @pytest.mark.parametrize(
@@ -273,7 +267,7 @@ def test_check_key_accepts_a_key_expiring_soon() -> None:
     exp = int((NOW + timedelta(days=3)).timestamp())
     _, info = check_key(raw_jwt(claims={"exp": exp}), now=NOW)
     assert info.expires_within(7, NOW)
-    assert info.expires_at is not None and format_date(info.expires_at) == "2025-10-04"
+    assert info.expires_at is not None and human_date(info.expires_at) == "2025-10-04"
 
 
 def test_check_key_refuses_a_bad_format_before_looking_at_expiry() -> None:

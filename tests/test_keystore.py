@@ -1,4 +1,4 @@
-"""n8n_deploy.keystore from Python, without the CLI: what ``apikey add`` is built on."""
+"""n8n_deploy.apikeys.add from Python, without the CLI: what ``apikey add`` is built on."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from n8n_deploy import keystore
-from n8n_deploy.db import Database
-from n8n_deploy.errors import InvalidNameError, NotFoundError
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.apikeys import add as keystore
+from n8n_deploy.base.errors import InvalidNameError, NotFoundError
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import make_jwt
 from tests.test_keys import raw_jwt
 

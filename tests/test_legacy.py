@@ -16,12 +16,13 @@ from pathlib import Path
 import jwt
 import pytest
 
-from n8n_deploy import legacy, migrate
+from n8n_deploy.base.errors import LegacyDatabaseError
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli.views import key_record, server_record
-from n8n_deploy.config import resolve_settings
-from n8n_deploy.db import open_database
-from n8n_deploy.errors import ExitStatus, LegacyDatabaseError
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.store import legacy, schema
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import Run, file_mode, make_jwt, make_legacy_key, sqlite_file
 from tests.dbfactory import (
     FIXTURE,
@@ -36,7 +37,7 @@ from tests.dbfactory import (
 )
 
 Cli = Callable[..., Run]
-HEAD = migrate.HEAD
+HEAD = schema.HEAD
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from n8n_deploy import migrate
-from n8n_deploy.db import create_engine_for
-from n8n_deploy.models import Base
+from n8n_deploy.store import migrations as migrate
+from n8n_deploy.store import schema
+from n8n_deploy.store.engine import create_engine_for
+from n8n_deploy.store.models import Base
 
 
 def _script() -> ScriptDirectory:
@@ -38,9 +39,9 @@ def _schema(engine: sa.Engine) -> dict[str, object]:
 
 def test_there_is_a_single_head_and_the_code_knows_every_revision() -> None:
     script = _script()
-    assert script.get_heads() == [migrate.HEAD]
+    assert script.get_heads() == [schema.HEAD]
     shipped = [rev.revision for rev in script.walk_revisions()]
-    assert list(reversed(shipped)) == list(migrate.KNOWN_REVISIONS)
+    assert list(reversed(shipped)) == list(schema.KNOWN_REVISIONS)
 
 
 def test_upgrade_from_empty_creates_the_documented_tables(tmp_path: Path) -> None:
@@ -48,7 +49,7 @@ def test_upgrade_from_empty_creates_the_documented_tables(tmp_path: Path) -> Non
     migrate.upgrade(engine, "head")
     tables = set(sa.inspect(engine).get_table_names())
     assert {"api_keys", "servers", "server_api_keys", "alembic_version"} <= tables
-    assert migrate.inspect_state(engine).kind == "current"
+    assert schema.inspect_state(engine).kind == "current"
     engine.dispose()
 
 

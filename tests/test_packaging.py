@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from n8n_deploy import __version__, migrate
+from n8n_deploy import __version__
+from n8n_deploy.store import schema
 from tests.conftest import file_mode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +142,7 @@ def test_the_wheel_ships_the_migrations_and_runs_them_outside_the_checkout(
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "n8n_deploy/migrations/env.py" in names
     assert "n8n_deploy/migrations/script.py.mako" in names
-    for revision in migrate.KNOWN_REVISIONS:
+    for revision in schema.KNOWN_REVISIONS:
         assert any(n.startswith(f"n8n_deploy/migrations/versions/{revision}_") for n in names)
 
     # Install the wheel alone into a folder and run it from elsewhere, so nothing can

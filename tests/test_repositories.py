@@ -7,10 +7,10 @@ from datetime import timezone
 import pytest
 from sqlalchemy import func, select
 
-from n8n_deploy.db import Database
-from n8n_deploy.errors import AlreadyExistsError, NotFoundError, OperationFailed
-from n8n_deploy.models import ApiKey, ServerApiKey
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.models import ApiKey, ServerApiKey
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import make_jwt
 
 

@@ -17,19 +17,22 @@ from pathlib import Path
 import jwt
 import pytest
 
-from n8n_deploy import migrate
+from n8n_deploy.base.errors import SchemaOutOfDateError
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli.views import key_record
-from n8n_deploy.config import resolve_settings
-from n8n_deploy.db import Database, open_database
-from n8n_deploy.errors import ExitStatus, SchemaOutOfDateError
-from n8n_deploy.models import ApiKey
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.store import migrations as migrate
+from n8n_deploy.store import schema
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.models import ApiKey
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import Run, file_mode, make_jwt, sqlite_file
 from tests.dbfactory import build_at_revision, expected_rows, snapshot
 
 Cli = Callable[..., Run]
-REVISIONS = migrate.KNOWN_REVISIONS
-HEAD = migrate.HEAD
+REVISIONS = schema.KNOWN_REVISIONS
+HEAD = schema.HEAD
 OLDER = REVISIONS[:-1]
 
 
@@ -266,7 +269,7 @@ def test_downgrade_needs_confirm_when_not_at_a_terminal(cli: Cli, data_dir: Path
 def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(
     cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("n8n_deploy.cli.db.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
     db = sqlite_file(data_dir)
     build_at_revision(db, HEAD)
     before = db.read_bytes()
@@ -406,26 +409,22 @@ def test_an_upgrade_failing_part_way_leaves_the_previous_revision_and_every_row(
 ) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, "0001")
+    # Fail in 0003 on its second server: by then 0002 has added its column and filled
+    # every key's expiry, and 0003 has added its column and rewritten one URL.  (Revisions
+    # are frozen code: the failure comes from the database, as a real one would.)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TRIGGER fail_on_second_server BEFORE UPDATE ON servers "
+        "WHEN OLD.id = (SELECT id FROM servers ORDER BY id LIMIT 1 OFFSET 1) "
+        "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+    )
+    conn.commit()
+    conn.close()
     before = snapshot(db)
     before_bytes = db.read_bytes()
-    # Fail in 0003 on its second server: by then 0002 has added its column and filled
-    # every key's expiry, and 0003 has added its column and rewritten one URL.
-    import n8n_deploy.validation
-
-    real = n8n_deploy.validation.normalize_server_url
-    calls: list[str] = []
-
-    def failing(url: str) -> str:
-        calls.append(url)
-        if len(calls) == 2:
-            raise RuntimeError("disk on fire")
-        return real(url)
-
-    monkeypatch.setattr(n8n_deploy.validation, "normalize_server_url", failing)
     result = cli("db", "upgrade")
     assert result.exit_code == ExitStatus.FAILED
-    assert len(calls) == 2
-    assert "The migration failed (RuntimeError)" in result.stderr
+    assert "The migration failed (disk on fire)" in result.stderr
     assert "rolled back" in result.stderr
     assert "Traceback" not in result.output
     assert snapshot(db) == before
@@ -434,7 +433,10 @@ def test_an_upgrade_failing_part_way_leaves_the_previous_revision_and_every_row(
     assert db.read_bytes() == before_bytes
     # The backup written first is still there, and the upgrade can simply be run again.
     assert len(_backups(data_dir)) == 1
-    monkeypatch.setattr(n8n_deploy.validation, "normalize_server_url", real)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER fail_on_second_server")
+    conn.commit()
+    conn.close()
     assert cli("db", "upgrade").exit_code == 0
     assert snapshot(db)["revision"] == HEAD
 
@@ -475,8 +477,8 @@ def _ship_a_failing_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copytree(migrate.script_location(), scripts)
     (scripts / "versions" / "0004_fails.py").write_text(FAILING_REVISION)
     monkeypatch.setattr(migrate, "script_location", lambda: scripts)
-    monkeypatch.setattr(migrate, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
-    monkeypatch.setattr(migrate, "HEAD", "0004")
+    monkeypatch.setattr(schema, "KNOWN_REVISIONS", (*REVISIONS, "0004"))
+    monkeypatch.setattr(schema, "HEAD", "0004")
 
 
 def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
@@ -541,7 +543,7 @@ def test_an_upgrade_that_cannot_get_the_lock_says_another_is_in_progress(
     db = sqlite_file(data_dir)
     build_at_revision(db, "0001")
     before = snapshot(db)
-    monkeypatch.setattr("n8n_deploy.db.BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr("n8n_deploy.store.engine.BUSY_TIMEOUT_SECONDS", 0.2)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process in the middle of an upgrade
     try:
@@ -563,24 +565,23 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
     second starts; the second waits for the lock and then finds the newest revision."""
     db = sqlite_file(data_dir)
     build_at_revision(db, "0001")
-    import n8n_deploy.keys
-
-    real = n8n_deploy.keys.key_info_or_none
+    real = migrate.create_backup
     inside, release = threading.Event(), threading.Event()
 
-    def paused(secret: str) -> object:
+    def paused(database: Path, target: Path | None = None) -> Path:
+        # Called holding the write lock, once the first upgrade knows it has work to do.
         if threading.current_thread().name == "first" and not inside.is_set():
             inside.set()
             release.wait()
-        return real(secret)
+        return real(database, target)
 
-    monkeypatch.setattr(n8n_deploy.keys, "key_info_or_none", paused)
+    monkeypatch.setattr(migrate, "create_backup", paused)
     url = f"sqlite:///{db}"
     before = snapshot(db)
     reports: dict[str, migrate.MigrationReport] = {}
 
     def run(name: str) -> None:
-        from n8n_deploy.db import create_engine_for
+        from n8n_deploy.store.engine import create_engine_for
 
         engine = create_engine_for(url)
         try:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from n8n_deploy.errors import InvalidNameError, InvalidServerUrlError
-from n8n_deploy.validation import (
-    clean_name,
-    is_loopback_host,
-    looks_like_api_key,
-    lookup_name,
-    normalize_server_url,
-    server_url_warnings,
-)
+from n8n_deploy.base.errors import InvalidNameError, InvalidServerUrlError
+from n8n_deploy.base.names import clean_name, lookup_name
+from n8n_deploy.base.text import contains_api_key
+from n8n_deploy.base.urls import is_loopback_host, normalize_server_url, server_url_warnings
 from tests.conftest import make_jwt, make_legacy_key
 
 
@@ -92,10 +87,10 @@ def test_warnings_for_plain_http_and_the_api_path() -> None:
 
 
 def test_api_keys_are_recognised_but_ordinary_names_are_not() -> None:
-    assert looks_like_api_key(make_jwt())
-    assert looks_like_api_key(make_legacy_key(3))
+    assert contains_api_key(make_jwt())
+    assert contains_api_key(make_legacy_key(3))
     for name in ("n8n_api_prod", "eyJ", "prod_key", "Production Server 🚀", "e.y.J"):
-        assert not looks_like_api_key(name)
+        assert not contains_api_key(name)
     assert clean_name("n8n_api_prod") == "n8n_api_prod"
 
 

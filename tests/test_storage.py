@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from n8n_deploy.config import mask_url_password, resolve_settings, sqlite_path_from_url
-from n8n_deploy.db import open_database
-from n8n_deploy.repositories import ApiKeyRepository
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.urls import mask_url_password, sqlite_path
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.repositories import ApiKeyRepository
 from tests.conftest import file_mode, make_jwt
 
 
@@ -44,10 +45,10 @@ def test_passwords_in_urls_are_masked() -> None:
 
 
 def test_sqlite_paths_are_read_from_urls() -> None:
-    assert sqlite_path_from_url("sqlite:////srv/n8n.db") == Path("/srv/n8n.db")
-    assert sqlite_path_from_url("sqlite://") is None
-    assert sqlite_path_from_url("sqlite:///:memory:") is None
-    assert sqlite_path_from_url("postgresql://h/db") is None
+    assert sqlite_path("sqlite:////srv/n8n.db") == Path("/srv/n8n.db")
+    assert sqlite_path("sqlite://") is None
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("postgresql://h/db") is None
 
 
 def test_folder_is_0700_and_files_0600_even_under_umask_022(

@@ -21,17 +21,13 @@ import httpx
 import pytest
 import respx
 
-from n8n_deploy import __version__, validator
-from n8n_deploy.errors import ExitStatus, InvalidServerUrlError, UsageError
-from n8n_deploy.keys import utcnow
-from n8n_deploy.validator import (
-    Outcome,
-    Probe,
-    most_serious,
-    tls_context,
-    validate_key,
-    validate_many,
-)
+from n8n_deploy import __version__
+from n8n_deploy.base.dates import utcnow
+from n8n_deploy.base.errors import InvalidServerUrlError, UsageError
+from n8n_deploy.base.status import ExitStatus, most_serious
+from n8n_deploy.n8n import client as validator
+from n8n_deploy.n8n.client import Probe, Trust, tls_context, validate_key, validate_many
+from n8n_deploy.n8n.results import Outcome
 from tests.conftest import jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.fake_n8n import CA_FILE
 
@@ -388,7 +384,7 @@ def test_min_days_fails_a_key_expiring_within_that_many_days(mock: respx.MockRou
 
 
 def test_the_local_checks_alone_need_no_server(key: str) -> None:
-    from n8n_deploy.validator import check_locally
+    from n8n_deploy.n8n.client import check_locally
 
     assert check_locally(key) is None
     expired = check_locally(make_jwt(exp_days=-1))
@@ -922,9 +918,9 @@ def test_most_serious_follows_the_documented_order() -> None:
 # --- TLS settings -----------------------------------------------------------------------
 
 
-def test_ssl_cert_file_is_the_trusted_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(CA_FILE))
-    subjects = [dict(x[0] for x in c["subject"]) for c in tls_context(True).get_ca_certs()]
+def test_ssl_cert_file_is_the_trusted_bundle() -> None:
+    trust = Trust(ca_file=str(CA_FILE))
+    subjects = [dict(x[0] for x in c["subject"]) for c in tls_context(True, trust).get_ca_certs()]
     assert subjects == [{"commonName": "n8n-deploy test CA"}]
 
 
@@ -932,12 +928,9 @@ def test_without_ssl_cert_file_certifi_is_trusted() -> None:
     assert len(tls_context(True).get_ca_certs()) > 50
 
 
-def test_an_unreadable_ssl_cert_file_is_a_clear_usage_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
-) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+def test_an_unreadable_ssl_cert_file_is_a_clear_usage_error(tmp_path: Path, key: str) -> None:
     with pytest.raises(UsageError, match="SSL_CERT_FILE"):
-        validate_key(key, BASE)
+        validate_key(key, BASE, trust=Trust(ca_file=str(tmp_path / "missing.pem")))
 
 
 def test_skipping_verification_checks_neither_certificate_nor_host() -> None:

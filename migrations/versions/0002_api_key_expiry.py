@@ -14,15 +14,53 @@ absurd ``exp`` gives NULL (no known expiry), never an error.  The downgrade drop
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
-
-from n8n_deploy.keys import key_info_or_none
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+# -- frozen: how this revision reads a key's expiry.  A revision never imports n8n_deploy,
+# so that a later change to the program cannot change what it does.
+
+_PART = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def _decoded(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def expiry_of(secret: str) -> datetime | None:
+    """The ``exp`` of a JWT as naive UTC, decoded without verifying the signature; None
+    for a legacy key, a JWT without a usable ``exp``, or anything that is not a JWT."""
+    parts = secret.strip().split(".")
+    if len(parts) != 3 or not all(_PART.fullmatch(part) for part in parts):
+        return None
+    try:
+        header, claims = _decoded(parts[0]), _decoded(parts[1])
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    if not isinstance(header.get("alg"), str) or not header.get("alg"):
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    if exp != exp or exp < 0 or exp > _MAX_TIMESTAMP:  # NaN, negative, absurd
+        return None
+    return datetime.fromtimestamp(int(exp), tz=timezone.utc).replace(tzinfo=None)
+
 
 api_keys = sa.table(
     "api_keys",
@@ -38,9 +76,9 @@ def upgrade() -> None:
     conn = op.get_bind()
     updates = []
     for key_id, secret in conn.execute(sa.select(api_keys.c.id, api_keys.c.api_key)):
-        info = key_info_or_none(secret) if isinstance(secret, str) else None
-        if info is not None and info.expires_at is not None:
-            updates.append({"key_id": key_id, "expires": info.expires_at.replace(tzinfo=None)})
+        expires = expiry_of(secret) if isinstance(secret, str) else None
+        if expires is not None:
+            updates.append({"key_id": key_id, "expires": expires})
     if updates:
         conn.execute(
             api_keys.update()

@@ -16,15 +16,14 @@ address the same servers); every server and link is kept.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import unicodedata
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from alembic import op
-
-from n8n_deploy.config import mask_url_password
-from n8n_deploy.errors import InvalidServerUrlError
-from n8n_deploy.output import counted
-from n8n_deploy.validation import normalize_server_url
 
 revision = "0003"
 down_revision = "0002"
@@ -41,8 +40,79 @@ servers = sa.table(
 )
 
 
+# -- frozen: the URL normal form as this revision defines it.  A revision never imports
+# n8n_deploy, so that a later change to the program cannot change what it does.
+
+
+class _NotAUrl(ValueError):
+    pass
+
+
+_HOST_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
+_LEGACY_KEY = re.compile(r"n8n_api_[0-9a-fA-F]{32,}")
+_PASSWORD_IN_URL = re.compile(r"^(?P<head>[\w+.-]+://[^/:@]*:)(?P<password>[^@/]*)(?P<tail>@.*)$")
+
+
+def normalize_server_url(raw: str) -> str:
+    """``HTTPS://Host:443/n8n/`` -> ``https://host/n8n``; _NotAUrl for anything that is not
+    an http(s) base URL (no credentials, query, fragment, control characters or spaces)."""
+    text = raw.strip()
+    if not text or (text.startswith("eyJ") and text.count(".") == 2 and len(text) >= 30):
+        raise _NotAUrl
+    if _LEGACY_KEY.fullmatch(text) or any(
+        unicodedata.category(ch) in ("Cc", "Cs") or ch.isspace() for ch in text
+    ):
+        raise _NotAUrl
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _NotAUrl from None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if host.endswith(".") and ":" not in host:
+        host = host[:-1]
+    if scheme not in ("http", "https") or not host or port == 0:
+        raise _NotAUrl
+    if parts.username is not None or parts.password is not None:
+        raise _NotAUrl
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise _NotAUrl
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise _NotAUrl from None
+    else:
+        labels = host.split(".")
+        if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise _NotAUrl
+        if all(label.isdigit() for label in labels):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise _NotAUrl from None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and not (
+        (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+    ):
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def mask_url_password(url: str) -> str:
+    return _PASSWORD_IN_URL.sub(lambda m: m["head"] + "***" + m["tail"], url)
+
+
+def _urls(count: int) -> str:
+    return f"{count} server URL" + ("" if count == 1 else "s")
+
+
+# -- the revision ------------------------------------------------------------------------
+
+
 def _note(message: str) -> None:
-    """Tell whoever runs the migration (n8n_deploy.migrate prints these)."""
+    """Tell whoever runs the migration (n8n_deploy.store.migrations prints these)."""
     config = op.get_context().config
     if config is not None:
         config.attributes.setdefault("notes", []).append(message)
@@ -59,7 +129,7 @@ def upgrade() -> None:
         normal = url
         try:
             normal = normalize_server_url(url) if isinstance(url, str) else url
-        except InvalidServerUrlError:
+        except _NotAUrl:
             shown = mask_url_password(url)  # never print a password kept in a URL
             _note(f"server '{name}': URL {shown!r} is not an http(s) URL; left as stored")
         changed = normal != url
@@ -70,7 +140,7 @@ def upgrade() -> None:
             .values(url=normal, updated_at=now if changed else servers.c.created_at)
         )
     if rewritten:
-        _note(f"{counted(rewritten, 'server URL')} rewritten in normal form")
+        _note(f"{_urls(rewritten)} rewritten in normal form")
     with op.batch_alter_table("servers", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("updated_at", existing_type=sa.DateTime(), nullable=False)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from n8n_deploy.config import resolve_settings
+from n8n_deploy.base.settings import resolve_settings
 
 
 def _names(ctx: typer.Context, kind: str, incomplete: str) -> list[str]:
     try:
         from sqlalchemy import select
 
-        from n8n_deploy.db import create_engine_for
-        from n8n_deploy.models import ApiKey, Server
+        from n8n_deploy.store.engine import create_engine_for
+        from n8n_deploy.store.models import ApiKey, Server
 
         root = ctx.find_root()
         settings = resolve_settings(root.params.get("data_dir"), root.params.get("database_url"))

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from n8n_deploy.keys import key_info_or_none, mask_key, utcnow
-from n8n_deploy.output import human_date, human_time, icon, iso_utc, print_table, say
+from n8n_deploy.base.dates import human_date, human_time, iso_utc, utcnow
+from n8n_deploy.base.keyformat import key_info_or_none, mask_key
+from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
-    from n8n_deploy.models import ApiKey, Server
+    from n8n_deploy.store.models import ApiKey, Server
 
 
 def key_expiry(key: ApiKey) -> datetime | None:

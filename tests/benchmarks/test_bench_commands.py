@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from n8n_deploy.config import resolve_settings
-from n8n_deploy.db import open_database
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.conftest import make_jwt
 
 KEYS = 1000

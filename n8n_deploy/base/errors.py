@@ -1,29 +1,32 @@
-"""Domain errors and the exit statuses they map to.
+"""Domain errors, each carrying the exit status it maps to (``n8n_deploy.base.status``).
 
-Library code raises these; it never prints or exits.  ``n8n_deploy.cli`` turns any of them
-into one line on stderr and the exit status below: the single place where that happens.
+Library code raises these; it never prints or exits.  ``n8n_deploy.cli.root`` turns any of
+them into one line on stderr and its exit status: the single place where that happens.
 Messages must never contain an API key.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from n8n_deploy.base.status import ExitStatus
 
-
-class ExitStatus(IntEnum):
-    """Exit statuses are a contract with scripts and CI jobs (documented in README.md)."""
-
-    SUCCESS = 0
-    FAILED = 1  # not found, already exists, refused
-    USAGE = 2  # bad option or argument
-    SCHEMA = 3  # database schema out of date, or newer than this program
-    KEY_REJECTED = 4  # server answered 401/403
-    UNREACHABLE = 5  # DNS, refused connection, TLS, timeout
-    INVALID_FORMAT = 6  # not a JWT or legacy n8n API key
-    KEY_EXPIRED = 7  # expired, or expiring sooner than asked
-    UNEXPECTED_RESPONSE = 8  # 404, 5xx, not JSON, redirect
-    KEY_INACTIVE = 9  # deactivated key
-    INTERRUPTED = 130  # Ctrl-C
+__all__ = [
+    "AlreadyExistsError",
+    "DatabaseError",
+    "ExitStatus",
+    "InvalidKeyFormatError",
+    "InvalidNameError",
+    "InvalidServerUrlError",
+    "KeyExpiredError",
+    "KeyInactiveError",
+    "LegacyDatabaseError",
+    "N8nDeployError",
+    "NotFoundError",
+    "OperationFailed",
+    "SchemaError",
+    "SchemaOutOfDateError",
+    "SchemaTooNewError",
+    "UsageError",
+]
 
 
 class N8nDeployError(Exception):
@@ -114,15 +117,3 @@ class KeyExpiredError(N8nDeployError):
 
 class KeyInactiveError(N8nDeployError):
     exit_status = ExitStatus.KEY_INACTIVE
-
-
-class KeyRejectedError(N8nDeployError):
-    exit_status = ExitStatus.KEY_REJECTED
-
-
-class ServerUnreachableError(N8nDeployError):
-    exit_status = ExitStatus.UNREACHABLE
-
-
-class UnexpectedResponseError(N8nDeployError):
-    exit_status = ExitStatus.UNEXPECTED_RESPONSE

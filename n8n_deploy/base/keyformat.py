@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from n8n_deploy.errors import InvalidKeyFormatError, KeyExpiredError, UsageError
+from n8n_deploy.base.dates import human_date, utcnow
+from n8n_deploy.base.errors import InvalidKeyFormatError, KeyExpiredError, UsageError
+from n8n_deploy.base.text import first_line
 
 LEGACY_PREFIX = "n8n_api_"
 _LEGACY_KEY = re.compile(r"^n8n_api_[0-9a-fA-F]{80}$")
@@ -44,10 +46,6 @@ class KeyInfo:
         if self.expires_at is None:
             return False
         return self.expires_at <= (now or utcnow()) + timedelta(days=days)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def clean_key(raw: str) -> str:
@@ -108,7 +106,7 @@ def check_key(raw: str, *, now: datetime | None = None) -> tuple[str, KeyInfo]:
     info = parse_key(key)
     if info.is_expired(now) and info.expires_at is not None:
         raise KeyExpiredError(
-            f"The API key expired on {format_date(info.expires_at)}; n8n will reject it",
+            f"The API key expired on {human_date(info.expires_at)}; n8n will reject it",
             hint="Create a new key in n8n under Settings -> API",
         )
     return key, info
@@ -122,28 +120,11 @@ def key_info_or_none(key: str) -> KeyInfo | None:
         return None
 
 
-_KEY_LIKE = re.compile(
-    r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*|n8n_api_[0-9A-Za-z]{8,}"
-)
-
-
-def redact_keys(text: str) -> str:
-    """Replace anything shaped like an n8n API key in ``text`` by a placeholder.
-
-    The last line of defence for messages built from user input (a key pasted where a
-    name belongs, a key repeated by the argument parser)."""
-    return _KEY_LIKE.sub("[API key hidden]", text)
-
-
 def mask_key(key: str) -> str:
     """Show only the last 4 characters, as n8n's own UI does."""
     if len(key) <= 8:
         return "*" * 8
     return "*" * 8 + key[-4:]
-
-
-def format_date(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
 def _decode_unverified(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -166,7 +147,7 @@ def _decode_unverified(key: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _describe(exc: Exception) -> str:
     text = str(exc).strip().rstrip(".") or type(exc).__name__
-    first = text.splitlines()[0][:120]
+    first = first_line(text, 120)
     return first[:1].lower() + first[1:]
 
 

@@ -5,7 +5,7 @@ That release used raw SQL, no Alembic: its own ``schema_info`` table (version 8 
 ``server_api_keys`` link table with a surrogate ``id`` and an ``is_primary`` flag.  It never
 turned on foreign keys, so links can point at deleted keys or servers.
 
-:func:`import_legacy` runs inside the migration transaction of :mod:`n8n_deploy.migrate`:
+:func:`import_legacy` runs inside the migration transaction of :mod:`n8n_deploy.store.migrations`:
 it reads the three tables this project manages, drops them, lets Alembic create the first
 revision, and writes every row back (ids kept, so 0.9's own tables that refer to server ids
 still point at the same servers).  The migration then continues to the newest revision.
@@ -15,8 +15,9 @@ Rules (documented in the README):
 
 * Timestamps: 0.9 stored naive local time (``2026-11-27 08:47:46.912096``).  They are read
   as local time of the machine running the upgrade (the ``TZ`` environment variable is
-  honoured; in the repeated hour when clocks go back, the first occurrence is taken) and
-  stored as UTC.  A timestamp with an explicit offset is converted with that offset.
+  honoured, as the C library reads it; in the repeated hour when clocks go back, the first
+  occurrence is taken) and stored as UTC.  A timestamp with an explicit offset is converted
+  with that offset.
   An unreadable or missing ``created_at`` becomes the time of the upgrade and is reported.
 * ``last_used_at`` starts empty (0.9 did not record it for keys).
 * Link rows whose key or server no longer exists are dropped and counted.
@@ -32,15 +33,14 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from n8n_deploy.errors import LegacyDatabaseError, OperationFailed
-from n8n_deploy.output import counted
+from n8n_deploy.base.errors import LegacyDatabaseError, OperationFailed
+from n8n_deploy.base.text import counted
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -66,7 +66,6 @@ class LegacyReport:
     """What the import of a 0.9 database carried, dropped and left alone."""
 
     schema_version: int | None
-    time_zone: str
     servers: int = 0
     keys: int = 0
     links: int = 0
@@ -74,11 +73,6 @@ class LegacyReport:
     duplicate_links: int = 0
     untouched: dict[str, int] = field(default_factory=dict)  # table -> rows
     not_carried: list[str] = field(default_factory=list)
-
-
-def local_time_zone() -> str:
-    """How the local time zone is described in messages (``TZ`` if set)."""
-    return os.environ.get("TZ") or datetime.now().astimezone().tzname() or "local time"
 
 
 def to_utc(value: Any) -> datetime | None:
@@ -111,7 +105,7 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
 
     tables = set(inspect(conn).get_table_names())
     version = conn.execute(text("SELECT MAX(version) FROM schema_info")).scalar()
-    report = LegacyReport(schema_version=version, time_zone=local_time_zone())
+    report = LegacyReport(schema_version=version)
     columns = {t: _columns(conn, t) for t in LEGACY_TABLES if t in tables}
     for table, needed in REQUIRED_COLUMNS.items():
         missing = [c for c in needed if table in columns and c not in columns[table]]

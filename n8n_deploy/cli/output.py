@@ -1,18 +1,20 @@
 """Presentation: tables, JSON and one-line messages.
 
 Data goes to stdout; messages, warnings and progress go to stderr.  Rich is imported only
-when a table is actually drawn.  Colour follows NO_COLOR and is off when stdout is not a
-terminal; when piped, tables are never wrapped or truncated.
+when a table is actually drawn.  Colour follows NO_COLOR (given to :func:`configure` from
+the settings by the root command) and is off when stdout is not a terminal; when piped,
+tables are never wrapped or truncated.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Collection, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
+
+from n8n_deploy.base.dates import iso_utc
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,8 +48,17 @@ def _is_tty(stream: IO[str]) -> bool:
         return False
 
 
+_no_color = False
+
+
+def configure(*, no_color: bool) -> None:
+    """Set once per run from the settings (NO_COLOR)."""
+    global _no_color
+    _no_color = no_color
+
+
 def color_enabled(stream: IO[str]) -> bool:
-    return "NO_COLOR" not in os.environ and _is_tty(stream)
+    return not _no_color and _is_tty(stream)
 
 
 def console(stderr: bool = False) -> Console:
@@ -119,33 +130,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_utc(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a Z: ``2025-09-15T10:30:00Z``."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def human_time(value: datetime | None, *, never: str = "Never") -> str:
-    """``2025-09-15 10:30:00`` (UTC), as in the reference's tables."""
-    if value is None:
-        return never
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def human_date(value: datetime | None, *, never: str = "Never") -> str:
-    if value is None:
-        return never
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """``1 link``, ``2 links``, ``0 servers``: a number and its noun, agreeing."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def say(message: str) -> None:

@@ -17,21 +17,18 @@ from typing import NoReturn
 
 from sqlalchemy.orm import Session
 
-from n8n_deploy.errors import InvalidServerUrlError, NotFoundError, OperationFailed
-from n8n_deploy.keys import KeyInfo, check_key, format_date
-from n8n_deploy.models import ApiKey, Server
-from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
-from n8n_deploy.validation import (
-    clean_description,
-    clean_name,
-    normalize_server_url,
-    server_url_warnings,
-    url_host_label,
-)
+from n8n_deploy.base.dates import human_date
+from n8n_deploy.base.errors import InvalidServerUrlError, NotFoundError, OperationFailed
+from n8n_deploy.base.keyformat import KeyInfo, check_key
+from n8n_deploy.base.names import clean_description, clean_name
+from n8n_deploy.base.settings import SERVER_URL_ENV
+from n8n_deploy.base.urls import normalize_server_url, server_url_warnings, url_host_label
+from n8n_deploy.store.models import ApiKey, Server
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
 #: A key expiring sooner than this is stored with a warning.
 EXPIRY_WARNING_DAYS = 7
-SERVER_URL_SOURCE = "N8N_SERVER_URL"
+SERVER_URL_SOURCE = SERVER_URL_ENV
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ def plan_new_key(
     if info.expires_at is not None and info.expires_within(EXPIRY_WARNING_DAYS, now):
         warnings.append(
             f"API key '{clean}' expires within {EXPIRY_WARNING_DAYS} days, on "
-            f"{format_date(info.expires_at)}; create a new key in n8n before then"
+            f"{human_date(info.expires_at)}; create a new key in n8n before then"
         )
     return NewKey(
         name=clean,

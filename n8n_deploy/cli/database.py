@@ -1,5 +1,5 @@
 """``n8n-deploy db ...``: where the database is, its schema revision, upgrades, downgrades,
-backups and restores.  The work is done by n8n_deploy.migrate, .legacy and .backup."""
+backups and restores.  The work is done by n8n_deploy.store (schema, migrations, backups)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from n8n_deploy.cli.core import (
-    ConfirmOption,
-    JsonOption,
-    NoEmojiOption,
-    state,
-    stdin_is_terminal,
-)
-from n8n_deploy.errors import OperationFailed
-from n8n_deploy.output import counted, note, print_json, say, warn
+from n8n_deploy.base.errors import OperationFailed
+from n8n_deploy.base.text import counted
+from n8n_deploy.cli import prompts
+from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption
+from n8n_deploy.cli.output import note, print_json, say, warn
+from n8n_deploy.cli.state import state
 
 if TYPE_CHECKING:
-    from n8n_deploy.config import Settings
-    from n8n_deploy.migrate import MigrationReport
+    from n8n_deploy.base.settings import Settings
+    from n8n_deploy.store.schema import MigrationReport
 
 app = typer.Typer(
     help="Create, inspect, upgrade, downgrade, back up and restore n8n-deploy's own database.",
@@ -57,17 +54,17 @@ def init(ctx: typer.Context) -> None:
 
     A database at an older revision, from a newer n8n-deploy or from n8n-deploy 0.9 is
     refused (exit 3); 'db upgrade' carries it forward."""
-    from n8n_deploy import migrate
+    from n8n_deploy.store import lifecycle, schema
 
     settings = state(ctx).settings
-    before = migrate.inspect_settings(settings)
+    before = lifecycle.inspect_settings(settings)
     state(ctx).database()  # creates an empty database; refuses others
     if before.kind == "empty":
-        say(f"Created the database at revision {migrate.HEAD}: {_where(settings)}")
+        say(f"Created the database at revision {schema.HEAD}: {_where(settings)}")
     elif before.is_current:
-        say(f"The database is already at the newest revision ({migrate.HEAD}): {_where(settings)}")
+        say(f"The database is already at the newest revision ({schema.HEAD}): {_where(settings)}")
     else:  # upgraded because N8N_DEPLOY_AUTO_UPGRADE is set (reported on stderr)
-        say(f"The database is now at the newest revision ({migrate.HEAD}): {_where(settings)}")
+        say(f"The database is now at the newest revision ({schema.HEAD}): {_where(settings)}")
 
 
 @app.command("upgrade")
@@ -90,19 +87,20 @@ def upgrade(
     or servers are dropped and counted, 0.9's other tables are left untouched, and anything
     that cannot be carried is reported. Another upgrade running at the same time is waited
     for; the backup is taken only once there is something left to do."""
-    from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for, removed_if_left_empty
+    from n8n_deploy.store import migrations, schema
+    from n8n_deploy.store.engine import create_engine_for
+    from n8n_deploy.store.files import removed_if_left_empty
 
     settings = state(ctx).settings
-    target = migrate.resolve_revision(revision)  # before anything is created
+    target = schema.resolve_revision(revision)  # before anything is created
     with removed_if_left_empty(settings.database_path):
         engine = create_engine_for(settings.database_url)
         try:
-            report = migrate.upgrade_database(engine, target, backup=not no_backup)
+            report = migrations.upgrade_database(engine, target, backup=not no_backup)
         finally:
             engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
-        newest = " newest" if report.after == migrate.HEAD else ""
+        newest = " newest" if report.after == schema.HEAD else ""
         say(f"The database is already at the{newest} revision {report.after}; nothing to do.")
         return
     _show_migration(report, settings, backup=not no_backup, emoji=not no_emoji)
@@ -110,8 +108,8 @@ def upgrade(
         say(f"Created the database at revision {report.after}: {_where(settings)}")
     else:
         say(f"Upgraded the database from {report.before.describe()} to {report.after}.")
-    if report.after != migrate.HEAD:
-        note(f"The newest revision is {migrate.HEAD}; other commands need it.")
+    if report.after != schema.HEAD:
+        note(f"The newest revision is {schema.HEAD}; other commands need it.")
 
 
 @app.command("downgrade")
@@ -129,25 +127,26 @@ def downgrade(
     (pass --confirm otherwise) and backs a SQLite database up first. Never below the first
     revision. This program itself needs the newest revision: run 'db upgrade' to use it
     again."""
-    from n8n_deploy import migrate
-    from n8n_deploy.db import create_engine_for
+    from n8n_deploy.store import migrations, schema
+    from n8n_deploy.store.engine import create_engine_for
 
     settings = state(ctx).settings
-    migrate.downgrade_revision(revision)  # a bad revision is a usage error, database or not
+    schema.downgrade_revision(revision)  # a bad revision is a usage error, database or not
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
-        before = migrate.inspect_state(engine)
-        target = migrate.downgrade_target(before, revision)
+        before = schema.inspect_state(engine)
+        target = schema.downgrade_target(before, revision)
         if target is None:
             say(f"The database is already at revision {before.revision}; nothing to do.")
             return
-        _confirm(
+        prompts.confirm(
             f"Downgrade the database {_where(settings)} from revision {before.revision} to "
             f"{target}? This n8n-deploy will refuse to use it until it is upgraded again.",
-            confirm,
+            confirmed=confirm,
             action="downgrade",
+            kept="nothing was changed",
         )
-        report = migrate.downgrade_database(engine, target, backup=not no_backup)
+        report = migrations.downgrade_database(engine, target, backup=not no_backup)
     finally:
         engine.dispose()
     _show_migration(report, settings, backup=not no_backup, emoji=False)
@@ -158,12 +157,12 @@ def downgrade(
 def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Print the database's schema revision, the newest this program knows, and whether an
     upgrade is needed."""
-    from n8n_deploy import migrate
+    from n8n_deploy.store import lifecycle, schema
 
-    found = migrate.inspect_settings(state(ctx).settings)
+    found = lifecycle.inspect_settings(state(ctx).settings)
     info = {
         "revision": found.revision,
-        "head": migrate.HEAD,
+        "head": schema.HEAD,
         "state": found.kind,
         "up_to_date": found.is_current,
         "upgrade_needed": found.upgrade_needed,
@@ -180,7 +179,7 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
         "legacy": "made by n8n-deploy 0.9: run 'n8n-deploy db upgrade'",
         "foreign": "not an n8n-deploy database",
     }[found.kind]
-    say(f"Revision: {found.describe()} (newest: {migrate.HEAD}) - {verdict}")
+    say(f"Revision: {found.describe()} (newest: {schema.HEAD}) - {verdict}")
 
 
 @app.command("check")
@@ -188,28 +187,28 @@ def check(ctx: typer.Context) -> None:
     """Exit 0 when the database is at the newest revision, 3 otherwise (a CI gate).
 
     Changes nothing, and creates nothing when there is no database."""
-    from n8n_deploy import migrate
+    from n8n_deploy.store import lifecycle, schema
 
-    found = migrate.inspect_settings(state(ctx).settings)
-    error = migrate.refusal(found)
+    found = lifecycle.inspect_settings(state(ctx).settings)
+    error = schema.refusal(found)
     if error is not None:
         raise error
-    say(f"The database is at the newest revision ({migrate.HEAD}).")
+    say(f"The database is at the newest revision ({schema.HEAD}).")
 
 
 @app.command("history")
 def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List the schema revisions this program ships, newest first, marking the database's."""
-    from n8n_deploy import migrate
+    from n8n_deploy.store import lifecycle, migrations, schema
 
-    found = migrate.inspect_settings(state(ctx).settings)
-    revisions = migrate.shipped_revisions()
+    found = lifecycle.inspect_settings(state(ctx).settings)
+    revisions = migrations.shipped_revisions()
     rows = [
         {
             "revision": rev.revision,
             "description": rev.description,
             "current": rev.revision == found.revision,
-            "newest": rev.revision == migrate.HEAD,
+            "newest": rev.revision == schema.HEAD,
         }
         for rev in revisions
     ]
@@ -262,7 +261,7 @@ def backup(
 
     Uses SQLite's online backup API, so it is safe while other commands run. Works at any
     revision (including n8n-deploy 0.9 databases). Default name: <file>.<UTC time>.bak."""
-    from n8n_deploy.backup import create_backup
+    from n8n_deploy.store.backups import create_backup
 
     written = create_backup(_sqlite_file(state(ctx).settings, "back up"), target)
     say(f"Backed up the database to {written}")
@@ -283,17 +282,18 @@ def restore(
     Asks for confirmation at a terminal (pass --confirm otherwise). The replacement is one
     transaction: other commands see the old database or the restored one, never a
     mixture."""
-    from n8n_deploy import migrate
-    from n8n_deploy.backup import staged_restore
+    from n8n_deploy.store import schema
+    from n8n_deploy.store.backups import staged_restore
 
     database = _sqlite_file(state(ctx).settings, "restore")
     with staged_restore(source, database) as staged:
         replaced = f" ({staged.existing.describe()})" if staged.existing else ""
-        _confirm(
+        prompts.confirm(
             f"Replace the database {database}{replaced} with {staged.incoming.path} "
             f"({staged.incoming.describe()})? The current database is backed up first.",
-            confirm,
+            confirmed=confirm,
             action="restore",
+            kept="nothing was changed",
         )
         result = staged.apply()
     if result.previous_backup is not None:
@@ -306,7 +306,7 @@ def restore(
     say(f"Restored {result.restored.path} ({result.restored.describe()}) to {database}.")
     if result.restored.state.upgrade_needed:
         note(
-            f"It needs an upgrade ({result.restored.state.describe()} -> {migrate.HEAD}): "
+            f"It needs an upgrade ({result.restored.state.describe()} -> {schema.HEAD}): "
             "run 'n8n-deploy db upgrade' before using it."
         )
 
@@ -325,7 +325,7 @@ def _show_migration(
         say(
             f"Carried over: {counted(legacy.servers, 'server')}, {counted(legacy.keys, 'API key')}"
             f", {counted(legacy.links, 'link')}; timestamps read as local time "
-            f"({legacy.time_zone}) and stored as UTC."
+            f"({settings.time_zone}) and stored as UTC."
         )
         say(f"Links dropped because their key or server no longer exists: {legacy.orphan_links}")
         if legacy.duplicate_links:
@@ -339,18 +339,6 @@ def _show_migration(
         say(f"Applied {step}")
     for message in report.notes:
         note(message)
-
-
-def _confirm(question: str, confirmed: bool, *, action: str) -> None:
-    if confirmed:
-        return
-    if not stdin_is_terminal():
-        raise OperationFailed(
-            f"Refusing to {action} without confirmation (not at a terminal)",
-            hint=f"Add --confirm (or --yes / -y) to {action}",
-        )
-    if not typer.confirm(question, default=False, err=True):
-        raise OperationFailed("Cancelled; nothing was changed")
 
 
 def _sqlite_file(settings: Settings, action: str) -> Path:

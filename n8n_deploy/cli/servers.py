@@ -7,22 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from n8n_deploy.cli import core, secrets
+from n8n_deploy.base.errors import UsageError
+from n8n_deploy.base.names import clean_description, clean_name, lookup_name
+from n8n_deploy.base.urls import normalize_server_url, server_url_warnings
+from n8n_deploy.cli import prompts
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption, state
-from n8n_deploy.errors import ExitStatus, OperationFailed, UsageError
-from n8n_deploy.output import icon, note, say, warn
-from n8n_deploy.validation import (
-    clean_description,
-    clean_name,
-    lookup_name,
-    normalize_server_url,
-    server_url_warnings,
-)
+from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption
+from n8n_deploy.cli.output import icon, note, say, warn
+from n8n_deploy.cli.state import state
 
 if TYPE_CHECKING:
-    from n8n_deploy.models import ApiKey, Server
-    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.models import ApiKey, Server
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
 app = typer.Typer(
     help="Manage n8n server records and link API keys to them.",
@@ -94,7 +90,7 @@ def create(
     host other than this machine is stored with a warning: keys sent to it travel
     unencrypted.
     """
-    from n8n_deploy.repositories import ServerRepository
+    from n8n_deploy.store.repositories import ServerRepository
 
     server_name = clean_name(name, "server")
     server_url = normalize_server_url(url)
@@ -118,9 +114,9 @@ def list_servers(
     ctx: typer.Context, json_output: JsonOption = False, no_emoji: NoEmojiOption = False
 ) -> None:
     """List servers: name, URL, linked keys (active/total), TLS verification, created."""
+    from n8n_deploy.cli.output import print_json
     from n8n_deploy.cli.views import print_servers_table, server_record
-    from n8n_deploy.output import print_json
-    from n8n_deploy.repositories import ServerRepository
+    from n8n_deploy.store.repositories import ServerRepository
 
     with state(ctx).session() as session:
         servers = ServerRepository(session)
@@ -143,9 +139,10 @@ def show(
     no_emoji: NoEmojiOption = False,
 ) -> None:
     """Show one server and the API keys linked to it (masked; see 'server keys --unmask')."""
+    from n8n_deploy.base.dates import human_time
+    from n8n_deploy.cli.output import print_json
     from n8n_deploy.cli.views import print_keys_table, server_record, tls_label
-    from n8n_deploy.output import human_time, print_json
-    from n8n_deploy.repositories import ServerRepository
+    from n8n_deploy.store.repositories import ServerRepository
 
     emoji = not no_emoji
     with state(ctx).session() as session:
@@ -199,7 +196,7 @@ def update(
     no_emoji: NoEmojiOption = False,
 ) -> None:
     """Change a server's URL, name, description or TLS verification. Its key links stay."""
-    from n8n_deploy.repositories import ServerRepository
+    from n8n_deploy.store.repositories import ServerRepository
 
     if url is None and rename is None and description is None and skip_ssl_verify is None:
         raise UsageError(
@@ -236,7 +233,7 @@ def update(
 @app.command("link")
 def link(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
     """Link an API key to a server (harmless if they are linked already)."""
-    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
     with state(ctx).session(write=True) as session:
@@ -258,7 +255,7 @@ def link(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
 def unlink(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
     """Remove the link between an API key and a server (harmless if there is none).
     Both stay stored."""
-    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
     with state(ctx).session(write=True) as session:
@@ -282,15 +279,15 @@ def keys(
     unmask: UnmaskOption = False,
 ) -> None:
     """List the API keys linked to a server (same columns and masking as 'apikey list')."""
+    from n8n_deploy.cli.output import print_json
     from n8n_deploy.cli.views import key_record, print_keys_table
-    from n8n_deploy.output import print_json
-    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     with state(ctx).session() as session:
         target = ServerRepository(session).get(lookup_name(server, "server"))
         linked = ApiKeyRepository(session).list(server=target)
         if unmask:
-            secrets.warn_unmasked(emoji=not no_emoji)
+            prompts.warn_unmasked(emoji=not no_emoji)
         if json_output:
             print_json([key_record(k, unmask=unmask) for k in linked])
             return
@@ -304,24 +301,20 @@ def keys(
 def delete(ctx: typer.Context, name: ServerName, confirm: ConfirmOption = False) -> None:
     """Delete a server and its key links; the keys themselves stay (a key may serve other
     servers). Asks first at a terminal; elsewhere --confirm is required."""
-    from n8n_deploy.repositories import ServerRepository
+    from n8n_deploy.store.repositories import ServerRepository
 
     server_name = lookup_name(name, "server")
     app_state = state(ctx)
     # Look up and count in a read-only unit of work: no lock is held while the user answers.
     with app_state.session() as session:
         linked = len(ServerRepository(session).get(server_name).api_keys)
-    if not confirm:
-        if not core.stdin_is_terminal():
-            raise OperationFailed(
-                f"Refusing to delete server '{server_name}' without confirmation",
-                hint="Not at a terminal: add --confirm (or --yes, -y) to delete it",
-            )
-        unlinks = f"{_keys_phrase(linked)} will be unlinked (the keys stay). " if linked else ""
-        question = f"Delete server '{server_name}'? {unlinks}This cannot be undone"
-        if not typer.confirm(question, default=False, err=True):
-            note("Cancelled; nothing was deleted.")
-            raise typer.Exit(int(ExitStatus.FAILED))
+    unlinks = f"{_keys_phrase(linked)} will be unlinked (the keys stay). " if linked else ""
+    prompts.confirm(
+        f"Delete server '{server_name}'? {unlinks}This cannot be undone",
+        confirmed=confirm,
+        action=f"delete server '{server_name}'",
+        kept=f"server '{server_name}' was kept; nothing was deleted",
+    )
     with app_state.session(write=True) as session:
         servers = ServerRepository(session)
         target = servers.get(server_name)

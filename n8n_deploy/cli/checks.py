@@ -2,7 +2,7 @@
 replace a key without ever leaving a team without a working one.
 
 Registered onto the ``apikey`` group (imported for that side effect by ``cli/__init__``).
-The work is done by ``n8n_deploy.keycheck`` and ``n8n_deploy.validator``; this module only
+The work is done by ``n8n_deploy.apikeys.check`` and ``n8n_deploy.n8n.client``; this module only
 parses options and renders results.  Nothing heavy is imported at module level.
 """
 
@@ -13,17 +13,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from n8n_deploy.cli import secrets
-from n8n_deploy.cli.apikey import app
+from n8n_deploy.base.errors import N8nDeployError, UsageError
+from n8n_deploy.base.names import lookup_name
+from n8n_deploy.base.status import ExitStatus, check_words, most_serious, severity_order
+from n8n_deploy.cli import prompts
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.core import JsonOption, NoEmojiOption, report_error, state
-from n8n_deploy.errors import ExitStatus, N8nDeployError, UsageError
-from n8n_deploy.output import icon, note, print_json, print_table, say, warn
-from n8n_deploy.validation import lookup_name
+from n8n_deploy.cli.options import JsonOption, NoEmojiOption
+from n8n_deploy.cli.output import icon, note, print_json, print_table, say, warn
+from n8n_deploy.cli.root import report_error
+from n8n_deploy.cli.state import state
 
 if TYPE_CHECKING:
-    from n8n_deploy.keycheck import KeyReport, OnDone, RotationReport, Target, TargetResult
-    from n8n_deploy.validator import Check, ValidationResult
+    from n8n_deploy.apikeys.check import CheckOptions, KeyReport, OnDone, Target, TargetResult
+    from n8n_deploy.apikeys.rotate import RotationReport
+    from n8n_deploy.n8n.results import Check, ValidationResult
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 valid; 1 not tested (unknown key, no server, a stored server URL that "
@@ -31,7 +34,22 @@ EXIT_STATUS_HELP = (
     "no workflow:list scope); 5 unreachable (DNS, refused, TLS, timeout); 6 not an n8n key; "
     "7 expired or expiring within --min-days; 8 unexpected response (404, 5xx, redirect, not "
     "JSON); 9 inactive key. Several checks: the most serious failure, in the order "
-    "4, 7, 6, 9, 8, 5, 1."
+    f"{severity_order()}."
+)
+
+TEST_EPILOG = (
+    "Server: --server-url, else --server, else every server the key is linked to "
+    "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
+    "1). The key's own checks (format, expiry, --min-days) need no server and come first. "
+    "Redirects are never followed. " + EXIT_STATUS_HELP
+)
+
+ROTATE_EPILOG = (
+    "Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
+    "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
+    "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
+    "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
+    "servers). Running a failed rotation again with the same new key finishes it."
 )
 
 ServerOption = Annotated[
@@ -80,14 +98,7 @@ MinDaysOption = Annotated[
 ]
 
 
-@app.command(
-    "test",
-    epilog="Server: --server-url, else --server, else every server the key is linked to "
-    "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
-    "1). The key's own checks (format, expiry, --min-days) need no server and come first. "
-    "Redirects are never followed. " + EXIT_STATUS_HELP,
-)
-def test_key(
+def test(
     ctx: typer.Context,
     name: Annotated[
         str | None,
@@ -119,12 +130,10 @@ def test_key(
     set. Human output on stdout; --json prints one object per server (an array when there
     are several, and always for --all), and one saying why when the key could not be
     tested at all (outcome not_found, inactive or not_tested)."""
-    from n8n_deploy import keycheck
+    from n8n_deploy.apikeys import check as keycheck
 
     emoji = not no_emoji
-    options = keycheck.CheckOptions(
-        timeout=timeout, skip_ssl_verify=skip_ssl_verify, min_days=min_days
-    )
+    options = _options(ctx, timeout=timeout, skip_ssl_verify=skip_ssl_verify, min_days=min_days)
     if all_keys:
         if name is not None:
             raise UsageError("Give a key name or --all, not both")
@@ -183,14 +192,23 @@ def test_key(
     _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
 
 
-@app.command(
-    "rotate",
-    epilog="Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
-    "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
-    "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
-    "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
-    "servers). Running a failed rotation again with the same new key finishes it.",
-)
+def _options(
+    ctx: typer.Context, *, timeout: float, skip_ssl_verify: bool, min_days: float = 0
+) -> CheckOptions:
+    """How to test, from the options and the settings (N8N_SERVER_URL, SSL_CERT_FILE/DIR)."""
+    from n8n_deploy.apikeys.check import CheckOptions
+    from n8n_deploy.n8n.client import Trust
+
+    settings = state(ctx).settings
+    return CheckOptions(
+        timeout=timeout,
+        skip_ssl_verify=skip_ssl_verify,
+        min_days=min_days,
+        fallback_server_url=settings.server_url,
+        trust=Trust(settings.ca_file, settings.ca_dir),
+    )
+
+
 def rotate(
     ctx: typer.Context,
     old: Annotated[
@@ -241,15 +259,15 @@ def rotate(
     OLD, in one transaction. On failure OLD stays active and the new key is stored for a
     later retry (not stored with --discard-on-failure): running the same command again,
     with the same new key, tests it again and finishes the rotation."""
-    from n8n_deploy import keycheck
+    from n8n_deploy.apikeys import rotate as rotation
 
     emoji = not no_emoji
     example = "n8n-deploy apikey rotate OLD - --name NEW"
     try:
         secret = _read_secret(new_key, what="the new key", example=example)
         database = state(ctx).database()
-        options = keycheck.CheckOptions(timeout=timeout, skip_ssl_verify=skip_ssl_verify)
-        plan = keycheck.plan_rotation(
+        options = _options(ctx, timeout=timeout, skip_ssl_verify=skip_ssl_verify)
+        plan = rotation.plan_rotation(
             database, old, secret, name, description=description, options=options
         )
     except N8nDeployError as refused:
@@ -257,8 +275,8 @@ def rotate(
             print_json(_refused_rotation(old, name, refused))
         raise
     if new_key not in (None, "-"):  # said once the input is accepted: an error stays one line
-        secrets.warn_key_on_command_line(example, emoji=emoji)
-    report = keycheck.carry_out_rotation(
+        prompts.warn_key_on_command_line(example, emoji=emoji)
+    report = rotation.carry_out_rotation(
         database,
         plan,
         discard_on_failure=discard_on_failure,
@@ -270,7 +288,7 @@ def rotate(
 
 def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, object]:
     """The --json record of a rotation refused before any test: nothing was changed."""
-    from n8n_deploy.keys import redact_keys
+    from n8n_deploy.base.text import redact_keys
 
     return {
         "old": old,
@@ -293,7 +311,7 @@ def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, ob
 def _read_secret(value: str | None, *, what: str, example: str) -> str:
     """A key from the argument, stdin or a hidden prompt; never echoed.  The caller warns
     about a key given as an argument once it has accepted it."""
-    raw = secrets.read_key(value, prompt=f"Paste {what} (input hidden)", example=example)
+    raw = prompts.read_key(value, prompt=f"Paste {what} (input hidden)", example=example)
     if not raw.strip():
         raise UsageError(
             f"No key given: {what} is empty", hint=f'Pipe it, e.g. echo "$KEY" | {example}'
@@ -396,7 +414,7 @@ def _finish_one(report: KeyReport, title: str, *, json_output: bool, emoji: bool
 def _errors_to_stderr(results: Sequence[TargetResult], *, key_name: str | None = None) -> None:
     """With --json, a one-line reason per failed check on stderr for the job log; with
     several keys (--all) each line names the key and the server it was tested against."""
-    from n8n_deploy.errors import N8nDeployError
+    from n8n_deploy.base.errors import N8nDeployError
 
     seen: set[str] = set()
     for item in results:
@@ -420,8 +438,6 @@ def _progress(emoji: bool) -> OnDone:
 
 
 def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool) -> None:
-    from n8n_deploy.validator import most_serious
-
     _warnings([r.result for report in reports for r in report.results], emoji)
     status = most_serious(report.exit_status for report in reports)
     if json_output:
@@ -459,7 +475,7 @@ def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool)
     else:
         say(
             f"{icon('fail', emoji)}{failed} of {total} checks failed; "
-            f"exit status {int(status)} ({_STATUS_WORDS.get(status, status.name.lower())})"
+            f"exit status {int(status)} ({check_words(status)})"
         )
     _exit(status)
 
@@ -470,19 +486,8 @@ def _server_cell(target: Target | None) -> str:
     return target.server or target.url
 
 
-_STATUS_WORDS = {
-    ExitStatus.FAILED: "not tested",
-    ExitStatus.KEY_REJECTED: "key rejected",
-    ExitStatus.UNREACHABLE: "server unreachable",
-    ExitStatus.INVALID_FORMAT: "invalid key format",
-    ExitStatus.KEY_EXPIRED: "key expired",
-    ExitStatus.UNEXPECTED_RESPONSE: "unexpected response",
-    ExitStatus.KEY_INACTIVE: "key inactive",
-}
-
-
 def _expiry_text(result: ValidationResult) -> str:
-    from n8n_deploy.output import human_date
+    from n8n_deploy.base.dates import human_date
 
     if result.key_kind is None:  # the key was not read, or is not a key
         return ""

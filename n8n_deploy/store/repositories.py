@@ -16,9 +16,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from n8n_deploy.errors import AlreadyExistsError, NotFoundError, OperationFailed
-from n8n_deploy.keys import key_info_or_none
-from n8n_deploy.models import ApiKey, Server, ServerApiKey, utcnow
+from n8n_deploy.base.dates import utcnow
+from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
+from n8n_deploy.base.keyformat import key_info_or_none
+from n8n_deploy.store.models import ApiKey, Server, ServerApiKey
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> list[str]:

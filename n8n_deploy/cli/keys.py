@@ -1,6 +1,6 @@
 """``n8n-deploy apikey ...``: store, list, show, test and retire API keys.
 
-Commands read their input, call ``n8n_deploy.keystore`` / the repositories, and render with
+Commands read their input, call ``n8n_deploy.apikeys.add`` / the repositories, and render with
 ``cli.views``.  The database layer is imported inside the command bodies (fast --help).
 """
 
@@ -12,13 +12,13 @@ from typing import Annotated
 
 import typer
 
-from n8n_deploy.cli import core, secrets
+from n8n_deploy.base.names import clean_name, lookup_name
+from n8n_deploy.base.settings import SERVER_URL_ENV
+from n8n_deploy.cli import prompts
 from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.core import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption, state
-from n8n_deploy.config import SERVER_URL_ENV
-from n8n_deploy.errors import OperationFailed
-from n8n_deploy.output import icon, note, print_json, say, warn
-from n8n_deploy.validation import clean_name, lookup_name
+from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption
+from n8n_deploy.cli.output import icon, note, print_json, say, warn
+from n8n_deploy.cli.state import state
 
 app = typer.Typer(
     help="Store, list, test and retire n8n API keys.",
@@ -88,13 +88,13 @@ def add(
     N8N_SERVER_URL links the key to the server with that URL, created (named host[:port])
     when there is none. Example: echo "$KEY" | n8n-deploy apikey add - --name prod_key
     """
-    from n8n_deploy import keystore
+    from n8n_deploy.apikeys import add as keystore
     from n8n_deploy.cli.views import key_record
 
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
     from_argument = key is not None and key != "-"
-    raw = secrets.read_key(key, prompt="API key (input hidden)", example=ADD_EXAMPLE)
+    raw = prompts.read_key(key, prompt="API key (input hidden)", example=ADD_EXAMPLE)
     new = keystore.plan_new_key(
         name,
         raw,
@@ -106,7 +106,7 @@ def add(
         added = keystore.store_new_key(session, new)
         record = key_record(added.key)
     if from_argument:  # said once the key is stored, so that an error stays one line
-        secrets.warn_key_on_command_line(
+        prompts.warn_key_on_command_line(
             f"n8n-deploy apikey add - --name {_q(new.name)}", emoji=emoji
         )
     for message in added.warnings:
@@ -154,7 +154,7 @@ def list_keys(
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
     from n8n_deploy.cli.views import key_record, print_keys_table
-    from n8n_deploy.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     emoji = not no_emoji
     with state(ctx).session() as session:
@@ -168,7 +168,7 @@ def list_keys(
         store_empty = not keys and not repo.names()
         records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
     if unmask:
-        secrets.warn_unmasked(emoji=emoji)
+        prompts.warn_unmasked(emoji=emoji)
     if json_output:
         print_json(records)
         return
@@ -203,14 +203,14 @@ def show(
 ) -> None:
     """Show one API key: all its fields and linked servers."""
     from n8n_deploy.cli.views import key_record, print_key_details
-    from n8n_deploy.repositories import ApiKeyRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository
 
     emoji = not no_emoji
     with state(ctx).session() as session:
         key = ApiKeyRepository(session).get(lookup_name(name))
         record = key_record(key, unmask=unmask)
     if unmask:
-        secrets.warn_unmasked(emoji=emoji)
+        prompts.warn_unmasked(emoji=emoji)
     if json_output:
         print_json(record)
     else:
@@ -233,7 +233,7 @@ def activate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption 
 
 
 def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> None:
-    from n8n_deploy.repositories import ApiKeyRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository
 
     with state(ctx).session(write=True) as session:
         repo = ApiKeyRepository(session)
@@ -263,7 +263,7 @@ def delete(
     The servers themselves stay. Asks first at a terminal; elsewhere --confirm (or
     --yes / -y) is required.
     """
-    from n8n_deploy.repositories import ApiKeyRepository
+    from n8n_deploy.store.repositories import ApiKeyRepository
 
     # Look the key up (and refuse an unknown name) before asking, without holding a lock
     # while the user thinks.
@@ -271,19 +271,14 @@ def delete(
         found = ApiKeyRepository(session).get(lookup_name(name))
         key_name, servers = found.name, [server.name for server in found.servers]
     linked = ", ".join(f"'{server}'" for server in servers)
-    if not confirm:
-        if not core.stdin_is_terminal():
-            raise OperationFailed(
-                f"Refusing to delete API key '{key_name}' without confirmation (not at a terminal)",
-                hint="Add --confirm (or --yes / -y) to delete it",
-            )
-        if servers:
-            note(f"API key '{key_name}' is linked to server(s) {linked}; the links go with it.")
-        if not typer.confirm(
-            f"Delete API key '{key_name}'? This cannot be undone", default=False, err=True
-        ):
-            note(f"Kept API key '{key_name}'; nothing was deleted.")
-            raise typer.Exit(1)
+    if servers and not confirm and prompts.stdin_is_terminal():
+        note(f"API key '{key_name}' is linked to server(s) {linked}; the links go with it.")
+    prompts.confirm(
+        f"Delete API key '{key_name}'? This cannot be undone",
+        confirmed=confirm,
+        action=f"delete API key '{key_name}'",
+        kept=f"API key '{key_name}' was kept; nothing was deleted",
+    )
     with state(ctx).session(write=True) as session:
         repo = ApiKeyRepository(session)
         repo.delete(repo.get(key_name))

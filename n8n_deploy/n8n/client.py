@@ -3,7 +3,7 @@
 This is the engine behind ``n8n-deploy apikey test`` and ``apikey rotate``, usable from
 Python without the CLI::
 
-    from n8n_deploy.validator import validate_key
+    from n8n_deploy.n8n.client import validate_key
     result = validate_key(key, "https://n8n.example.com", timeout=10)
     result.ok, result.exit_status, result.message, result.hint
 
@@ -30,33 +30,36 @@ import errno
 import functools
 import json
 import math
-import os
 import socket
 import ssl
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from n8n_deploy import __version__
-from n8n_deploy.errors import ExitStatus, InvalidServerUrlError, N8nDeployError, UsageError
-from n8n_deploy.keys import (
-    KeyInfo,
-    clean_key,
-    format_date,
-    mask_key,
-    parse_key,
-    redact_keys,
-    utcnow,
+from n8n_deploy.base.dates import human_date, utcnow
+from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
+from n8n_deploy.base.keyformat import KeyInfo, clean_key, mask_key, parse_key
+from n8n_deploy.base.text import redact_keys, shell_word
+from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
+from n8n_deploy.base.version import __version__
+from n8n_deploy.n8n.results import (
+    AUTHENTICATION,
+    EXPIRY,
+    FAILED,
+    FORMAT,
+    PASSED,
+    REACHABLE,
+    SKIPPED,
+    Check,
+    Outcome,
+    ValidationResult,
 )
-from n8n_deploy.output import iso_utc
-from n8n_deploy.validation import API_PATH, is_loopback_host, normalize_server_url
 
 if TYPE_CHECKING:
     import httpx
@@ -88,147 +91,13 @@ PHASE_TIMEOUT_SHARE = 0.95
 _SIGNATURE_WORDS = ("invalid signature", "jwt malformed", "invalid algorithm", "jwt audience")
 
 
-class Outcome(str, Enum):
-    """What a check concluded; each maps to one exit status (``EXIT_STATUS``)."""
-
-    VALID = "valid"
-    INVALID_FORMAT = "invalid_format"
-    EXPIRED = "expired"
-    EXPIRING_SOON = "expiring_soon"
-    REJECTED = "rejected"  # 401
-    FORBIDDEN = "forbidden"  # 403: the key lacks the workflow:list scope
-    UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
-    UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
-    INVALID_SERVER_URL = "invalid_server_url"  # a stored URL that cannot be normalised
-    # A check that could not run at all (reported by n8n_deploy.keycheck in the same shape).
-    NOT_TESTED = "not_tested"  # no server to test against, or no active key at all
-    NOT_FOUND = "not_found"  # no key (or server) of that name
-    INACTIVE = "inactive"  # a deactivated key is not tested
-
-
-EXIT_STATUS: dict[Outcome, ExitStatus] = {
-    Outcome.VALID: ExitStatus.SUCCESS,
-    Outcome.INVALID_FORMAT: ExitStatus.INVALID_FORMAT,
-    Outcome.EXPIRED: ExitStatus.KEY_EXPIRED,
-    Outcome.EXPIRING_SOON: ExitStatus.KEY_EXPIRED,
-    Outcome.REJECTED: ExitStatus.KEY_REJECTED,
-    Outcome.FORBIDDEN: ExitStatus.KEY_REJECTED,
-    Outcome.UNEXPECTED_RESPONSE: ExitStatus.UNEXPECTED_RESPONSE,
-    Outcome.UNREACHABLE: ExitStatus.UNREACHABLE,
-    # Not tested against that server (as with no server at all): its stored URL, e.g. one
-    # carried over from n8n-deploy 0.9, is not one a request can be sent to.
-    Outcome.INVALID_SERVER_URL: ExitStatus.FAILED,
-    Outcome.NOT_TESTED: ExitStatus.FAILED,
-    Outcome.NOT_FOUND: ExitStatus.FAILED,
-    Outcome.INACTIVE: ExitStatus.KEY_INACTIVE,
-}
-
-#: Outcomes decided without any server: the same for every server a key is tested against.
-LOCAL_FAILURES = frozenset({Outcome.INVALID_FORMAT, Outcome.EXPIRED, Outcome.EXPIRING_SOON})
-
-#: When several checks fail (``apikey test --all``, a key linked to several servers), the
-#: exit status is the most serious failure, in this order (most serious first): the key is
-#: refused by a server, it has expired, it is not a key at all, it is inactive — each means
-#: "this key will not work" — then the server answered wrongly, then it could not be
-#: reached (often passing), and last a key that could not be tested (no server).
-SEVERITY: tuple[ExitStatus, ...] = (
-    ExitStatus.KEY_REJECTED,
-    ExitStatus.KEY_EXPIRED,
-    ExitStatus.INVALID_FORMAT,
-    ExitStatus.KEY_INACTIVE,
-    ExitStatus.UNEXPECTED_RESPONSE,
-    ExitStatus.UNREACHABLE,
-    ExitStatus.FAILED,
-)
-
-
-def most_serious(statuses: Iterable[ExitStatus]) -> ExitStatus:
-    """The status a run of several checks exits with: 0 only when every one passed."""
-    failures = [ExitStatus(s) for s in statuses if s != ExitStatus.SUCCESS]
-    if not failures:
-        return ExitStatus.SUCCESS
-
-    def rank(status: ExitStatus) -> int:
-        return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)
-
-    return min(failures, key=rank)
-
-
-# Check names, in the order they are shown (the reference's order).
-FORMAT, REACHABLE, AUTHENTICATION, EXPIRY = "format", "reachable", "authentication", "expiry"
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-
-
 @dataclass(frozen=True)
-class Check:
-    """One line of the report: ``name`` is format/reachable/authentication/expiry."""
+class Trust:
+    """Which certificates a TLS server must present: the CA bundle named by SSL_CERT_FILE
+    and/or SSL_CERT_DIR (resolved once, in ``n8n_deploy.base.settings``), else certifi's."""
 
-    name: str
-    status: str  # passed | failed | skipped
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "message": self.message}
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    """Everything one check found out.  It never holds the key.  ``server_url`` is None
-    when no server was involved (a local check failed before one was chosen)."""
-
-    server_url: str | None
-    outcome: Outcome
-    message: str
-    hint: str | None = None
-    checks: tuple[Check, ...] = ()
-    key_kind: str | None = None
-    expires_at: datetime | None = None
-    http_status: int | None = None
-    location: str | None = None
-    cause: str | None = None  # why unreachable: dns, refused, tls, timeout, connect, ...
-    elapsed: float = 0.0
-    attempts: int = 0
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.VALID
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        return EXIT_STATUS[self.outcome]
-
-    @property
-    def contacted(self) -> bool:
-        return self.attempts > 0
-
-    @property
-    def failed_locally(self) -> bool:
-        """A check of the key itself (format, expiry) failed: no server would change that."""
-        return self.outcome in LOCAL_FAILURES
-
-    def check(self, name: str) -> Check | None:
-        return next((c for c in self.checks if c.name == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape (README, "apikey test and rotation")."""
-        return {
-            "server_url": self.server_url,
-            "valid": self.ok,
-            "outcome": self.outcome.value,
-            "exit_status": int(self.exit_status),
-            "message": self.message,
-            "hint": self.hint,
-            "http_status": self.http_status,
-            "location": self.location,
-            "cause": self.cause,
-            "key_kind": self.key_kind,
-            "expires_at": iso_utc(self.expires_at),
-            "elapsed_seconds": round(self.elapsed, 3),
-            "attempts": self.attempts,
-            "checks": [c.to_dict() for c in self.checks],
-            "warnings": list(self.warnings),
-        }
+    ca_file: str | None = None
+    ca_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,23 +125,27 @@ def validate_key(
     min_days: float = 0,
     now: datetime | None = None,
     server_name: str | None = None,
+    trust: Trust | None = None,
 ) -> ValidationResult:
     """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
 
     Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
-    ``UsageError`` for an unreadable ``SSL_CERT_FILE`` or a budget of 0; every other
+    ``UsageError`` for an unreadable CA bundle (``trust``) or a budget of 0; every other
     problem is a result.  ``server_name`` (a stored server's name) is used in hints.  It
-    runs its own event loop: from async code, await :func:`validate_key_async` instead.
+    runs its own event loop, so it must not be called from a running one.
     """
+    _check_budget(timeout)
     return run_sync(
-        validate_key_async(
+        _validate(
             key,
             server_url,
+            strict_url=True,
+            server_name=server_name,
             verify_tls=verify_tls,
             timeout=timeout,
             min_days=min_days,
             now=now,
-            server_name=server_name,
+            trust=trust or Trust(),
         )
     )
 
@@ -284,6 +157,7 @@ def validate_many(
     min_days: float = 0,
     concurrency: int = MAX_CONCURRENCY,
     on_done: Callable[[int, ValidationResult], None] | None = None,
+    trust: Trust | None = None,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time), each within its
     own ``timeout``; results come back in the order of ``probes``.
@@ -291,23 +165,9 @@ def validate_many(
     Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
     not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
     1, not tested there) and the other probes are still run."""
-    return run_sync(
-        validate_many_async(
-            probes, timeout=timeout, min_days=min_days, concurrency=concurrency, on_done=on_done
-        )
-    )
-
-
-async def validate_many_async(
-    probes: Sequence[Probe],
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    min_days: float = 0,
-    concurrency: int = MAX_CONCURRENCY,
-    on_done: Callable[[int, ValidationResult], None] | None = None,
-) -> list[ValidationResult]:
     _check_budget(timeout)
     gate = asyncio.Semaphore(max(1, concurrency))
+    chosen = trust or Trust()
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         async with gate:
@@ -320,36 +180,16 @@ async def validate_many_async(
                 timeout=timeout,
                 min_days=min_days,
                 now=None,
+                trust=chosen,
             )
         if on_done is not None:
             on_done(index, result)
         return result
 
-    return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
+    async def every() -> list[ValidationResult]:
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
 
-
-async def validate_key_async(
-    key: str,
-    server_url: str,
-    *,
-    verify_tls: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    min_days: float = 0,
-    now: datetime | None = None,
-    server_name: str | None = None,
-) -> ValidationResult:
-    """The coroutine behind :func:`validate_key` (use this one inside a running event loop)."""
-    _check_budget(timeout)
-    return await _validate(
-        key,
-        server_url,
-        strict_url=True,
-        server_name=server_name,
-        verify_tls=verify_tls,
-        timeout=timeout,
-        min_days=min_days,
-        now=now,
-    )
+    return run_sync(every())
 
 
 def _check_budget(timeout: float) -> None:
@@ -367,6 +207,7 @@ async def _validate(
     timeout: float,
     min_days: float,
     now: datetime | None,
+    trust: Trust,
 ) -> ValidationResult:
     """Local checks, then (with a usable URL) the request.  ``strict_url``: raise for a URL
     that cannot be used rather than report it as a result."""
@@ -386,7 +227,7 @@ async def _validate(
     assert local.info is not None and local.key is not None
     if url_error is not None:
         return _unusable_url(url_error, base, server_name, local, _clock() - started)
-    context = tls_context(verify_tls)
+    context = tls_context(verify_tls, trust)
     exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
     secret = local.key
     verdict = _judge(exchange, base, timeout, secret, server_name)
@@ -496,21 +337,15 @@ def _shown_url(raw: str) -> str:
     return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
 
 
-def shell_word(text: str) -> str:
-    """``text`` single-quoted for a shell command in a hint: ``'Production'``."""
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-def tls_context(verify: bool) -> ssl.SSLContext:
+def tls_context(verify: bool, trust: Trust | None = None) -> ssl.SSLContext:
     """The TLS settings for a request.
 
-    Verification on: the CA bundle named by ``SSL_CERT_FILE`` and/or ``SSL_CERT_DIR`` when
-    set (as OpenSSL, curl and Python do), otherwise certifi's bundle (httpx's default).
-    Verification off: no certificate or host name check at all.
+    Verification on: the CA bundle of ``trust`` (``SSL_CERT_FILE`` and/or ``SSL_CERT_DIR``
+    when set, as OpenSSL, curl and Python do), otherwise certifi's bundle (httpx's
+    default).  Verification off: no certificate or host name check at all.
     """
-    return _tls_context(
-        verify, os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None
-    )
+    trust = trust or Trust()
+    return _tls_context(verify, trust.ca_file, trust.ca_dir)
 
 
 @functools.lru_cache(maxsize=8)
@@ -619,26 +454,26 @@ def _local_checks(raw: str, *, min_days: float, now: datetime | None) -> _Local:
     if expires is None:
         expiry = Check(EXPIRY, PASSED, "Token expires: never")
     elif info.is_expired(now):
-        message = f"Token expired on {format_date(expires)}"
+        message = f"Token expired on {human_date(expires)}"
         expiry = Check(EXPIRY, FAILED, message)
         failure = (
             Outcome.EXPIRED,
-            f"The key expired on {format_date(expires)}; n8n rejects expired keys",
+            f"The key expired on {human_date(expires)}; n8n rejects expired keys",
             "Create a new key in n8n (Settings -> API) and rotate to it: "
             "n8n-deploy apikey rotate OLD - --name NEW",
         )
     elif min_days > 0 and info.expires_within(min_days, now):
         days = (expires - now).total_seconds() / 86400
-        message = f"Token expires: {format_date(expires)} (in {days:.1f} days)"
+        message = f"Token expires: {human_date(expires)} (in {days:.1f} days)"
         expiry = Check(EXPIRY, FAILED, message + f", within the {min_days:g} days asked")
         failure = (
             Outcome.EXPIRING_SOON,
-            f"The key expires on {format_date(expires)}, within {min_days:g} days (--min-days)",
+            f"The key expires on {human_date(expires)}, within {min_days:g} days (--min-days)",
             "Rotate it before it expires: create a new key in n8n, then "
             "n8n-deploy apikey rotate OLD - --name NEW",
         )
     else:
-        expiry = Check(EXPIRY, PASSED, f"Token expires: {format_date(expires)}")
+        expiry = Check(EXPIRY, PASSED, f"Token expires: {human_date(expires)}")
     return _Local(
         key=key,
         info=info,

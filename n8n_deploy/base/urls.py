@@ -1,96 +1,23 @@
-"""Checks and normal forms for what users type: names and server URLs.  No heavy imports."""
+"""Server URLs: the normal form a base URL is stored in, and the other URL rules (the
+SQLite file behind a database URL, a password hidden in a URL).  No heavy imports."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from n8n_deploy.errors import InvalidNameError, InvalidServerUrlError, UsageError
+from n8n_deploy.base.errors import InvalidServerUrlError
+from n8n_deploy.base.names import check_text
+from n8n_deploy.base.text import contains_api_key
 
-MAX_NAME_LENGTH = 100
+API_PATH = "/api/v1"
 # One DNS label: letters (any script), digits, hyphens; underscores too, since container
 # names such as ``n8n_main`` resolve inside Docker networks.
 _HOST_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
-API_PATH = "/api/v1"
 _HOST_PORT = re.compile(r"[\w.-]+:\d+(/|$)")
-_LEGACY_KEY_LIKE = re.compile(r"n8n_api_[0-9a-fA-F]{32,}")
-_KEY_INSIDE = re.compile(r"eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]*|n8n_api_[0-9a-fA-F]{32,}")
-
-
-def check_text(text: str, what: str) -> str:
-    """Refuse text that could not have been typed as UTF-8 (bytes the terminal or shell
-    passed through undecoded) instead of failing later when it is stored or printed."""
-    if any(unicodedata.category(ch) == "Cs" for ch in text):
-        raise UsageError(
-            f"The {what} is not valid UTF-8 text",
-            hint="Check the terminal's encoding (LANG/LC_ALL) and type it again",
-        )
-    return text
-
-
-def clean_description(raw: str | None) -> str | None:
-    """Trim a description; empty means none.  Control characters (newlines included) are
-    refused: they would break tables and one-line output, or drive the terminal."""
-    if raw is None:
-        return None
-    text = check_text(raw, "description").strip()
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise UsageError(
-            "The description contains control characters (such as a newline or tab)",
-            hint="Give it on one line",
-        )
-    if _KEY_INSIDE.search(text):
-        # A description is shown unmasked in every listing: it must not carry a secret.
-        raise UsageError(
-            "The description contains what looks like an API key",
-            hint="Check the order of the arguments; the key itself was not stored or shown",
-        )
-    return text or None
-
-
-def clean_name(raw: str, kind: str = "API key") -> str:
-    """Trim a name; refuse empty ones, control characters and more than 100 characters.
-    UTF-8 and emoji are welcome."""
-    name = check_text(raw, f"{kind} name").strip()
-    if not name:
-        example = '"Production"' if kind == "server" else "prod_key"
-        raise InvalidNameError(f"The {kind} name is empty", hint=f"Give a name such as {example}")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d" for ch in name):
-        raise InvalidNameError(
-            f"The {kind} name contains control characters",
-            hint="Use letters, digits, spaces, punctuation or emoji",
-        )
-    if looks_like_api_key(name):
-        # Said without echoing it: the user has probably swapped two arguments.
-        raise InvalidNameError(
-            f"The {kind} name looks like an API key",
-            hint="Check the order of the arguments; the key itself was not stored or shown",
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidNameError(
-            f"The {kind} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
-        )
-    return name
-
-
-def looks_like_api_key(text: str) -> bool:
-    """An n8n key (a JWT, or ``n8n_api_`` and hex) typed where a name or URL was expected."""
-    text = text.strip()
-    if text.startswith("eyJ") and text.count(".") == 2 and len(text) >= 30:
-        return True
-    return bool(_LEGACY_KEY_LIKE.fullmatch(text))
-
-
-def lookup_name(raw: str, kind: str = "API key") -> str:
-    """A name given to find an existing entry: trimmed, never empty, never a key.
-
-    Looser than ``clean_name`` (any stored name can be looked up), but an API key typed
-    by mistake is refused without being echoed in a "not found" message."""
-    name = check_text(raw, f"{kind} name").strip()
-    if not name or looks_like_api_key(name):
-        clean_name(name, kind)  # raises the right one-line error
-    return name
 
 
 def normalize_server_url(raw: str) -> str:
@@ -106,7 +33,7 @@ def normalize_server_url(raw: str) -> str:
         raise InvalidServerUrlError(
             "The server URL is empty", hint="Give a URL such as https://n8n.example.com"
         )
-    if looks_like_api_key(text):
+    if contains_api_key(text):
         raise InvalidServerUrlError(
             "The server URL looks like an API key",
             hint="Check the order of the arguments; the key itself was not stored or shown",
@@ -170,8 +97,6 @@ def normalize_server_url(raw: str) -> str:
 
 
 def _check_host(host: str, text: str) -> None:
-    import ipaddress
-
     if ":" in host:  # an IPv6 literal; urlsplit has removed the brackets
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
@@ -215,8 +140,6 @@ def url_host_label(url: str) -> str:
 
 def is_loopback_host(url: str) -> bool:
     """Whether ``url`` points at this machine (where plain http is normal)."""
-    import ipaddress
-
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -224,3 +147,51 @@ def is_loopback_host(url: str) -> bool:
         return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+# -- database URLs -----------------------------------------------------------------------
+
+_SQLITE_URL = re.compile(r"^sqlite(?:\+\w+)?://(?P<rest>.*)$", re.S)
+_PASSWORD_IN_URL = re.compile(r"^(?P<head>[\w+.-]+://[^/:@]*:)(?P<password>[^@/]*)(?P<tail>@.*)$")
+
+
+def sqlite_url_for(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite database URL; None for memory and for other databases.
+
+    ``sqlite:////abs/file.db`` and ``sqlite:///rel/file.db`` name a file; so does a SQLite
+    URI, ``sqlite:///file:/abs/file.db?uri=true`` (the part after ``file:``, without its
+    own query), unless it asks for ``mode=memory``.  The one parser of such URLs: every
+    module that needs the file asks this function.
+    """
+    match = _SQLITE_URL.match(url)
+    if not match:
+        return None
+    rest = match.group("rest")
+    if not rest.startswith("/"):
+        return None  # sqlite:// (memory) or a host part, which SQLite does not use
+    path, _, query = rest[1:].partition("?")
+    if path.startswith("file:"):
+        if "true" not in [v.lower() for v in parse_qs(query).get("uri", [])]:
+            return None  # without uri=true, SQLite does not read it as a URI
+        inner, _, inner_query = path[len("file:") :].partition("?")
+        modes = parse_qs(inner_query).get("mode", []) + parse_qs(query).get("mode", [])
+        if "memory" in modes:
+            return None
+        if inner.startswith("//"):  # file://host/path: only an empty host or localhost
+            host, _, inner = inner[2:].partition("/")
+            if host not in ("", "localhost"):
+                return None
+            inner = "/" + inner
+        path = inner
+    if path in ("", ":memory:"):
+        return None
+    return Path(path).expanduser().absolute()
+
+
+def mask_url_password(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    return _PASSWORD_IN_URL.sub(lambda m: m["head"] + "***" + m["tail"], url)

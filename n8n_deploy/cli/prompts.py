@@ -1,7 +1,8 @@
-"""Reading API keys from people and pipes, and the warnings that go with showing them.
+"""Asking people: reading API keys from them and from pipes, and asking for confirmation.
 
 A key is read from the argument, from stdin (``-``, or no argument when piped), or from a
 prompt without echo at a terminal.  It is never echoed and never part of a message.
+A confirmation is asked at a terminal only; elsewhere ``--confirm`` is required.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import sys
 
 import typer
 
-from n8n_deploy.cli import core
-from n8n_deploy.errors import InvalidKeyFormatError, UsageError
-from n8n_deploy.output import warn
+from n8n_deploy.base.errors import InvalidKeyFormatError, OperationFailed, UsageError
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.cli.output import note, warn
 
 #: Far more than any n8n API key (267-289 characters); refuse to slurp a whole file.
 MAX_KEY_INPUT = 16_384
@@ -28,7 +29,7 @@ def read_key(value: str | None, *, prompt: str, example: str) -> str:
     """The raw key (not yet cleaned): ``value`` itself unless it is None or ``-``."""
     if value is not None and value != "-":
         return value
-    if core.stdin_is_terminal():
+    if stdin_is_terminal():
         answer: str = typer.prompt(
             prompt, default="", show_default=False, hide_input=True, err=True
         )
@@ -65,3 +66,26 @@ def _read_stdin(example: str) -> str:
             hint="Pipe only the key",
         )
     return text
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def confirm(question: str, *, confirmed: bool, action: str, kept: str) -> None:
+    """Go on only with the user's yes: ``confirmed`` (``--confirm``) or, at a terminal, an
+    answer to ``question``.  Off a terminal without ``--confirm``: refused (exit 1) with
+    the flag to add.  Declined: ``Cancelled; <kept>.`` on stderr, exit 1, nothing done."""
+    if confirmed:
+        return
+    if not stdin_is_terminal():
+        raise OperationFailed(
+            f"Refusing to {action} without confirmation (not at a terminal)",
+            hint=f"Add --confirm (or --yes / -y) to {action}",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        note(f"Cancelled; {kept}.")
+        raise typer.Exit(int(ExitStatus.FAILED))

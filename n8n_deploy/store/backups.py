@@ -22,7 +22,6 @@ staging copy, and no data folder it had to create.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -31,18 +30,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from n8n_deploy.db import (
-    BUSY_TIMEOUT_SECONDS,
-    FILE_MODE,
-    create_engine_for,
+from n8n_deploy.base.errors import DatabaseError, OperationFailed, SchemaTooNewError
+from n8n_deploy.base.text import counted, error_text
+from n8n_deploy.store.engine import BUSY_TIMEOUT_SECONDS, create_engine_for
+from n8n_deploy.store.files import (
     ensure_private_file,
     ensure_private_folder,
     fix_sqlite_permissions,
+    new_private_file,
+    remove_with_companions,
     removed_if_left_empty,
 )
-from n8n_deploy.errors import DatabaseError, OperationFailed, SchemaTooNewError
-from n8n_deploy.migrate import HEAD, SchemaState, inspect_state
-from n8n_deploy.output import counted
+from n8n_deploy.store.schema import HEAD, SchemaState, inspect_state
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BACKUP_SUFFIX = ".bak"
@@ -127,12 +126,12 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
             hint="Create it first, or give another path",
         )
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _new_private_file(partial)
+    new_private_file(partial)
     try:
         _copy(database, partial)
         return _move_without_overwriting(partial, target, numbered=not explicit)
     finally:
-        _remove(partial)
+        remove_with_companions(partial)
 
 
 @contextmanager
@@ -150,19 +149,13 @@ def staged_restore(source: Path, database: Path) -> Iterator[StagedRestore]:
     with removed_if_left_empty(database):
         ensure_private_folder(database.parent)
         copy = database.with_name(f".{database.name}.{os.getpid()}.restore")
-        _remove(copy)
-        _new_private_file(copy)
+        remove_with_companions(copy)
+        new_private_file(copy)
         try:
             _copy(source, copy)
             yield StagedRestore(database, _check_incoming(copy, source), existing, copy)
         finally:
-            _remove(copy)
-
-
-def restore_backup(source: Path, database: Path) -> RestoreResult:
-    """Replace the database with the backup ``source``, after backing the current one up."""
-    with staged_restore(source, database) as staged:
-        return staged.apply()
+            remove_with_companions(copy)
 
 
 def describe_database(database: Path) -> DatabaseSummary | None:
@@ -228,7 +221,7 @@ def _summarise(path: Path, shown_as: Path) -> DatabaseSummary:
             if "servers" in tables:
                 servers = int(conn.execute(text("SELECT COUNT(*) FROM servers")).scalar() or 0)
     except SQLAlchemyError as exc:
-        raise OperationFailed(f"Cannot read {shown_as}: {_first_line(exc)}") from None
+        raise OperationFailed(f"Cannot read {shown_as}: {error_text(exc)}") from None
     finally:
         engine.dispose()
     return DatabaseSummary(shown_as, state, keys, servers)
@@ -279,17 +272,6 @@ def _require_sqlite_file(path: Path) -> None:
         )
 
 
-def _new_private_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    except OSError as exc:
-        raise OperationFailed(f"Cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
-
-
 def _move_without_overwriting(partial: Path, target: Path, *, numbered: bool) -> Path:
     candidate = target
     for attempt in range(2, 1000):
@@ -308,13 +290,3 @@ def _move_without_overwriting(partial: Path, target: Path, *, numbered: bool) ->
             os.replace(partial, candidate)
         return candidate
     raise OperationFailed(f"Too many backups named like {target}")
-
-
-def _remove(path: Path) -> None:
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-        with contextlib.suppress(FileNotFoundError):
-            candidate.unlink()
-
-
-def _first_line(exc: Exception) -> str:
-    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]

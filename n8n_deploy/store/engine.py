@@ -11,10 +11,6 @@ message.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,94 +20,15 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from n8n_deploy.config import Settings, mask_url_password, sqlite_path_from_url
-from n8n_deploy.errors import DatabaseError, UsageError
+from n8n_deploy.base.errors import DatabaseError, UsageError
+from n8n_deploy.base.urls import mask_url_password, sqlite_path
+from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
 
 if TYPE_CHECKING:
-    from n8n_deploy.migrate import MigrationReport
+    from n8n_deploy.base.settings import Settings
+    from n8n_deploy.store.schema import MigrationReport
 
 BUSY_TIMEOUT_SECONDS = 15.0
-FOLDER_MODE = 0o700
-FILE_MODE = 0o600
-
-
-def ensure_private_folder(folder: Path) -> None:
-    """Create ``folder`` (and missing parents) with mode 0700; leave an existing one alone."""
-    if folder.is_dir():
-        return
-    try:
-        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        os.chmod(folder, FOLDER_MODE)  # mkdir's mode is filtered by the umask
-    except OSError as exc:
-        raise DatabaseError(
-            f"Cannot create the data folder {folder}: {exc.strerror or exc}",
-            hint="Choose another folder with --data-dir or N8N_DEPLOY_DATA_DIR",
-        ) from None
-
-
-def ensure_private_file(path: Path) -> None:
-    """Create an empty SQLite file with mode 0600 before SQLite does (SQLite would use 0644)."""
-    ensure_private_folder(path.parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise DatabaseError(f"Cannot create the database {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def removed_if_left_empty(path: Path | None) -> Iterator[None]:
-    """Around a block that may create the SQLite file ``path``: when the block fails, a file
-    it created that still holds no table is removed, with the folders made for it, so a
-    failed command leaves nothing behind.  A file that existed before is never touched."""
-    if path is None or path.exists():
-        yield
-        return
-    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-    try:
-        yield
-    except BaseException:
-        if _remove_if_empty(path):
-            for folder in missing:  # deepest first; a folder someone filled meanwhile stays
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-        raise
-
-
-def _remove_if_empty(path: Path) -> bool:
-    """Remove ``path`` (and its -wal/-shm) if it holds no table; False if it does, or if
-    another process is writing it (it may be creating the schema right now)."""
-    if not path.exists():
-        return True
-    try:
-        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
-    except sqlite3.Error:
-        return False
-    removed = False
-    try:
-        conn.execute("BEGIN IMMEDIATE")  # nobody else is writing while we look and remove
-        if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
-            path.unlink()
-            removed = True
-        conn.execute("ROLLBACK")
-    except (sqlite3.Error, OSError):
-        pass
-    finally:
-        conn.close()
-    if removed:
-        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-            with contextlib.suppress(FileNotFoundError):
-                companion.unlink()
-    return removed
-
-
-def is_sqlite_url(url: str) -> bool:
-    return url.startswith("sqlite")
 
 
 def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool = True) -> Engine:
@@ -123,7 +40,7 @@ def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool 
             f"Not a database URL: {mask_url_password(url)}",
             hint="Use e.g. sqlite:////path/to/n8n-deploy.db or postgresql://user@host/db",
         ) from None
-    path = sqlite_path_from_url(url)
+    path = sqlite_path(url)
     if path is not None:
         if create_file:
             ensure_private_file(path)
@@ -204,17 +121,6 @@ def enable_wal(engine: Engine) -> None:
         raw.close()
 
 
-def fix_sqlite_permissions(path: Path) -> None:
-    """Make the database and its -wal/-shm companions 0600 (owner only)."""
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            mode = stat.S_IMODE(candidate.stat().st_mode)
-        except FileNotFoundError:
-            continue
-        if mode & 0o077:
-            os.chmod(candidate, FILE_MODE)
-
-
 class Database:
     """An opened database: an engine and a way to run a unit of work in a session."""
 
@@ -250,23 +156,6 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(settings: Settings, *, prepare: bool = True) -> Database:
-    """Open the configured database and make sure its schema is the one this program uses.
-
-    With ``prepare`` (the default) a missing or empty database is created at the newest
-    revision; a database behind it, newer than this program or from n8n-deploy 0.9 is
-    refused with a SchemaError (exit status 3).  With N8N_DEPLOY_AUTO_UPGRADE set, one
-    behind is backed up and upgraded instead (``Database.migration`` says what was done).
-    """
-    from n8n_deploy import migrate
-
-    with removed_if_left_empty(settings.database_path):
-        engine = create_engine_for(settings.database_url)
-        database = Database(settings, engine)
-        if prepare:
-            try:
-                database.migration = migrate.ensure_ready(database)
-            except BaseException:
-                engine.dispose()
-                raise
-    return database
+def engine_path(engine: Engine) -> Path | None:
+    """The SQLite file behind ``engine``; None for other databases and memory."""
+    return sqlite_path(engine.url.render_as_string(hide_password=False))

@@ -1,0 +1,79 @@
+"""Checks for what users type as names and descriptions.  No heavy imports.
+
+Server URLs have their own rules in ``n8n_deploy.base.urls``."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from n8n_deploy.base.errors import InvalidNameError, UsageError
+from n8n_deploy.base.text import contains_api_key
+
+MAX_NAME_LENGTH = 100
+
+
+def check_text(text: str, what: str) -> str:
+    """Refuse text that could not have been typed as UTF-8 (bytes the terminal or shell
+    passed through undecoded) instead of failing later when it is stored or printed."""
+    if any(unicodedata.category(ch) == "Cs" for ch in text):
+        raise UsageError(
+            f"The {what} is not valid UTF-8 text",
+            hint="Check the terminal's encoding (LANG/LC_ALL) and type it again",
+        )
+    return text
+
+
+def clean_description(raw: str | None) -> str | None:
+    """Trim a description; empty means none.  Control characters (newlines included) are
+    refused: they would break tables and one-line output, or drive the terminal."""
+    if raw is None:
+        return None
+    text = check_text(raw, "description").strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise UsageError(
+            "The description contains control characters (such as a newline or tab)",
+            hint="Give it on one line",
+        )
+    if contains_api_key(text):
+        # A description is shown unmasked in every listing: it must not carry a secret.
+        raise UsageError(
+            "The description contains what looks like an API key",
+            hint="Check the order of the arguments; the key itself was not stored or shown",
+        )
+    return text or None
+
+
+def clean_name(raw: str, kind: str = "API key") -> str:
+    """Trim a name; refuse empty ones, control characters and more than 100 characters.
+    UTF-8 and emoji are welcome."""
+    name = check_text(raw, f"{kind} name").strip()
+    if not name:
+        example = '"Production"' if kind == "server" else "prod_key"
+        raise InvalidNameError(f"The {kind} name is empty", hint=f"Give a name such as {example}")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d" for ch in name):
+        raise InvalidNameError(
+            f"The {kind} name contains control characters",
+            hint="Use letters, digits, spaces, punctuation or emoji",
+        )
+    if contains_api_key(name):
+        # Said without echoing it: the user has probably swapped two arguments.
+        raise InvalidNameError(
+            f"The {kind} name looks like an API key",
+            hint="Check the order of the arguments; the key itself was not stored or shown",
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(
+            f"The {kind} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
+    return name
+
+
+def lookup_name(raw: str, kind: str = "API key") -> str:
+    """A name given to find an existing entry: trimmed, never empty, never a key.
+
+    Looser than ``clean_name`` (any stored name can be looked up), but an API key typed
+    by mistake is refused without being echoed in a "not found" message."""
+    name = check_text(raw, f"{kind} name").strip()
+    if not name or contains_api_key(name):
+        clean_name(name, kind)  # raises the right one-line error
+    return name

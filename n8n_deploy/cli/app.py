@@ -1,0 +1,81 @@
+"""The ``n8n-deploy`` application: the root command, its global options, the groups.
+
+Global options are resolved into settings once (``cli.state``), here at the edge; every
+command below reads them from there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from n8n_deploy.base.settings import DATA_DIR_ENV, DATABASE_URL_ENV
+from n8n_deploy.base.version import __version__
+from n8n_deploy.cli import checks, database, keys, servers
+from n8n_deploy.cli.output import configure
+from n8n_deploy.cli.root import RootGroup
+from n8n_deploy.cli.state import state
+
+app = typer.Typer(
+    name="n8n-deploy",
+    cls=RootGroup,
+    help="Keep the API keys and server records used to reach n8n servers, check the keys "
+    "against the servers, and migrate n8n-deploy's own database between releases.",
+    no_args_is_help=True,
+    # Tracebacks with local variables could show an API key; and plain help keeps
+    # `--help` from importing rich.
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"n8n-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            metavar="PATH",
+            help=f"Data folder holding n8n-deploy.db [env: {DATA_DIR_ENV}; "
+            "default: ~/.n8n-deploy]. Created 0700 if missing.",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help=f"Any SQLAlchemy database URL; overrides --data-dir [env: {DATABASE_URL_ENV}].",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Options here go before the command group, e.g. n8n-deploy --data-dir ./d apikey list."""
+    configure(no_color=state(ctx).settings.no_color)
+
+
+keys.app.command("test", epilog=checks.TEST_EPILOG)(checks.test)
+keys.app.command("rotate", epilog=checks.ROTATE_EPILOG)(checks.rotate)
+app.add_typer(keys.app, name="apikey")
+app.add_typer(servers.app, name="server")
+app.add_typer(database.app, name="db")

@@ -1,0 +1,112 @@
+"""The root command group: the one place where errors become messages and exit statuses.
+
+Every ``N8nDeployError`` raised below it becomes one line on stderr and the exit status
+its type carries (``n8n_deploy.base.status``); a usage error of the argument parser, a
+closed pipe, Ctrl-C and an unexpected exception each have their own, fixed treatment.
+Nothing reaches the user as a traceback unless N8N_DEPLOY_DEBUG asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from n8n_deploy.base.errors import N8nDeployError
+from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.base.text import error_text, redact_keys
+from n8n_deploy.cli.output import error_line
+from n8n_deploy.cli.state import AppState
+
+
+def report_error(error: N8nDeployError) -> None:
+    """The one line on stderr for ``error``."""
+    _error(error.message, error.hint)
+
+
+def _error(message: str, hint: str | None = None) -> None:
+    """One line on stderr.  Anything shaped like an API key is hidden, whatever its source."""
+    sys.stderr.write(redact_keys(error_line(message, hint)) + "\n")
+    sys.stderr.flush()
+
+
+class RootGroup(TyperGroup):
+    """Maps every error raised below it to one line on stderr and an exit status."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except N8nDeployError as error:
+            report_error(error)
+            raise typer.Exit(int(error.exit_status)) from None
+        except (KeyboardInterrupt, typer.Abort):
+            sys.stderr.write("\nInterrupted; nothing was changed.\n")
+            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+        except (typer.Exit, SystemExit):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`n8n-deploy apikey list | head -1`): stop quietly.
+            silence_stdout()
+            raise typer.Exit(int(ExitStatus.SUCCESS)) from None
+        except Exception as exc:  # the last line of defence: never a traceback
+            if _is_usage_error(exc):
+                _report_usage_error(exc)
+                raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
+            if _debug(ctx):
+                raise
+            database_error = _database_error_message(exc)
+            if database_error is not None:
+                _error(*database_error)
+            else:
+                _error(
+                    f"unexpected {type(exc).__name__}",
+                    f"This is a bug in n8n-deploy; run again with {DEBUG_ENV}=1 "
+                    "for details and report it",
+                )
+            raise typer.Exit(int(ExitStatus.FAILED)) from None
+
+
+def _debug(ctx: Any) -> bool:
+    obj = getattr(ctx, "obj", None)
+    settings = obj.settings if isinstance(obj, AppState) else resolve_settings()
+    return settings.debug
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    # typer vendors click; its ClickException subclasses carry their own exit status (2).
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+def _report_usage_error(exc: Exception) -> None:
+    """Click prints usage, a "Try --help" line and the error; one line says it all."""
+    message = str(getattr(exc, "format_message", lambda: str(exc))()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "n8n-deploy"
+    _error(message, f"See '{command} --help'")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader left, and nothing more can reach it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests): nothing more will be written anyway
+
+
+def _database_error_message(exc: Exception) -> tuple[str, str | None] | None:
+    """SQLAlchemy errors, without importing SQLAlchemy: only the driver's own first line
+    (statements are printed without parameters: engines use hide_parameters)."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    first = error_text(exc)
+    hint = None
+    if "locked" in first or "busy" in first:
+        hint = "Another n8n-deploy command is using the database; try again in a moment"
+    elif "readonly" in first or "read-only" in first:
+        hint = "Check the permissions of the data folder and the database file"
+    return f"Database error: {first}", hint

@@ -1,0 +1,126 @@
+"""Private files and folders for SQLite databases and their backups.
+
+The data folder is created 0700 and every database file (with SQLite's ``-wal`` and
+``-shm`` companions) 0600, whatever the umask; a command that fails leaves no new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from n8n_deploy.base.errors import DatabaseError, OperationFailed
+
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def ensure_private_folder(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) with mode 0700; leave an existing one alone."""
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        os.chmod(folder, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+    except OSError as exc:
+        raise DatabaseError(
+            f"Cannot create the data folder {folder}: {exc.strerror or exc}",
+            hint="Choose another folder with --data-dir or N8N_DEPLOY_DATA_DIR",
+        ) from None
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create an empty SQLite file with mode 0600 before SQLite does (SQLite would use 0644)."""
+    ensure_private_folder(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"Cannot create the database {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def removed_if_left_empty(path: Path | None) -> Iterator[None]:
+    """Around a block that may create the SQLite file ``path``: when the block fails, a file
+    it created that still holds no table is removed, with the folders made for it, so a
+    failed command leaves nothing behind.  A file that existed before is never touched."""
+    if path is None or path.exists():
+        yield
+        return
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        if _remove_if_empty(path):
+            for folder in missing:  # deepest first; a folder someone filled meanwhile stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+def _remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` (and its -wal/-shm) if it holds no table; False if it does, or if
+    another process is writing it (it may be creating the schema right now)."""
+    if not path.exists():
+        return True
+    try:
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    removed = False
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # nobody else is writing while we look and remove
+        if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            path.unlink()
+            removed = True
+        conn.execute("ROLLBACK")
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        conn.close()
+    if removed:
+        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                companion.unlink()
+    return removed
+
+
+def fix_sqlite_permissions(path: Path) -> None:
+    """Make the database and its -wal/-shm companions 0600 (owner only)."""
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(candidate, FILE_MODE)
+
+
+def new_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600; refuse (OperationFailed) if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as exc:
+        raise OperationFailed(f"Cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def remove_with_companions(path: Path) -> None:
+    """Remove ``path`` and SQLite's ``-wal``/``-shm``/``-journal`` files beside it."""
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()

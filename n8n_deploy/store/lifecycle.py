@@ -1,0 +1,62 @@
+"""What opening the database does: create a missing schema, upgrade one that is behind
+when N8N_DEPLOY_AUTO_UPGRADE asks for it, refuse (exit 3) any other.
+
+Commands call :func:`open_database` before touching data.  Creating a schema imports
+Alembic; a database already at the newest revision costs one query.
+"""
+
+from __future__ import annotations
+
+from n8n_deploy.base.settings import Settings
+from n8n_deploy.store import migrations
+from n8n_deploy.store.engine import Database, create_engine_for, enable_wal
+from n8n_deploy.store.files import removed_if_left_empty
+from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
+
+
+def open_database(settings: Settings) -> Database:
+    """Open the configured database and make sure its schema is the one this program uses.
+
+    A missing or empty database is created at the newest revision; a database behind it,
+    newer than this program or from n8n-deploy 0.9 is refused with a SchemaError (exit
+    status 3).  With ``settings.auto_upgrade`` (N8N_DEPLOY_AUTO_UPGRADE), one behind is
+    backed up and upgraded instead (``Database.migration`` says what was done).
+    """
+    with removed_if_left_empty(settings.database_path):
+        engine = create_engine_for(settings.database_url)
+        database = Database(settings, engine)
+        try:
+            database.migration = ensure_ready(database, auto_upgrade=settings.auto_upgrade)
+        except BaseException:
+            engine.dispose()
+            raise
+    return database
+
+
+def ensure_ready(database: Database, *, auto_upgrade: bool = False) -> MigrationReport | None:
+    """Create a missing schema; upgrade (with a backup) when ``auto_upgrade``; refuse (exit
+    3) a database at any other revision.  Returns what was migrated, if anything."""
+    engine = database.engine
+    state = inspect_state(engine)
+    if state.kind == "current":
+        enable_wal(engine)
+        return None
+    if state.kind == "empty":
+        return migrations.upgrade(engine, "head")
+    if state.kind == "behind" and auto_upgrade:
+        return migrations.upgrade_database(engine, "head")
+    error = refusal(state)
+    assert error is not None
+    raise error
+
+
+def inspect_settings(settings: Settings) -> SchemaState:
+    """The state of the configured database, without creating a missing file."""
+    path = settings.database_path
+    if path is not None and not path.exists():
+        return SchemaState("empty")
+    engine = create_engine_for(settings.database_url, create_file=False)
+    try:
+        return inspect_state(engine)
+    finally:
+        engine.dispose()
