@@ -19,7 +19,7 @@ from n8n_deploy.base.urls import normalize_server_url
 from n8n_deploy.store import migrations as migrate
 from n8n_deploy.store import schema
 from n8n_deploy.store.engine import create_engine_for
-from tests.conftest import make_jwt, make_legacy_key
+from tests.helpers import make_jwt, make_legacy_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-0.9" / "n8n-deploy.db"
 STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite

@@ -17,8 +17,8 @@ from n8n_deploy.store import schema
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository
-from tests.conftest import Run, file_mode, make_jwt, sqlite_file
 from tests.dbfactory import build_at_revision, copy_fixture, snapshot
+from tests.helpers import Run, file_mode, make_jwt, sqlite_file
 
 Cli = Callable[..., Run]
 

@@ -25,9 +25,15 @@ from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import Run, make_jwt, make_legacy_key
-from tests.test_keys import raw_jwt
-from tests.test_packaging import _script
+from tests.helpers import (
+    Run,
+    dump_database,
+    installed_script,
+    make_jwt,
+    make_legacy_key,
+    one_line_error,
+    raw_jwt,
+)
 
 Cli = Callable[..., Run]
 
@@ -65,15 +71,6 @@ def servers(data_dir: Path) -> dict[str, str]:
     return dict(rows(data_dir, "SELECT name, url FROM servers"))
 
 
-def snapshot(data_dir: Path) -> list[str] | None:
-    """Everything in the database (None when there is no database file)."""
-    path = data_dir / "n8n-deploy.db"
-    if not path.exists():
-        return None
-    with closing(sqlite3.connect(path)) as conn:
-        return list(conn.iterdump())
-
-
 def shell(cli: Cli, line: str, key: str | None = None, *, stdin: str | None = None) -> Run:
     """Run one documented command line: ``[echo X |] [VAR=value ...] n8n-deploy ARGS``.
     The reference's placeholder key is replaced by ``key``; ``stdin`` feeds a bare ``-``."""
@@ -93,14 +90,6 @@ def shell(cli: Cli, line: str, key: str | None = None, *, stdin: str | None = No
         words = [key if word == PLACEHOLDER else word for word in words]
         text = text.replace(PLACEHOLDER, key) if text is not None else None
     return cli(*words[1:], input=text, env=env or None)
-
-
-def one_line_error(run: Run, status: int, starts: str) -> None:
-    assert run.exit_code == status, run.output
-    assert run.stdout == ""
-    assert run.stderr.startswith(f"Error: {starts}"), run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
-    assert "Traceback" not in run.output
 
 
 def table_lines(stdout: str) -> list[list[str]]:
@@ -155,7 +144,7 @@ def test_reference_placeholder_itself_is_an_invalid_jwt(cli: Cli, data_dir: Path
     run = shell(cli, f'n8n-deploy apikey add "{PLACEHOLDER}" --name staging_key')
     one_line_error(run, ExitStatus.INVALID_FORMAT, "Invalid JWT token format: ")
     assert "found 4" in run.stderr
-    assert snapshot(data_dir) is None  # refused before the database was even opened
+    assert dump_database(data_dir) is None  # refused before the database was even opened
 
 
 def test_reference_link_to_an_existing_emoji_server(
@@ -174,13 +163,13 @@ def test_reference_link_to_a_missing_server_names_the_create_command_and_stores_
     cli: Cli, data_dir: Path
 ) -> None:
     cli("db", "init")
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     line = 'n8n-deploy apikey add - --name prod_key --server "Production Server 🚀"'
     run = shell(cli, line, stdin=make_jwt())
     one_line_error(run, ExitStatus.FAILED, "Server 'Production Server 🚀' not found. ")
     assert "n8n-deploy server create 'Production Server 🚀' URL" in run.stderr
     assert "N8N_SERVER_URL" in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 def test_a_missing_server_is_created_from_n8n_server_url(cli: Cli, data_dir: Path) -> None:
@@ -284,7 +273,7 @@ def test_a_bad_n8n_server_url_is_refused_before_anything_is_stored(
         env={"N8N_SERVER_URL": "ftp://n8n.local"},
     )
     one_line_error(run, ExitStatus.USAGE, "N8N_SERVER_URL is not usable: Not an http(s) URL")
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_a_host_name_taken_by_another_server_is_refused(
@@ -292,7 +281,7 @@ def test_a_host_name_taken_by_another_server_is_refused(
 ) -> None:
     with database.session(write=True) as s:
         ServerRepository(s).create("n8n.local:5678", "https://n8n.local:5678")
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     run = cli(
         "apikey",
         "add",
@@ -304,7 +293,7 @@ def test_a_host_name_taken_by_another_server_is_refused(
     )
     one_line_error(run, ExitStatus.FAILED, "No server has the URL http://n8n.local:5678")
     assert "--server" in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 # --- add: reading the key ----------------------------------------------------------------
@@ -344,7 +333,7 @@ def test_an_empty_answer_at_the_prompt_is_an_empty_key(
     run = cli("apikey", "add", "--name", "k", input="\n")
     assert run.exit_code == ExitStatus.USAGE
     assert "Error: The API key is empty" in run.stderr
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_end_of_input_at_the_prompt_changes_nothing(
@@ -353,7 +342,7 @@ def test_end_of_input_at_the_prompt_changes_nothing(
     run = cli("apikey", "add", "--name", "k", input="")
     assert run.exit_code == ExitStatus.INTERRUPTED
     assert "nothing was changed" in run.stderr
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_a_bad_name_is_refused_before_asking_for_the_key(
@@ -386,7 +375,7 @@ def test_reference_troubleshooting_fix_for_whitespace(cli: Cli, data_dir: Path) 
 def one_key(cli: Cli, data_dir: Path) -> list[str] | None:
     """A database holding one key, and its snapshot (to prove failures change nothing)."""
     assert cli("apikey", "add", "-", "--name", "existing", input=make_jwt(sub="x")).exit_code == 0
-    return snapshot(data_dir)
+    return dump_database(data_dir)
 
 
 @pytest.mark.parametrize(
@@ -437,7 +426,7 @@ def test_bad_keys_give_one_line_their_status_and_change_nothing(
     one_line_error(run, status, starts)
     for secret in (key, head, tail, expired):
         assert secret not in run.stderr
-    assert snapshot(data_dir) == one_key
+    assert dump_database(data_dir) == one_key
 
 
 def test_an_expired_key_names_its_date(cli: Cli, data_dir: Path) -> None:
@@ -445,13 +434,13 @@ def test_an_expired_key_names_its_date(cli: Cli, data_dir: Path) -> None:
     day = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%d")
     run = cli("apikey", "add", "-", "--name", "old", input=key)
     one_line_error(run, ExitStatus.KEY_EXPIRED, f"The API key expired on {day}")
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_stdin_that_is_not_text_is_an_error(cli: Cli, data_dir: Path) -> None:
     run = cli("apikey", "add", "-", "--name", "k", input=b"\xff\xfe\x00garbage")
     one_line_error(run, ExitStatus.USAGE, "Cannot read the API key: stdin is not UTF-8 text")
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_a_key_expiring_within_seven_days_is_stored_with_a_dated_warning(
@@ -545,7 +534,7 @@ def test_bad_names_are_usage_errors_and_change_nothing(
 ) -> None:
     run = cli("apikey", "add", "-", "--name", name, input=make_jwt())
     one_line_error(run, ExitStatus.USAGE, starts)
-    assert snapshot(data_dir) == one_key
+    assert dump_database(data_dir) == one_key
 
 
 def test_a_name_of_exactly_100_characters_is_fine(cli: Cli, data_dir: Path) -> None:
@@ -559,7 +548,7 @@ def test_name_is_required(cli: Cli, data_dir: Path) -> None:
     run = cli("apikey", "add", "-", input=make_jwt())
     assert run.exit_code == ExitStatus.USAGE
     assert "--name" in run.stderr
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_a_duplicate_name_is_refused_and_nothing_changes(
@@ -567,7 +556,7 @@ def test_a_duplicate_name_is_refused_and_nothing_changes(
 ) -> None:
     run = cli("apikey", "add", "-", "--name", "existing", input=make_jwt(sub="other"))
     one_line_error(run, ExitStatus.FAILED, "API key 'existing' already exists")
-    assert snapshot(data_dir) == one_key
+    assert dump_database(data_dir) == one_key
 
 
 def test_a_duplicate_name_with_a_new_server_creates_no_server(
@@ -585,7 +574,7 @@ def test_a_duplicate_name_with_a_new_server_creates_no_server(
         env={"N8N_SERVER_URL": "https://new.example.com"},
     )
     one_line_error(run, ExitStatus.FAILED, "API key 'existing' already exists")
-    assert snapshot(data_dir) == one_key  # the server was rolled back with the key
+    assert dump_database(data_dir) == one_key  # the server was rolled back with the key
 
 
 def test_the_same_secret_under_another_name_is_refused_naming_the_entry(
@@ -593,17 +582,17 @@ def test_the_same_secret_under_another_name_is_refused_naming_the_entry(
 ) -> None:
     key = make_jwt()
     cli("apikey", "add", "-", "--name", "first", input=key)
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     run = cli("apikey", "add", "-", "--name", "second", input=" " + key + "\n")
     one_line_error(run, ExitStatus.FAILED, "This key is already stored as 'first'")
     assert key not in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 def test_a_description_with_control_characters_is_refused(cli: Cli, data_dir: Path) -> None:
     run = cli("apikey", "add", "-", "--name", "k", "--description", "a\nb", input=make_jwt())
     one_line_error(run, ExitStatus.USAGE, "The description contains control characters")
-    assert snapshot(data_dir) is None
+    assert dump_database(data_dir) is None
 
 
 def test_add_json_prints_the_stored_record_only(cli: Cli, data_dir: Path, production: None) -> None:
@@ -895,7 +884,7 @@ def test_show_json_and_unmask(cli: Cli, data_dir: Path) -> None:
 def test_unknown_names_are_not_found_with_suggestions(
     cli: Cli, data_dir: Path, reference_keys: dict[str, str]
 ) -> None:
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     for command in (
         ("show",),
         ("activate",),
@@ -906,7 +895,7 @@ def test_unknown_names_are_not_found_with_suggestions(
         run = cli("apikey", command[0], "producton_key", *command[1:])
         one_line_error(run, ExitStatus.FAILED, "API key 'producton_key' not found. ")
         assert "Did you mean: 'production_key'" in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 def test_unknown_name_in_an_empty_store_has_no_suggestions(cli: Cli) -> None:
@@ -982,11 +971,11 @@ def test_reference_delete_with_confirmation_prompt(
 def test_declining_the_prompt_keeps_the_key(
     cli: Cli, data_dir: Path, linked_keys: None, at_terminal: None, answer: str
 ) -> None:
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     run = cli("apikey", "delete", "old_key", input=answer)
     assert run.exit_code == ExitStatus.FAILED
     assert "Cancelled; API key 'old_key' was kept; nothing was deleted." in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 def test_the_prompt_mentions_the_links_that_go(
@@ -1030,11 +1019,11 @@ def test_yes_is_an_alias_of_confirm(cli: Cli, data_dir: Path, linked_keys: None,
 def test_delete_off_a_terminal_without_confirm_is_refused(
     cli: Cli, data_dir: Path, linked_keys: None
 ) -> None:
-    before = snapshot(data_dir)
+    before = dump_database(data_dir)
     run = cli("apikey", "delete", "old_key", input="y\n")
     one_line_error(run, ExitStatus.FAILED, "Refusing to delete API key 'old_key'")
     assert "--confirm" in run.stderr
-    assert snapshot(data_dir) == before
+    assert dump_database(data_dir) == before
 
 
 def test_delete_no_emoji(cli: Cli, linked_keys: None) -> None:
@@ -1066,7 +1055,9 @@ def test_key_and_server_names_complete_in_the_shell(data_dir: Path, database: Da
             COMP_WORDS=words,
             COMP_CWORD=str(len(words.split(" ")) - 1),
         )
-        result = subprocess.run([_script()], capture_output=True, text=True, env=env, check=False)
+        result = subprocess.run(
+            [installed_script()], capture_output=True, text=True, env=env, check=False
+        )
         return result.stdout.split()
 
     assert complete("n8n-deploy apikey show pro") == ["prod_key", "production_key"]
@@ -1166,7 +1157,7 @@ def test_installed_script_pipes_a_key_in_and_lists_it_as_json(tmp_path: Path) ->
     key = make_jwt()
     env = dict(os.environ, N8N_DEPLOY_DATA_DIR=str(tmp_path / "data"), API_KEY=key)
     env.pop("N8N_SERVER_URL", None)
-    script = shlex.quote(_script())
+    script = shlex.quote(installed_script())
     added = subprocess.run(
         ["sh", "-c", f'echo "$API_KEY" | {script} apikey add - --name x'],
         capture_output=True,
@@ -1178,7 +1169,7 @@ def test_installed_script_pipes_a_key_in_and_lists_it_as_json(tmp_path: Path) ->
     assert added.stdout == "✅ API key 'x' added\n"
     assert added.stderr == ""
     listed = subprocess.run(
-        [_script(), "apikey", "list", "--json"],
+        [installed_script(), "apikey", "list", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -1191,7 +1182,7 @@ def test_installed_script_pipes_a_key_in_and_lists_it_as_json(tmp_path: Path) ->
     assert record["api_key"] == "********" + key[-4:]
     assert key not in listed.stdout + added.stdout + added.stderr
     table = subprocess.run(
-        [_script(), "apikey", "list"], capture_output=True, text=True, env=env, check=False
+        [installed_script(), "apikey", "list"], capture_output=True, text=True, env=env, check=False
     )
     assert "\x1b[" not in table.stdout  # piped: no colour codes
     assert table_lines(table.stdout)[1][0] == "x"

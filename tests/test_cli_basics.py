@@ -12,7 +12,7 @@ import pytest
 from n8n_deploy import __version__
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store import schema
-from tests.conftest import Run, file_mode
+from tests.helpers import Run, file_mode
 
 Cli = Callable[..., Run]
 

@@ -14,8 +14,8 @@ import pytest
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import Run, make_jwt
-from tests.test_cli_apikey import one_line_error, snapshot
+from tests.helpers import Run, make_jwt, one_line_error
+from tests.helpers import dump_database as snapshot
 
 Cli = Callable[..., Run]
 
@@ -147,7 +147,7 @@ def test_a_server_created_from_n8n_server_url_warns_about_plain_http(cli: Cli) -
     assert "plain http" in run.stderr
 
 
-def _script() -> str:
+def installed_script() -> str:
     return str(Path(sys.executable).parent / "n8n-deploy")
 
 
@@ -162,7 +162,7 @@ def test_a_reader_that_leaves_early_is_not_an_error(
         for i in range(700):  # well past a pipe's 64 KiB buffer
             keys.add(f"key_{i:04d}", make_jwt(sub=f"u{i}"), description="x" * 40)
     process = subprocess.Popen(
-        [_script(), "apikey", "list", *extra],
+        [installed_script(), "apikey", "list", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir)),
@@ -178,7 +178,7 @@ def test_a_reader_that_leaves_early_is_not_an_error(
 @pytest.mark.e2e
 def test_stdin_that_is_not_utf8_is_a_usage_error(data_dir: Path) -> None:
     result = subprocess.run(
-        [_script(), "apikey", "add", "-", "--name", "k"],
+        [installed_script(), "apikey", "add", "-", "--name", "k"],
         input=b"\xff\xfe\n",
         capture_output=True,
         env=dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir), LC_ALL="C.UTF-8"),

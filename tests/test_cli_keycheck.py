@@ -16,12 +16,22 @@ import pytest
 import respx
 
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.n8n import client as validator
+from n8n_deploy.n8n import probe as validator
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository
-from tests.conftest import Run, jwt_of_length, leaked_piece, make_jwt, make_legacy_key
-from tests.keystore import add_key, add_server, key_names, stored
-from tests.test_packaging import HEAVY, _imported_modules
+from tests.helpers import (
+    HEAVY,
+    Run,
+    add_key,
+    add_server,
+    imported_modules,
+    jwt_of_length,
+    key_names,
+    leaked_piece,
+    make_jwt,
+    make_legacy_key,
+    stored,
+)
 
 Cli = Callable[..., Run]
 
@@ -1189,5 +1199,5 @@ def test_the_help_states_the_severity_order_the_exit_status_follows(cli: Cli) ->
 
 @pytest.mark.parametrize("command", ["test", "rotate"])
 def test_help_of_the_commands_does_not_import_heavy_libraries(command: str) -> None:
-    modules = _imported_modules("apikey", command, "--help", env=dict(os.environ))
+    modules = imported_modules("apikey", command, "--help", env=dict(os.environ))
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))

@@ -25,7 +25,7 @@ from n8n_deploy.cli.output import ICONS
 from n8n_deploy.cli.views import KEY_HEADERS, SERVER_HEADERS
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import Run, make_jwt, make_legacy_key
+from tests.helpers import Run, make_jwt, make_legacy_key
 
 Cli = Callable[..., Run]
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -15,7 +15,6 @@ import pytest
 from n8n_deploy import __version__
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store.engine import Database
-from tests.conftest import Run, make_jwt
 from tests.fake_n8n import (
     CA_FILE,
     Seen,
@@ -25,7 +24,7 @@ from tests.fake_n8n import (
     refusing_url,
     silent_server,
 )
-from tests.keystore import add_key, add_server, stored
+from tests.helpers import Run, add_key, add_server, make_jwt, stored
 
 Cli = Callable[..., Run]
 

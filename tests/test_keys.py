@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,24 +17,9 @@ from n8n_deploy.base.errors import (
 )
 from n8n_deploy.base.keyformat import check_key, clean_key, key_info_or_none, mask_key, parse_key
 from n8n_deploy.base.status import ExitStatus
-from tests.conftest import make_jwt, make_legacy_key
+from tests.helpers import b64url, make_jwt, make_legacy_key, raw_jwt
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def raw_jwt(header: Any = None, claims: Any = None, *, signature: str = "c2lnbmF0dXJl") -> str:
-    """A JWT-shaped string with any header and claims (JSON-encoded unless given as bytes)."""
-
-    def part(value: Any) -> str:
-        return _b64(value if isinstance(value, bytes) else json.dumps(value).encode())
-
-    header = {"alg": "HS256", "typ": "JWT"} if header is None else header
-    claims = {"sub": "u", "iss": "n8n", "aud": "public-api"} if claims is None else claims
-    return f"{part(header)}.{part(claims)}.{signature}"
 
 
 def _assert_secret_free(error: N8nDeployError, key: str) -> None:
@@ -134,11 +118,11 @@ def test_anything_else_is_an_invalid_jwt_token_format(key: str, expected: str) -
 @pytest.mark.parametrize(
     "key",
     [
-        f"{_b64(b'not json')}.{_b64(b'{}')}.c2ln",  # header is not JSON
-        f"{_b64(b'[1, 2]')}.{_b64(b'{}')}.c2ln",  # header is JSON but not an object
-        f"{_b64(json.dumps({'alg': 'HS256'}).encode())}.{_b64(b'not json')}.c2ln",
-        f"{_b64(json.dumps({'alg': 'HS256'}).encode())}.{_b64(b'[1]')}.c2ln",  # claims: list
-        f"{_b64(json.dumps({'alg': 'HS256'}).encode())}.{_b64(b'42')}.c2ln",
+        f"{b64url(b'not json')}.{b64url(b'{}')}.c2ln",  # header is not JSON
+        f"{b64url(b'[1, 2]')}.{b64url(b'{}')}.c2ln",  # header is JSON but not an object
+        f"{b64url(json.dumps({'alg': 'HS256'}).encode())}.{b64url(b'not json')}.c2ln",
+        f"{b64url(json.dumps({'alg': 'HS256'}).encode())}.{b64url(b'[1]')}.c2ln",  # claims: list
+        f"{b64url(json.dumps({'alg': 'HS256'}).encode())}.{b64url(b'42')}.c2ln",
         "e.e.e",  # base64url characters that do not decode
         raw_jwt(header={"typ": "JWT"}),  # no alg
         raw_jwt(header={"alg": ""}),

@@ -10,8 +10,7 @@ from n8n_deploy.apikeys import add as keystore
 from n8n_deploy.base.errors import InvalidNameError, NotFoundError
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import make_jwt
-from tests.test_keys import raw_jwt
+from tests.helpers import make_jwt, raw_jwt
 
 
 def test_add_key_stores_links_and_returns_warnings(database: Database) -> None:

@@ -23,7 +23,6 @@ from n8n_deploy.cli.views import key_record, server_record
 from n8n_deploy.store import legacy, schema
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import Run, file_mode, make_jwt, make_legacy_key, sqlite_file
 from tests.dbfactory import (
     FIXTURE,
     UNMANAGED_TABLES,
@@ -35,6 +34,7 @@ from tests.dbfactory import (
     snapshot,
     table_dump,
 )
+from tests.helpers import Run, file_mode, make_jwt, make_legacy_key, sqlite_file
 
 Cli = Callable[..., Run]
 HEAD = schema.HEAD

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,33 +13,9 @@ import pytest
 
 from n8n_deploy import __version__
 from n8n_deploy.store import schema
-from tests.conftest import file_mode
+from tests.helpers import HEAVY, file_mode, imported_modules, installed_script
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt", "pydantic")
-
-
-def _script() -> str:
-    candidate = Path(sys.executable).parent / "n8n-deploy"
-    found = str(candidate) if candidate.exists() else shutil.which("n8n-deploy")
-    assert found, "the n8n-deploy console script is not installed"
-    return found
-
-
-def _imported_modules(*args: str, env: dict[str, str]) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "n8n_deploy", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return {
-        line.split("|")[-1].strip().split(".")[0]
-        for line in result.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
 
 
 @pytest.mark.parametrize(
@@ -56,7 +31,7 @@ def _imported_modules(*args: str, env: dict[str, str]) -> set[str]:
     ],
 )
 def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -> None:
-    modules = _imported_modules(*args, env=dict(os.environ))
+    modules = imported_modules(*args, env=dict(os.environ))
     assert "n8n_deploy" in modules
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
 
@@ -92,7 +67,7 @@ def test_installed_script_creates_a_private_database(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data))
     result = subprocess.run(
-        [_script(), "db", "upgrade"], capture_output=True, text=True, env=env, check=False
+        [installed_script(), "db", "upgrade"], capture_output=True, text=True, env=env, check=False
     )
     assert result.returncode == 0, result.stderr
     db_file = data / "n8n-deploy.db"

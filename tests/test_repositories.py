@@ -11,7 +11,7 @@ from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationF
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.models import ApiKey, ServerApiKey
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import make_jwt
+from tests.helpers import make_jwt
 
 
 def test_add_and_get_a_key_with_timestamps_in_utc(database: Database) -> None:

@@ -27,8 +27,8 @@ from n8n_deploy.store.engine import Database
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.models import ApiKey
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import Run, file_mode, make_jwt, sqlite_file
 from tests.dbfactory import build_at_revision, expected_rows, snapshot
+from tests.helpers import Run, file_mode, make_jwt, sqlite_file
 
 Cli = Callable[..., Run]
 REVISIONS = schema.KNOWN_REVISIONS

@@ -8,7 +8,7 @@ from n8n_deploy.base.errors import InvalidNameError, InvalidServerUrlError
 from n8n_deploy.base.names import clean_name, lookup_name
 from n8n_deploy.base.text import contains_api_key
 from n8n_deploy.base.urls import is_loopback_host, normalize_server_url, server_url_warnings
-from tests.conftest import make_jwt, make_legacy_key
+from tests.helpers import make_jwt, make_legacy_key
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository
-from tests.conftest import file_mode, make_jwt
+from tests.helpers import file_mode, make_jwt
 
 
 @pytest.fixture

@@ -25,11 +25,11 @@ from n8n_deploy import __version__
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, UsageError
 from n8n_deploy.base.status import ExitStatus, most_serious
-from n8n_deploy.n8n import client as validator
-from n8n_deploy.n8n.client import Probe, Trust, tls_context, validate_key, validate_many
+from n8n_deploy.n8n import probe as validator
+from n8n_deploy.n8n.probe import Probe, Trust, tls_context, validate_key, validate_many
 from n8n_deploy.n8n.results import Outcome
-from tests.conftest import jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 from tests.fake_n8n import CA_FILE
+from tests.helpers import jwt_of_length, leaked_piece, make_jwt, make_legacy_key
 
 BASE = "https://n8n.example.com/n8n"
 PROBE_URL = "https://n8n.example.com/n8n/api/v1/workflows?limit=1"
@@ -384,7 +384,7 @@ def test_min_days_fails_a_key_expiring_within_that_many_days(mock: respx.MockRou
 
 
 def test_the_local_checks_alone_need_no_server(key: str) -> None:
-    from n8n_deploy.n8n.client import check_locally
+    from n8n_deploy.n8n.probe import check_locally
 
     assert check_locally(key) is None
     expired = check_locally(make_jwt(exp_days=-1))

@@ -1,6 +1,6 @@
 """Testing keys against their servers: the use case behind ``n8n-deploy apikey test``.
 
-Usable from Python: it chooses the servers, runs the checks (``n8n_deploy.n8n.client``),
+Usable from Python: it chooses the servers, runs the checks (``n8n_deploy.n8n.probe``),
 and records the outcome in the database.  No transaction is held open while a server is
 being contacted.
 
@@ -26,7 +26,7 @@ from n8n_deploy.base.errors import (
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus, most_serious
 from n8n_deploy.base.urls import normalize_server_url
-from n8n_deploy.n8n.client import (
+from n8n_deploy.n8n.probe import (
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
     Probe,

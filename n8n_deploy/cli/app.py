@@ -12,7 +12,7 @@ import typer
 
 from n8n_deploy.base.settings import DATA_DIR_ENV, DATABASE_URL_ENV
 from n8n_deploy.base.version import __version__
-from n8n_deploy.cli import checks, database, keys, servers
+from n8n_deploy.cli import database, keys, servers, verify
 from n8n_deploy.cli.output import configure
 from n8n_deploy.cli.root import RootGroup
 from n8n_deploy.cli.state import state
@@ -74,8 +74,8 @@ def root(
     configure(no_color=state(ctx).settings.no_color)
 
 
-keys.app.command("test", epilog=checks.TEST_EPILOG)(checks.test)
-keys.app.command("rotate", epilog=checks.ROTATE_EPILOG)(checks.rotate)
+keys.app.command("test", epilog=verify.TEST_EPILOG)(verify.test)
+keys.app.command("rotate", epilog=verify.ROTATE_EPILOG)(verify.rotate)
 app.add_typer(keys.app, name="apikey")
 app.add_typer(servers.app, name="server")
 app.add_typer(database.app, name="db")

@@ -15,10 +15,18 @@ import typer
 from n8n_deploy.base.names import clean_name, lookup_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.cli import prompts
-from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption
+from n8n_deploy.cli.options import (
+    ConfirmOption,
+    JsonOption,
+    KeyNameArgument,
+    NoEmojiOption,
+    UnmaskOption,
+    description_option,
+    server_option,
+)
 from n8n_deploy.cli.output import icon, note, print_json, say, warn
 from n8n_deploy.cli.state import state
+from n8n_deploy.cli.views import key_record, print_key_details, print_keys_table
 
 app = typer.Typer(
     help="Store, list, test and retire n8n API keys.",
@@ -27,13 +35,6 @@ app = typer.Typer(
 )
 
 ADD_EXAMPLE = "n8n-deploy apikey add - --name NAME"
-
-KeyNameArgument = Annotated[
-    str,
-    typer.Argument(
-        metavar="NAME", help="Name of the stored API key.", autocompletion=complete_key_names
-    ),
-]
 
 
 def _q(name: str) -> str:
@@ -64,19 +65,12 @@ def add(
     ] = None,
     server: Annotated[
         str | None,
-        typer.Option(
-            "--server",
-            metavar="SERVER",
-            help=f"Link the key to this server. A missing server is created when "
-            f"{SERVER_URL_ENV} gives its URL; otherwise nothing is stored.",
-            autocompletion=complete_server_names,
-            show_default=False,
+        server_option(
+            f"Link the key to this server. A missing server is created when "
+            f"{SERVER_URL_ENV} gives its URL; otherwise nothing is stored."
         ),
     ] = None,
-    description: Annotated[
-        str | None,
-        typer.Option("--description", metavar="TEXT", help="Optional note about the key."),
-    ] = None,
+    description: Annotated[str | None, description_option("Optional note about the key.")] = None,
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -89,7 +83,6 @@ def add(
     when there is none. Example: echo "$KEY" | n8n-deploy apikey add - --name prod_key
     """
     from n8n_deploy.apikeys import add as keystore
-    from n8n_deploy.cli.views import key_record
 
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
@@ -126,16 +119,7 @@ def add(
 @app.command("list")
 def list_keys(
     ctx: typer.Context,
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            metavar="SERVER",
-            help="Only keys linked to this server.",
-            autocompletion=complete_server_names,
-            show_default=False,
-        ),
-    ] = None,
+    server: Annotated[str | None, server_option("Only keys linked to this server.")] = None,
     active: Annotated[
         bool | None,
         typer.Option(
@@ -153,7 +137,6 @@ def list_keys(
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
-    from n8n_deploy.cli.views import key_record, print_keys_table
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     emoji = not no_emoji
@@ -202,7 +185,6 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show one API key: all its fields and linked servers."""
-    from n8n_deploy.cli.views import key_record, print_key_details
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     emoji = not no_emoji

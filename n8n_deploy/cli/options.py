@@ -16,12 +16,16 @@ from n8n_deploy.cli.completion import complete_key_names, complete_server_names
 
 def key_name_argument(help: str = "Name of the stored API key.", metavar: str = "NAME") -> Any:
     """A stored key's name, completed from the database."""
-    return typer.Argument(metavar=metavar, help=help, autocompletion=complete_key_names)
+    return typer.Argument(
+        metavar=metavar, help=help, autocompletion=complete_key_names, show_default=False
+    )
 
 
 def server_name_argument(help: str, metavar: str = "SERVER") -> Any:
     """A stored server's name, completed from the database."""
-    return typer.Argument(metavar=metavar, help=help, autocompletion=complete_server_names)
+    return typer.Argument(
+        metavar=metavar, help=help, autocompletion=complete_server_names, show_default=False
+    )
 
 
 def server_option(help: str, metavar: str = "SERVER") -> Any:

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from n8n_deploy.base.dates import human_time
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.names import clean_description, clean_name, lookup_name
 from n8n_deploy.base.urls import normalize_server_url, server_url_warnings
 from n8n_deploy.cli import prompts
-from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption, UnmaskOption
-from n8n_deploy.cli.output import icon, note, say, warn
+from n8n_deploy.cli.options import (
+    ConfirmOption,
+    JsonOption,
+    NoEmojiOption,
+    UnmaskOption,
+    description_option,
+    key_name_argument,
+    server_name_argument,
+)
+from n8n_deploy.cli.output import icon, note, print_json, say, warn
 from n8n_deploy.cli.state import state
+from n8n_deploy.cli.views import (
+    key_record,
+    print_keys_table,
+    print_servers_table,
+    server_record,
+    tls_label,
+)
 
 if TYPE_CHECKING:
     from n8n_deploy.store.models import ApiKey, Server
@@ -27,30 +42,14 @@ app = typer.Typer(
 )
 
 
-def _server_argument(metavar: str) -> Any:
-    return typer.Argument(
-        metavar=metavar,
-        help="Name of a stored server (see 'n8n-deploy server list').",
-        autocompletion=complete_server_names,
-        show_default=False,
-    )
-
-
-ServerName = Annotated[str, _server_argument("NAME")]
-ServerArg = Annotated[str, _server_argument("SERVER")]
+_STORED_SERVER = "Name of a stored server (see 'n8n-deploy server list')."
+ServerName = Annotated[str, server_name_argument(_STORED_SERVER, metavar="NAME")]
+ServerArg = Annotated[str, server_name_argument(_STORED_SERVER)]
 KeyName = Annotated[
     str,
-    typer.Argument(
-        metavar="KEY",
-        help="Name of a stored API key (see 'n8n-deploy apikey list').",
-        autocompletion=complete_key_names,
-        show_default=False,
-    ),
+    key_name_argument("Name of a stored API key (see 'n8n-deploy apikey list').", metavar="KEY"),
 ]
-DescriptionOption = Annotated[
-    str | None,
-    typer.Option("--description", metavar="TEXT", help="Free text about the server."),
-]
+DescriptionOption = Annotated[str | None, description_option("Free text about the server.")]
 
 
 @app.command("create")
@@ -114,8 +113,6 @@ def list_servers(
     ctx: typer.Context, json_output: JsonOption = False, no_emoji: NoEmojiOption = False
 ) -> None:
     """List servers: name, URL, linked keys (active/total), TLS verification, created."""
-    from n8n_deploy.cli.output import print_json
-    from n8n_deploy.cli.views import print_servers_table, server_record
     from n8n_deploy.store.repositories import ServerRepository
 
     with state(ctx).session() as session:
@@ -139,9 +136,6 @@ def show(
     no_emoji: NoEmojiOption = False,
 ) -> None:
     """Show one server and the API keys linked to it (masked; see 'server keys --unmask')."""
-    from n8n_deploy.base.dates import human_time
-    from n8n_deploy.cli.output import print_json
-    from n8n_deploy.cli.views import print_keys_table, server_record, tls_label
     from n8n_deploy.store.repositories import ServerRepository
 
     emoji = not no_emoji
@@ -180,10 +174,7 @@ def update(
         str | None, typer.Option("--rename", metavar="NEW", help="New unique name.")
     ] = None,
     description: Annotated[
-        str | None,
-        typer.Option(
-            "--description", metavar="TEXT", help='New description; --description "" clears it.'
-        ),
+        str | None, description_option('New description; --description "" clears it.')
     ] = None,
     skip_ssl_verify: Annotated[
         bool | None,
@@ -279,8 +270,6 @@ def keys(
     unmask: UnmaskOption = False,
 ) -> None:
     """List the API keys linked to a server (same columns and masking as 'apikey list')."""
-    from n8n_deploy.cli.output import print_json
-    from n8n_deploy.cli.views import key_record, print_keys_table
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     with state(ctx).session() as session:

@@ -14,7 +14,7 @@ import pytest
 from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.conftest import make_jwt
+from tests.helpers import make_jwt
 
 KEYS = 1000
 

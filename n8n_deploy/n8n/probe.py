@@ -3,7 +3,7 @@
 This is the engine behind ``n8n-deploy apikey test`` and ``apikey rotate``, usable from
 Python without the CLI::
 
-    from n8n_deploy.n8n.client import validate_key
+    from n8n_deploy.n8n.probe import validate_key
     result = validate_key(key, "https://n8n.example.com", timeout=10)
     result.ok, result.exit_status, result.message, result.hint
 

@@ -1,8 +1,9 @@
-"""``n8n-deploy apikey test`` and ``apikey rotate``: check keys against n8n servers, and
-replace a key without ever leaving a team without a working one.
+"""``n8n-deploy apikey test`` and ``apikey rotate``: the commands that verify keys against
+their servers: a pre-deploy gate CI can trust, and a way to replace a key without ever
+leaving a team without a working one.
 
-Registered onto the ``apikey`` group (imported for that side effect by ``cli/__init__``).
-The work is done by ``n8n_deploy.apikeys.check`` and ``n8n_deploy.n8n.client``; this module only
+``cli.app`` registers them on the ``apikey`` group.  The work is done by
+``n8n_deploy.apikeys.check`` / ``.rotate`` and ``n8n_deploy.n8n.probe``; this module only
 parses options and renders results.  Nothing heavy is imported at module level.
 """
 
@@ -13,12 +14,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from n8n_deploy.base.dates import human_date
 from n8n_deploy.base.errors import N8nDeployError, UsageError
 from n8n_deploy.base.names import lookup_name
 from n8n_deploy.base.status import ExitStatus, check_words, most_serious, severity_order
+from n8n_deploy.base.text import redact_keys
 from n8n_deploy.cli import prompts
-from n8n_deploy.cli.completion import complete_key_names, complete_server_names
-from n8n_deploy.cli.options import JsonOption, NoEmojiOption
+from n8n_deploy.cli.options import (
+    JsonOption,
+    NoEmojiOption,
+    description_option,
+    key_name_argument,
+    server_option,
+)
 from n8n_deploy.cli.output import icon, note, print_json, print_table, say, warn
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
@@ -54,12 +62,8 @@ ROTATE_EPILOG = (
 
 ServerOption = Annotated[
     str | None,
-    typer.Option(
-        "--server",
-        metavar="NAME",
-        help="Test against this stored server (its skip_ssl_verify setting applies).",
-        autocompletion=complete_server_names,
-        show_default=False,
+    server_option(
+        "Test against this stored server (its skip_ssl_verify setting applies).", metavar="NAME"
     ),
 ]
 ServerUrlOption = Annotated[
@@ -102,11 +106,9 @@ def test(
     ctx: typer.Context,
     name: Annotated[
         str | None,
-        typer.Argument(
+        key_name_argument(
+            "The stored key to test, or - to read a key from stdin (nothing is stored).",
             metavar="NAME|-",
-            help="The stored key to test, or - to read a key from stdin (nothing is stored).",
-            autocompletion=complete_key_names,
-            show_default=False,
         ),
     ] = None,
     all_keys: Annotated[
@@ -197,7 +199,7 @@ def _options(
 ) -> CheckOptions:
     """How to test, from the options and the settings (N8N_SERVER_URL, SSL_CERT_FILE/DIR)."""
     from n8n_deploy.apikeys.check import CheckOptions
-    from n8n_deploy.n8n.client import Trust
+    from n8n_deploy.n8n.probe import Trust
 
     settings = state(ctx).settings
     return CheckOptions(
@@ -211,13 +213,7 @@ def _options(
 
 def rotate(
     ctx: typer.Context,
-    old: Annotated[
-        str,
-        typer.Argument(
-            help="The stored key being replaced.",
-            autocompletion=complete_key_names,
-        ),
-    ],
+    old: Annotated[str, key_name_argument("The stored key being replaced.", metavar="OLD")],
     name: Annotated[
         str,
         typer.Option(
@@ -233,10 +229,7 @@ def rotate(
             show_default=False,
         ),
     ] = None,
-    description: Annotated[
-        str | None,
-        typer.Option("--description", metavar="TEXT", help="Description of the new key."),
-    ] = None,
+    description: Annotated[str | None, description_option("Description of the new key.")] = None,
     discard_on_failure: Annotated[
         bool,
         typer.Option(
@@ -288,8 +281,6 @@ def rotate(
 
 def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, object]:
     """The --json record of a rotation refused before any test: nothing was changed."""
-    from n8n_deploy.base.text import redact_keys
-
     return {
         "old": old,
         "new": new,
@@ -414,8 +405,6 @@ def _finish_one(report: KeyReport, title: str, *, json_output: bool, emoji: bool
 def _errors_to_stderr(results: Sequence[TargetResult], *, key_name: str | None = None) -> None:
     """With --json, a one-line reason per failed check on stderr for the job log; with
     several keys (--all) each line names the key and the server it was tested against."""
-    from n8n_deploy.base.errors import N8nDeployError
-
     seen: set[str] = set()
     for item in results:
         result = item.result
@@ -487,8 +476,6 @@ def _server_cell(target: Target | None) -> str:
 
 
 def _expiry_text(result: ValidationResult) -> str:
-    from n8n_deploy.base.dates import human_date
-
     if result.key_kind is None:  # the key was not read, or is not a key
         return ""
     return human_date(result.expires_at, never="Never")

@@ -1,0 +1,191 @@
+"""Helpers shared by the tests: the one module tests import from (fixtures are in
+conftest.py; ``dbfactory`` builds databases of earlier releases, ``fake_n8n`` is a server).
+
+Keys shaped like n8n's, what a command printed, what a database holds, and the
+installed script."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+
+# A server-side secret long enough for HS256; tests never need to verify with it.
+JWT_SECRET = "n8n-deploy-tests-secret-0123456789abcdef"
+#: Libraries that --help, --version and completion must not import.
+HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt", "pydantic")
+
+
+@dataclass
+class Run:
+    """What a user sees from one command: exit status, stdout and stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def make_jwt(exp_days: float | None = None, **claims: Any) -> str:
+    """A key shaped like the ones n8n issues (HS256; sub, iss, aud, iat, optional exp)."""
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": "user-1234", "iss": "n8n", "aud": "public-api", "iat": now}
+    if exp_days is not None:
+        payload["exp"] = now + int(exp_days * 86400)
+    payload.update(claims)
+    return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
+
+
+def jwt_of_length(length: int) -> str:
+    """A key as long as the ones n8n issues (267-289 characters)."""
+    for pad in range(400):
+        token = make_jwt(exp_days=30, jti="x" * pad)
+        if len(token) == length:
+            return token
+    raise AssertionError(f"no JWT of {length} characters")
+
+
+def leaked_piece(key: str, text: object, size: int = 12) -> str | None:
+    """The first piece of ``key`` of ``size`` characters found in ``text``."""
+    shown = str(text)
+    return next(
+        (key[i : i + size] for i in range(len(key) - size + 1) if key[i : i + size] in shown), None
+    )
+
+
+def make_legacy_key(seed: int = 1) -> str:
+    return "n8n_api_" + (f"{seed:02x}" * 40)
+
+
+def raw_jwt(header: Any = None, claims: Any = None, *, signature: str = "c2lnbmF0dXJl") -> str:
+    """A JWT-shaped string with any header and claims (JSON-encoded unless given as bytes)."""
+
+    def part(value: Any) -> str:
+        return b64url(value if isinstance(value, bytes) else json.dumps(value).encode())
+
+    header = {"alg": "HS256", "typ": "JWT"} if header is None else header
+    claims = {"sub": "u", "iss": "n8n", "aud": "public-api"} if claims is None else claims
+    return f"{part(header)}.{part(claims)}.{signature}"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sqlite_file(data_dir: Path) -> Path:
+    return data_dir / "n8n-deploy.db"
+
+
+def file_mode(path: Path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def one_line_error(run: Run, status: int, starts: str) -> None:
+    assert run.exit_code == status, run.output
+    assert run.stdout == ""
+    assert run.stderr.startswith(f"Error: {starts}"), run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.output
+
+
+def dump_database(data_dir: Path) -> list[str] | None:
+    """Everything in the database (None when there is no database file)."""
+    path = data_dir / "n8n-deploy.db"
+    if not path.exists():
+        return None
+    with closing(sqlite3.connect(path)) as conn:
+        return list(conn.iterdump())
+
+
+def installed_script() -> str:
+    candidate = Path(sys.executable).parent / "n8n-deploy"
+    found = str(candidate) if candidate.exists() else shutil.which("n8n-deploy")
+    assert found, "the n8n-deploy console script is not installed"
+    return found
+
+
+def imported_modules(*args: str, env: dict[str, str]) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "n8n_deploy", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def add_server(database: Database, name: str, url: str, *, skip_ssl_verify: bool = False) -> None:
+    with database.session(write=True) as session:
+        ServerRepository(session).create(name, url, skip_ssl_verify=skip_ssl_verify)
+
+
+def add_key(
+    database: Database,
+    name: str,
+    secret: str,
+    servers: Sequence[str] = (),
+    *,
+    active: bool = True,
+) -> None:
+    with database.session(write=True) as session:
+        keys, known = ApiKeyRepository(session), ServerRepository(session)
+        key = keys.add(name, secret)
+        for server in servers:
+            known.link(key, known.get(server))
+        if not active:
+            keys.set_active(key, False)
+
+
+@dataclass
+class StoredKey:
+    name: str
+    secret: str
+    is_active: bool
+    last_used_at: datetime | None
+    servers: list[str]
+    description: str | None
+
+
+def stored(database: Database, name: str) -> StoredKey | None:
+    with database.session() as session:
+        key = ApiKeyRepository(session).find(name)
+        if key is None:
+            return None
+        return StoredKey(
+            key.name,
+            key.api_key,
+            key.is_active,
+            key.last_used_at,
+            [s.name for s in key.servers],
+            key.description,
+        )
+
+
+def key_names(database: Database) -> list[str]:
+    with database.session() as session:
+        return ApiKeyRepository(session).names()
