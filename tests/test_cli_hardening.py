@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.helpers import Run, make_jwt, one_line_error
+from tests.helpers import Run, installed_script, make_jwt, one_line_error
 from tests.helpers import dump_database as snapshot
 
 Cli = Callable[..., Run]
@@ -145,10 +144,6 @@ def test_a_server_created_from_n8n_server_url_warns_about_plain_http(cli: Cli) -
     )
     assert run.exit_code == 0, run.output
     assert "plain http" in run.stderr
-
-
-def installed_script() -> str:
-    return str(Path(sys.executable).parent / "n8n-deploy")
 
 
 @pytest.mark.e2e

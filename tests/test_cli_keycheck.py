@@ -1197,6 +1197,7 @@ def test_the_help_states_the_severity_order_the_exit_status_follows(cli: Cli) ->
     assert order == "4, 7, 6, 9, 8, 5, 1"  # the documented contract (docs/ci.md)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", ["test", "rotate"])
 def test_help_of_the_commands_does_not_import_heavy_libraries(command: str) -> None:
     modules = imported_modules("apikey", command, "--help", env=dict(os.environ))

@@ -840,6 +840,7 @@ def _complete(words: str, data_dir: Path) -> list[str]:
     return result.stdout.split()
 
 
+@pytest.mark.e2e
 def test_server_and_key_names_complete_in_the_shell(seeded: Database, data_dir: Path) -> None:
     assert _complete("n8n-deploy server show Pro", data_dir) == ["Production"]
     assert _complete("n8n-deploy server keys S", data_dir) == ["Staging"]
@@ -848,6 +849,7 @@ def test_server_and_key_names_complete_in_the_shell(seeded: Database, data_dir: 
     assert _complete("n8n-deploy server unlink prod_key St", data_dir) == ["Staging"]
 
 
+@pytest.mark.e2e
 def test_completion_without_a_database_offers_nothing_and_creates_nothing(
     data_dir: Path,
 ) -> None:

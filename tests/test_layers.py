@@ -108,6 +108,35 @@ def test_a_migration_imports_nothing_from_the_program(revision: str) -> None:
     assert not imported, f"{revision} imports {sorted(imported)}"
 
 
+def test_every_test_that_starts_a_process_is_marked_e2e() -> None:
+    """``make test-fast`` runs ``-m "not e2e"``: a test that starts a process (or calls a
+    helper of its module that does) must carry the marker."""
+    unmarked = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        helpers = {"installed_script", "imported_modules"} | {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and not node.name.startswith("test_")
+            and "subprocess" in ast.unparse(node)
+        }
+        for node in tree.body:
+            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+                continue
+            body = ast.unparse(node)
+            starts = "subprocess." in body or any(f"{name}(" in body for name in helpers)
+            marked = any("e2e" in ast.unparse(d) for d in node.decorator_list)
+            if (
+                starts
+                and not marked
+                and node.name != "test_every_test_that_starts_a_process_is_marked_e2e"
+            ):
+                unmarked.append(f"{path.name}::{node.name}")
+    assert not unmarked, unmarked
+
+
+@pytest.mark.e2e
 def test_the_declared_api_is_importable_from_the_top_and_loaded_lazily() -> None:
     import n8n_deploy
 

@@ -546,6 +546,7 @@ def test_a_legacy_upgrade_failing_part_way_leaves_the_file_as_it_was(
     assert "alembic_version" not in _tables(db)
 
 
+@pytest.mark.e2e
 def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path) -> None:
     db = sqlite_file(data_dir)
     build_legacy(

@@ -15,7 +15,7 @@ from n8n_deploy.store.engine import create_engine_for
 from n8n_deploy.store.models import Base
 
 
-def installed_script() -> ScriptDirectory:
+def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(migrate.alembic_config())
 
 
@@ -38,7 +38,7 @@ def _schema(engine: sa.Engine) -> dict[str, object]:
 
 
 def test_there_is_a_single_head_and_the_code_knows_every_revision() -> None:
-    script = installed_script()
+    script = script_directory()
     assert script.get_heads() == [schema.HEAD]
     shipped = [rev.revision for rev in script.walk_revisions()]
     assert list(reversed(shipped)) == list(schema.KNOWN_REVISIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from tests.helpers import HEAVY, file_mode, imported_modules, installed_script
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args",
     [
@@ -36,6 +38,7 @@ def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
 
 
+@pytest.mark.e2e
 def test_shell_completion_of_commands_does_not_import_heavy_libraries() -> None:
     env = dict(
         os.environ, _N8N_DEPLOY_COMPLETE="complete_bash", COMP_WORDS="n8n-deploy ap", COMP_CWORD="1"
@@ -94,6 +97,17 @@ def test_python_dash_m_runs_the_same_program() -> None:
 def test_the_wheel_ships_the_migrations_and_runs_them_outside_the_checkout(
     tmp_path: Path,
 ) -> None:
+    # Build from a copy of the sources: a build writes build/ and *.egg-info beside them,
+    # and no test writes into the checkout.
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for name in ("pyproject.toml", "README.md", "n8n_deploy", "migrations"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, sources / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(ROOT / name, sources / name)
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [
@@ -106,7 +120,7 @@ def test_the_wheel_ships_the_migrations_and_runs_them_outside_the_checkout(
             "-q",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(sources),
         ],
         capture_output=True,
         text=True,

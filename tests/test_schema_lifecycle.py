@@ -500,6 +500,7 @@ def test_a_failing_revision_rolls_back_table_rebuilds_deletes_and_updates(
 # -- two upgrades at once ----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_two_upgrades_started_at_once_do_not_corrupt_anything(data_dir: Path) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, "0001")

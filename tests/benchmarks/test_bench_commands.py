@@ -1,5 +1,6 @@
-"""Command benchmarks on a database with many keys (`make bench`).  In `make test` each
-runs once, as a smoke test; timings are reported, never asserted."""
+"""Command benchmarks on a database with many keys (`make bench`, never part of
+`make test`).  Timings are reported, never asserted.  The store is built once for all of
+them, with the project's own Python API in one unit of work."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from tests.helpers import make_jwt
 KEYS = 1000
 
 
-@pytest.fixture
-def many_keys(data_dir: Path) -> Path:
-    database = open_database(resolve_settings())
+@pytest.fixture(scope="session")
+def many_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("bench") / "data"
+    database = open_database(resolve_settings(str(data_dir)))
     try:
         with database.session(write=True) as s:
             servers = ServerRepository(s)

@@ -1,4 +1,4 @@
-"""Start-up benchmarks (`make bench`).  In `make test` each runs once, as a smoke test."""
+"""Start-up benchmarks (`make bench`, never part of `make test`)."""
 
 from __future__ import annotations
 
