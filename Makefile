@@ -1,14 +1,17 @@
-# make install : create .venv and install n8n-deploy with its development tools
-# make test    : lint (ruff), type-check (mypy) and run the whole test suite
-# make lint    : ruff and mypy only
-# make bench   : start-up and command timings (benchmarks, never assertions)
+# make install   : create .venv and install n8n-deploy with its development tools
+# make test      : lint, type-check, check the docs and run the whole test suite
+# make test-fast : the quick loop: the suite without tests that start processes (-m "not e2e")
+# make lint      : ruff, mypy and the generated-docs check only
+# make docs      : regenerate docs/commands.md and README's exit-status table from the code
+# make bench     : start-up and command timings (benchmarks, never assertions)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest --ignore=tests/benchmarks
 
-.PHONY: install test lint bench clean
+.PHONY: install test test-fast lint docs bench clean
 
 install: $(STAMP)
 
@@ -19,12 +22,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check n8n_deploy migrations tests
-	$(BIN)/ruff format --check n8n_deploy migrations tests
+	$(BIN)/ruff check n8n_deploy migrations tests docs
+	$(BIN)/ruff format --check n8n_deploy migrations tests docs
 	$(BIN)/mypy
+	$(BIN)/python docs/generate.py --check
 
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+test-fast: $(STAMP)
+	$(PYTEST) -q -m "not e2e"
+
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-enable --benchmark-only

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from n8n_deploy.n8n.probe import Probe, Trust, check_locally, validate_key, validate_many
     from n8n_deploy.n8n.results import Outcome, ValidationResult
     from n8n_deploy.store.backups import create_backup
-    from n8n_deploy.store.engine import Database
+    from n8n_deploy.store.engine import Database, create_engine_for
     from n8n_deploy.store.lifecycle import open_database
     from n8n_deploy.store.migrations import downgrade_database, upgrade_database
     from n8n_deploy.store.models import ApiKey, Server
@@ -53,6 +53,7 @@ _API: dict[str, str] = {
     "N8nDeployError": "n8n_deploy.base.errors",
     "open_database": "n8n_deploy.store.lifecycle",
     "Database": "n8n_deploy.store.engine",
+    "create_engine_for": "n8n_deploy.store.engine",
     "ApiKey": "n8n_deploy.store.models",
     "Server": "n8n_deploy.store.models",
     "ApiKeyRepository": "n8n_deploy.store.repositories",
@@ -78,7 +79,39 @@ _API: dict[str, str] = {
     "RotationReport": "n8n_deploy.apikeys.rotate",
 }
 
-__all__ = ["__version__", *sorted(_API)]
+__all__ = [
+    "AddedKey",
+    "ApiKey",
+    "ApiKeyRepository",
+    "CheckOptions",
+    "Database",
+    "ExitStatus",
+    "KeyReport",
+    "N8nDeployError",
+    "Outcome",
+    "Probe",
+    "RotationReport",
+    "Server",
+    "ServerRepository",
+    "Settings",
+    "Trust",
+    "ValidationResult",
+    "__version__",
+    "add_key",
+    "check_all_keys",
+    "check_locally",
+    "check_secret",
+    "check_stored_key",
+    "create_backup",
+    "create_engine_for",
+    "downgrade_database",
+    "open_database",
+    "resolve_settings",
+    "rotate_key",
+    "upgrade_database",
+    "validate_key",
+    "validate_many",
+]
 
 
 def __getattr__(name: str) -> Any:

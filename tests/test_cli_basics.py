@@ -12,7 +12,7 @@ import pytest
 from n8n_deploy import __version__
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store import schema
-from tests.helpers import Run, file_mode
+from tests.helpers import Run, file_mode, make_jwt
 
 Cli = Callable[..., Run]
 
@@ -125,3 +125,62 @@ def test_an_unwritable_data_folder_is_a_clear_error(cli: Cli, tmp_path: Path) ->
 def test_a_group_without_a_command_shows_its_help(cli: Cli, args: tuple[str, ...]) -> None:
     result = cli(*args)
     assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (("--bogus", "apikey", "list"), "Error: No such option: --bogus"),
+        (("--data-dir",), "Error: Option '--data-dir' requires an argument"),
+        (("nosuch",), "Error: No such command 'nosuch'"),
+    ],
+)
+def test_a_mistake_in_the_global_options_is_one_line(
+    cli: Cli, args: tuple[str, ...], starts: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith(starts), result.stderr
+    assert result.stderr.rstrip().endswith("See 'n8n-deploy --help'")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def _fail_listing(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    from n8n_deploy.store.repositories import ApiKeyRepository
+
+    def fail(*_: object, **__: object) -> None:
+        raise error
+
+    monkeypatch.setattr(ApiKeyRepository, "list", fail)
+
+
+def test_a_bug_is_one_line_that_says_how_to_report_it(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = make_jwt()
+    _fail_listing(monkeypatch, RuntimeError(f"internal state {key}"))
+    result = cli("apikey", "list")
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.startswith("Error: unexpected RuntimeError. This is a bug")
+    assert "N8N_DEPLOY_DEBUG=1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output and key not in result.output
+
+
+def test_n8n_deploy_debug_lets_the_traceback_through(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_listing(monkeypatch, RuntimeError("for the bug report"))
+    with pytest.raises(RuntimeError, match="for the bug report"):
+        cli("apikey", "list", env={"N8N_DEPLOY_DEBUG": "1"})
+
+
+def test_ctrl_c_exits_130_and_says_nothing_was_changed(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_listing(monkeypatch, KeyboardInterrupt())
+    result = cli("apikey", "list")
+    assert result.exit_code == ExitStatus.INTERRUPTED == 130
+    assert result.stderr.strip() == "Interrupted; nothing was changed."
+    assert "Traceback" not in result.output

@@ -1,18 +1,31 @@
-"""Documentation that is tested stays true: every command has help text and a README entry,
-and every exit status is in the README's table."""
+"""Documentation that is tested stays true: every command has help text and a section in
+the generated command reference, every exit status is in the README's table, the generated
+files are up to date, and every relative link points at a file that exists."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import typer
 
+from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import app
-from n8n_deploy.errors import ExitStatus
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+COMMANDS = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")])
+
+# [text](target) outside code; images too. Targets with a scheme or only an anchor are
+# not files.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+FENCE = re.compile(r"^```.*?^```", flags=re.MULTILINE | re.DOTALL)
+CODE = re.compile(r"`[^`\n]*`")
 
 
 def _commands() -> list[tuple[str, object]]:
@@ -24,12 +37,61 @@ def _commands() -> list[tuple[str, object]]:
     return sorted(found, key=lambda item: item[0])
 
 
+def _generator() -> ModuleType:
+    """docs/generate.py, imported from its path (it is a script, not part of the package)."""
+    path = ROOT / "docs" / "generate.py"
+    spec = importlib.util.spec_from_file_location("n8n_deploy_docs_generate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
 @pytest.mark.parametrize(("name", "command"), _commands(), ids=lambda v: str(v))
-def test_every_command_has_help_and_is_in_the_readme(name: str, command: object) -> None:
+def test_every_command_has_help_and_is_in_the_command_reference(name: str, command: object) -> None:
     assert (getattr(command, "help", None) or "").strip(), f"{name} has no help text"
-    assert f"n8n-deploy {name}" in README, f"README.md does not mention 'n8n-deploy {name}'"
+    assert f"n8n-deploy {name}" in COMMANDS, (
+        f"docs/commands.md does not mention 'n8n-deploy {name}'; run 'make docs'"
+    )
 
 
 def test_every_exit_status_is_documented() -> None:
     table = {int(m) for m in re.findall(r"^\| (\d+) \|", README, flags=re.MULTILINE)}
     assert {int(status) for status in ExitStatus} <= table
+
+
+def test_the_generated_docs_are_up_to_date() -> None:
+    generator = _generator()
+    stale = [path.relative_to(ROOT).as_posix() for path in generator.outdated()]
+    assert stale == [], f"out of date: {', '.join(stale)}; run 'make docs'"
+
+
+def _relative_links(text: str) -> list[str]:
+    prose = CODE.sub("", FENCE.sub("", text))
+    targets = [match.group(1) for match in LINK.finditer(prose)]
+    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+
+
+def _anchors(page: Path) -> set[str]:
+    """The ids GitHub gives the headings of a markdown page."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    headings = re.findall(r"^#{1,6} +(.+?) *$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.replace("`", "").lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_points_at_a_file_that_exists(page: Path) -> None:
+    missing, no_anchor = [], []
+    for target in _relative_links(page.read_text(encoding="utf-8")):
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part) if file_part else page
+        if not linked.exists():
+            missing.append(target)
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            no_anchor.append(target)
+    assert missing == [], f"{page.relative_to(ROOT)} links to missing files: {missing}"
+    assert no_anchor == [], f"{page.relative_to(ROOT)} links to missing headings: {no_anchor}"

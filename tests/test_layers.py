@@ -152,5 +152,6 @@ def test_the_declared_api_is_importable_from_the_top_and_loaded_lazily() -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert {"add_key", "open_database", "validate_key", "ExitStatus"} <= set(n8n_deploy.__all__)
+    assert set(n8n_deploy.__all__) == {"__version__", *n8n_deploy._API}
     with pytest.raises(AttributeError, match="no attribute 'not_there'"):
         n8n_deploy.not_there  # noqa: B018

@@ -37,6 +37,17 @@ def _error(message: str, hint: str | None = None) -> None:
 class RootGroup(TyperGroup):
     """Maps every error raised below it to one line on stderr and an exit status."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # The root's own options are parsed before invoke(): a mistake there (an unknown
+        # option before the group) gets the same one line as one inside a command.
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if not _is_usage_error(exc) or type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # no arguments at all: click shows the help, as asked
+            _report_usage_error(exc)
+            raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)

@@ -39,15 +39,11 @@ def ensure_private_file(path: Path) -> None:
     """Create an empty SQLite file with mode 0600 before SQLite does (SQLite would use 0644)."""
     ensure_private_folder(path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        _create_private(path)
     except FileExistsError:
         return
     except OSError as exc:
         raise DatabaseError(f"Cannot create the database {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -110,9 +106,14 @@ def fix_sqlite_permissions(path: Path) -> None:
 def new_private_file(path: Path) -> None:
     """Create ``path`` empty with mode 0600; refuse (OperationFailed) if it exists."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        _create_private(path)
     except OSError as exc:
         raise OperationFailed(f"Cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty, mode 0600 whatever the umask; FileExistsError if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
     finally:
