@@ -6,7 +6,6 @@ Commands read their input, call ``n8n_deploy.apikeys.add`` / the repositories, a
 
 from __future__ import annotations
 
-import os
 import shlex
 from typing import Annotated
 
@@ -93,7 +92,7 @@ def add(
         raw,
         description=description,
         server=server,
-        server_url=os.environ.get(SERVER_URL_ENV),
+        server_url=state(ctx).settings.server_url,
     )
     with state(ctx).session(write=True) as session:
         added = keystore.store_new_key(session, new)

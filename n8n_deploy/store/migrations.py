@@ -121,10 +121,9 @@ def downgrade(engine: Engine, revision: str) -> MigrationReport:
     return _run_migration(engine, revision, upgrade=False)
 
 
-def _backup_before_migrating(engine: Engine, state: SchemaState) -> Path | None:
+def _backup_before_migrating(path: Path | None, state: SchemaState) -> Path | None:
     """Call holding the write lock, before writing: the backup is read on its own
     connection, which the lock does not block (see the module's docstring)."""
-    path = engine_path(engine)
     if path is None or not path.exists() or not state.tables:
         return None  # nothing worth keeping yet, or not a file (use the server's own tools)
     return create_backup(path)
@@ -137,6 +136,7 @@ def _run_migration(
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     target = None if revision == "base" else resolve_revision(revision)
+    path = engine_path(engine)  # the SQLite file, if it is one: resolved once
     steps: list[Step] = []
     notes: list[str] = []
     report = MigrationReport(before=SchemaState("empty"), after=None, steps=steps, notes=notes)
@@ -152,7 +152,7 @@ def _run_migration(
             if (here >= position(target)) if upgrade else (here <= position(target)):
                 return report
             if backup:
-                report.backup = _backup_before_migrating(engine, state)
+                report.backup = _backup_before_migrating(path, state)
             config = alembic_config(conn)
             config.attributes["on_version_apply"] = _step_recorder(steps)
             config.attributes["notes"] = notes
@@ -181,7 +181,6 @@ def _run_migration(
         # A bug in a migration script: report its type only (its text could quote data).
         raise _failed(type(exc).__name__) from exc
     enable_wal(engine)
-    path = engine_path(engine)
     if path is not None:
         fix_sqlite_permissions(path)
     return report
