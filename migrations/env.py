@@ -24,6 +24,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         # n8n_deploy.store.migrations records each step applied, to print it.
         on_version_apply=config.attributes.get("on_version_apply"),
+        # MariaDB/MySQL cannot roll DDL back: each revision is committed on its own, so
+        # that the revision recorded is always the one the schema is at.
+        transaction_per_migration=config.attributes.get("transaction_per_migration", False),
     )
     with context.begin_transaction():
         context.run_migrations()

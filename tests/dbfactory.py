@@ -19,6 +19,7 @@ from n8n_deploy.base.urls import normalize_server_url
 from n8n_deploy.store import migrations as migrate
 from n8n_deploy.store import schema
 from n8n_deploy.store.engine import create_engine_for
+from n8n_deploy.store.models import secret_hash
 from tests.helpers import make_jwt, make_legacy_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-0.9" / "n8n-deploy.db"
@@ -139,6 +140,17 @@ def expected_expiry(secret: str) -> datetime | None:
     return info.expires_at.replace(tzinfo=None)
 
 
+def expected_hashes(keys: list[dict[str, Any]]) -> dict[int, str | None]:
+    """Revision 0005's secret_hash of each key: the oldest holder of a key gets it."""
+    owners: dict[str, int] = {}
+    hashes: dict[int, str | None] = {}
+    for key in sorted(keys, key=lambda k: k["id"]):
+        digest = secret_hash(key["api_key"])
+        hashes[key["id"]] = None if digest in owners else digest
+        owners.setdefault(digest, key["id"])
+    return hashes
+
+
 def build_at_revision(path: Path, revision: str) -> dict[str, Any]:
     """A database at ``revision`` holding the representative rows; returns what was written."""
     engine = create_engine_for(f"sqlite:///{path}")
@@ -155,8 +167,11 @@ def build_at_revision(path: Path, revision: str) -> dict[str, Any]:
             if "updated_at" in server_columns:
                 row["updated_at"] = server["created_at"]
             _insert(conn, "servers", row)
+        hashes = expected_hashes(keys)
         for key in keys:
             row = dict(key)
+            if "secret_hash" in key_columns:
+                row["secret_hash"] = hashes[key["id"]]
             if "expires_at" in key_columns:
                 expires = expected_expiry(key["api_key"])
                 row["expires_at"] = expires.strftime(STAMP) if expires else None
@@ -230,10 +245,13 @@ def expected_rows(
                 row["updated_at"] = NotBefore(rewritten_since)
         servers[server["id"]] = row
     keys = {}
+    hashes = expected_hashes(built["keys"])
     for key in built["keys"]:
         row = {k: _value(k, v) for k, v in key.items()}
         if at >= 1:
             row["expires_at"] = expected_expiry(key["api_key"])
+        if at >= 4:
+            row["secret_hash"] = hashes[key["id"]]
         keys[key["id"]] = row
     links = {(s, k): _value("created_at", c) for s, k, c in built["links"]}
     return {"servers": servers, "api_keys": keys, "links": links}

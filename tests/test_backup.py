@@ -367,7 +367,7 @@ def test_restore_needs_confirmation(
     declined = cli("db", "restore", str(source), input="n\n")
     assert declined.exit_code == ExitStatus.FAILED
     assert f"Replace the database {db} (revision {schema.HEAD}, 2 API keys" in declined.stderr
-    assert "(revision 0003, 1 API key, 0 servers)?" in declined.stderr
+    assert f"(revision {schema.HEAD}, 1 API key, 0 servers)?" in declined.stderr
     assert snapshot(db) == before
     assert _backups(data_dir) == []
 

@@ -16,12 +16,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from n8n_deploy.base.urls import mask_url_password, sqlite_path, sqlite_url_for
+from n8n_deploy.base.errors import UsageError
+from n8n_deploy.base.urls import database_backend, mask_url_password, sqlite_path, sqlite_url_for
+
+#: Seconds to wait for another process's migration lock, unless N8N_DEPLOY_LOCK_TIMEOUT says.
+DEFAULT_LOCK_TIMEOUT = 60.0
 
 DATA_DIR_ENV = "N8N_DEPLOY_DATA_DIR"
 DATABASE_URL_ENV = "N8N_DEPLOY_DATABASE_URL"
 AUTO_UPGRADE_ENV = "N8N_DEPLOY_AUTO_UPGRADE"
 DEBUG_ENV = "N8N_DEPLOY_DEBUG"
+LOCK_TIMEOUT_ENV = "N8N_DEPLOY_LOCK_TIMEOUT"
 SERVER_URL_ENV = "N8N_SERVER_URL"
 CA_FILE_ENV = "SSL_CERT_FILE"
 CA_DIR_ENV = "SSL_CERT_DIR"
@@ -53,11 +58,18 @@ class Settings:
     debug: bool = False
     #: How the local time zone is named in messages (TZ when set), e.g. for 0.9 timestamps.
     time_zone: str = "local time"
+    #: N8N_DEPLOY_LOCK_TIMEOUT: seconds to wait for another process's migration (servers).
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
     @property
     def database_path(self) -> Path | None:
         """The SQLite file in use, or None for a server database / in-memory SQLite."""
         return sqlite_path(self.database_url)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
+        return database_backend(self.database_url)
 
     def describe(self) -> dict[str, str]:
         """What ``db path`` shows: every value with its source; passwords masked."""
@@ -107,4 +119,22 @@ def resolve_settings(
         no_color=NO_COLOR_ENV in env,
         debug=bool(env.get(DEBUG_ENV)),
         time_zone=env.get("TZ") or datetime.now().astimezone().tzname() or "local time",
+        lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds from the environment; a usage error (exit 2) if it is not one."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value <= 86_400):
+        raise UsageError(
+            f"{name} must be a number of seconds from 0 to 86400, not {raw!r}",
+            hint=f"Set it like {name}=120, or unset it (default {default:g})",
+        )
+    return value

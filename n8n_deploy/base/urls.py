@@ -152,7 +152,17 @@ def is_loopback_host(url: str) -> bool:
 # -- database URLs -----------------------------------------------------------------------
 
 _SQLITE_URL = re.compile(r"^sqlite(?:\+\w+)?://(?P<rest>.*)$", re.S)
-_PASSWORD_IN_URL = re.compile(r"^(?P<head>[\w+.-]+://[^/:@]*:)(?P<password>[^@/]*)(?P<tail>@.*)$")
+#: Query parameters that carry a secret in a database URL (libpq and the MySQL drivers).
+_SECRET_PARAMETER = re.compile(
+    r"(?i)((?:^|&)(?:password|passwd|pwd|sslpassword|sslkey_password|secret|token)=)[^&]*"
+)
+
+
+def database_backend(url: str) -> str:
+    """The kind of database a URL names, as SQLAlchemy calls it: ``sqlite``,
+    ``postgresql``, ``mysql`` or ``mariadb`` (else the scheme itself)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return "postgresql" if scheme == "postgres" else scheme
 
 
 def sqlite_url_for(path: Path) -> str:
@@ -193,5 +203,22 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def mask_url_password(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
-    return _PASSWORD_IN_URL.sub(lambda m: m["head"] + "***" + m["tail"], url)
+    """A URL safe to show: ``postgresql://u:secret@h/db?password=x`` ->
+    ``postgresql://u:***@h/db?password=***``.
+
+    The password in the user part is hidden up to the last ``@`` (so an unencoded ``@``
+    or ``/`` inside it hides nothing of it), and so are the query parameters that carry
+    one (``password``, ``passwd``, ``pwd``, ``sslpassword``, ...)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url
+    head, rest = url[: scheme_end + 3], url[scheme_end + 3 :]
+    main, question, query = rest.partition("?")
+    at = main.rfind("@")
+    if at >= 0:
+        user, colon, _password = main[:at].partition(":")
+        if colon:
+            main = f"{user}:***{main[at:]}"
+    if question:
+        query = _SECRET_PARAMETER.sub(r"\1***", query)
+    return head + main + question + query

@@ -79,14 +79,18 @@ def upgrade(
 ) -> None:
     """Upgrade the database to the newest (or the given) schema revision.
 
-    A SQLite database is backed up first, beside itself (the path is printed). Each step
-    is printed as it is applied; all steps run in one transaction, so a failure leaves the
-    database as it was. A database made by n8n-deploy 0.9 is carried forward too: every
+    A SQLite database is backed up first, beside itself (the path is printed); back a server
+    database up with its own tools (pg_dump, mariadb-dump). Each step is printed as it is
+    applied. On SQLite and PostgreSQL all steps run in one transaction, so a failure leaves
+    the database as it was; MariaDB/MySQL cannot roll schema changes back, so there each
+    revision is applied and recorded on its own, and a failure says which one was reached.
+    A database made by n8n-deploy 0.9 is carried forward too: every
     server, key and link is kept (0.9's naive timestamps are read as this machine's local
     time, TZ honoured, and stored as UTC), links to deleted keys
     or servers are dropped and counted, 0.9's other tables are left untouched, and anything
     that cannot be carried is reported. Another upgrade running at the same time is waited
-    for; the backup is taken only once there is something left to do."""
+    for (at most N8N_DEPLOY_LOCK_TIMEOUT seconds, default 60); the backup is taken only
+    once there is something left to do."""
     from n8n_deploy.store import migrations, schema
     from n8n_deploy.store.engine import create_engine_for
     from n8n_deploy.store.files import removed_if_left_empty
@@ -96,7 +100,9 @@ def upgrade(
     with removed_if_left_empty(settings.database_path):
         engine = create_engine_for(settings.database_url)
         try:
-            report = migrations.upgrade_database(engine, target, backup=not no_backup)
+            report = migrations.upgrade_database(
+                engine, target, backup=not no_backup, lock_timeout=settings.lock_timeout
+            )
         finally:
             engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
@@ -134,7 +140,7 @@ def downgrade(
     schema.downgrade_revision(revision)  # a bad revision is a usage error, database or not
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
-        before = schema.inspect_state(engine)
+        before = migrations.settled_state(engine, settings.lock_timeout)
         target = schema.downgrade_target(before, revision)
         if target is None:
             say(f"The database is already at revision {before.revision}; nothing to do.")
@@ -146,7 +152,9 @@ def downgrade(
             action="downgrade",
             kept="nothing was changed",
         )
-        report = migrations.downgrade_database(engine, target, backup=not no_backup)
+        report = migrations.downgrade_database(
+            engine, target, backup=not no_backup, lock_timeout=settings.lock_timeout
+        )
     finally:
         engine.dispose()
     _show_migration(report, settings, backup=not no_backup, emoji=False)
@@ -189,8 +197,9 @@ def check(ctx: typer.Context) -> None:
     Changes nothing, and creates nothing when there is no database."""
     from n8n_deploy.store import lifecycle, schema
 
-    found = lifecycle.inspect_settings(state(ctx).settings)
-    error = schema.refusal(found)
+    settings = state(ctx).settings
+    found = lifecycle.inspect_settings(settings)
+    error = schema.refusal(found, backend=settings.backend)
     if error is not None:
         raise error
     say(f"The database is at the newest revision ({schema.HEAD}).")
@@ -316,7 +325,7 @@ def _show_migration(
 ) -> None:
     if report.backup is not None:
         say(f"Backup written: {report.backup}")
-    elif backup and settings.database_path is None:
+    elif backup and settings.database_path is None and report.before.tables:
         note("No backup was made (not a SQLite file): use your database server's tools.")
     legacy = report.legacy
     if legacy is not None:
@@ -344,9 +353,15 @@ def _show_migration(
 def _sqlite_file(settings: Settings, action: str) -> Path:
     path = settings.database_path
     if path is None:
+        tools = {
+            "postgresql": "pg_dump and pg_restore",
+            "mysql": "mysqldump and mysql",
+            "mariadb": "mariadb-dump and mariadb",
+        }.get(settings.backend, "the database server's own tools")
         raise OperationFailed(
-            f"n8n-deploy can only {action} a SQLite database file",
-            hint="Use your database server's own backup tools",
+            f"n8n-deploy can only {action} a SQLite database file; this one is on a "
+            f"{settings.backend} server",
+            hint=f"Use {tools}, e.g. before 'n8n-deploy db upgrade'",
         )
     return path
 

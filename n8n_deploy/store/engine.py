@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,17 +29,68 @@ if TYPE_CHECKING:
     from n8n_deploy.store.schema import MigrationReport
 
 BUSY_TIMEOUT_SECONDS = 15.0
+#: How long to wait for a database server to accept a connection.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+#: The driver each database URL scheme is served by, and the extra that installs it.
+DRIVERS: dict[str, tuple[str, str, str]] = {
+    # scheme: (SQLAlchemy driver name, extra to install, what it is called)
+    "postgresql": ("postgresql+psycopg", "postgresql", "PostgreSQL"),
+    "postgres": ("postgresql+psycopg", "postgresql", "PostgreSQL"),
+    "postgresql+psycopg": ("postgresql+psycopg", "postgresql", "PostgreSQL"),
+    "mysql": ("mysql+pymysql", "mysql", "MySQL"),
+    "mysql+pymysql": ("mysql+pymysql", "mysql", "MySQL"),
+    "mariadb": ("mariadb+pymysql", "mysql", "MariaDB"),
+    "mariadb+pymysql": ("mariadb+pymysql", "mysql", "MariaDB"),
+}
+URL_EXAMPLES = (
+    "sqlite:////path/to/n8n-deploy.db, postgresql://USER:PASSWORD@HOST/DB or "
+    "mysql://USER:PASSWORD@HOST/DB"
+)
+#: MariaDB and MySQL dialect names (``mysql://`` and ``mariadb://`` URLs).
+MYSQL_DIALECTS = ("mysql", "mariadb")
+
+
+def database_url(url: str) -> URL:
+    """``url`` parsed, with the driver n8n-deploy uses for its scheme.
+
+    A URL that cannot be read is a usage error (exit 2) that never repeats the URL: it may
+    hold a password.  So is a scheme n8n-deploy does not serve."""
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a port that is not a number raises here
+    except (ArgumentError, ValueError, TypeError) as exc:
+        why = "its port is not a number" if isinstance(exc, ValueError) else "not a URL"
+        raise UsageError(
+            f"The database URL cannot be read ({why}); it is not shown, as it may hold a password",
+            hint=f"Use e.g. {URL_EXAMPLES}; percent-encode special characters in the "
+            "password (@ is %40, / is %2F)",
+        ) from None
+    if parsed.host is not None and ("@" in parsed.host or "/" in parsed.host):
+        raise UsageError(
+            "The database URL has an '@' or '/' in its user name or password; it is not "
+            "shown, as it may hold a password",
+            hint="Percent-encode them in the URL: @ is %40, / is %2F",
+        )
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed
+    known = DRIVERS.get(parsed.drivername)
+    if known is None:
+        raise UsageError(
+            f"n8n-deploy does not work with '{parsed.drivername}' database URLs",
+            hint=f"Use SQLite, PostgreSQL or MariaDB/MySQL, e.g. {URL_EXAMPLES}",
+        )
+    parsed = parsed.set(drivername=known[0])
+    if backend in MYSQL_DIALECTS and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
 
 
 def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool = True) -> Engine:
     """An engine for ``url``.  ``foreign_keys=False`` is for migrations that rebuild tables."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise UsageError(
-            f"Not a database URL: {mask_url_password(url)}",
-            hint="Use e.g. sqlite:////path/to/n8n-deploy.db or postgresql://user@host/db",
-        ) from None
+    parsed = database_url(url)
     path = sqlite_path(url)
     if path is not None:
         if create_file:
@@ -47,11 +98,24 @@ def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool 
         elif not path.exists():
             raise DatabaseError(f"No database at {path}")
     kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS}
+    elif backend in MYSQL_DIALECTS:
+        # No gap locks between concurrent writers (REPEATABLE READ's), as on PostgreSQL.
+        kwargs["isolation_level"] = "READ COMMITTED"
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    else:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     try:
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+    except ImportError:
+        _, extra, name = DRIVERS[parsed.drivername]
+        raise DatabaseError(
+            f"The {name} driver is not installed",
+            hint=f"Install it with: pip install 'n8n-deploy[{extra}]'",
+        ) from None
+    except (ArgumentError, SQLAlchemyError) as exc:
         raise DatabaseError(
             f"Cannot use the database URL {mask_url_password(url)}: {type(exc).__name__}"
         ) from None

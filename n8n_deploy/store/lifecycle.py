@@ -7,7 +7,7 @@ Alembic; a database already at the newest revision costs one query.
 
 from __future__ import annotations
 
-from n8n_deploy.base.settings import Settings
+from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
 from n8n_deploy.store import migrations
 from n8n_deploy.store.engine import Database, create_engine_for, enable_wal
 from n8n_deploy.store.files import removed_if_left_empty
@@ -26,26 +26,38 @@ def open_database(settings: Settings) -> Database:
         engine = create_engine_for(settings.database_url)
         database = Database(settings, engine)
         try:
-            database.migration = ensure_ready(database, auto_upgrade=settings.auto_upgrade)
+            database.migration = ensure_ready(
+                database, auto_upgrade=settings.auto_upgrade, lock_timeout=settings.lock_timeout
+            )
         except BaseException:
             engine.dispose()
             raise
     return database
 
 
-def ensure_ready(database: Database, *, auto_upgrade: bool = False) -> MigrationReport | None:
+def ensure_ready(
+    database: Database, *, auto_upgrade: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> MigrationReport | None:
     """Create a missing schema; upgrade (with a backup) when ``auto_upgrade``; refuse (exit
-    3) a database at any other revision.  Returns what was migrated, if anything."""
+    3) a database at any other revision.  Returns what was migrated, if anything.
+
+    On a database server, creating the schema takes the migration lock and reads the state
+    again under it (many runners may start on one new database at once), and a state that
+    would be refused is read again under the lock first: it may be a schema being created."""
     engine = database.engine
     state = inspect_state(engine)
     if state.kind == "current":
         enable_wal(engine)
         return None
+    if state.kind not in ("empty", "behind"):
+        state = migrations.settled_state(engine, lock_timeout)
+        if state.kind == "current":
+            return None
     if state.kind == "empty":
-        return migrations.upgrade(engine, "head")
+        return migrations.upgrade(engine, "head", lock_timeout=lock_timeout)
     if state.kind == "behind" and auto_upgrade:
-        return migrations.upgrade_database(engine, "head")
-    error = refusal(state)
+        return migrations.upgrade_database(engine, "head", lock_timeout=lock_timeout)
+    error = refusal(state, backend=engine.dialect.name)
     assert error is not None
     raise error
 

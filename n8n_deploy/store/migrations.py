@@ -26,8 +26,9 @@ from n8n_deploy.base.errors import DatabaseError, N8nDeployError, UsageError
 from n8n_deploy.base.text import error_text
 from n8n_deploy.store import legacy
 from n8n_deploy.store.backups import create_backup
-from n8n_deploy.store.engine import create_engine_for, enable_wal, engine_path
+from n8n_deploy.store.engine import MYSQL_DIALECTS, create_engine_for, enable_wal, engine_path
 from n8n_deploy.store.files import fix_sqlite_permissions
+from n8n_deploy.store.locks import DEFAULT_LOCK_TIMEOUT, migration_lock
 from n8n_deploy.store.schema import (
     FIRST,
     MANAGED_TABLES,
@@ -78,15 +79,21 @@ def shipped_revisions() -> list[Revision]:
 
 
 def upgrade_database(
-    engine: Engine, revision: str = "head", *, backup: bool = True
+    engine: Engine,
+    revision: str = "head",
+    *,
+    backup: bool = True,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> MigrationReport:
     """Upgrade to ``revision`` (default: the newest), backing up a SQLite file first.
 
     Carries an n8n-deploy 0.9 database forward too.  Refuses (exit 3) a database at a
-    revision this program does not know, and leaves it untouched.
+    revision this program does not know, and leaves it untouched.  On a database server
+    the upgrade holds the migration lock; waiting for it longer than ``lock_timeout``
+    seconds is an error naming who holds it.
     """
     target = resolve_revision(revision)
-    state = inspect_state(engine)
+    state = settled_state(engine, lock_timeout)
     refuse_unmigratable(state)
     if state.kind in ("current", "behind"):
         if position(state.revision) == position(target):
@@ -96,29 +103,46 @@ def upgrade_database(
                 f"The database is at revision {state.revision}, which is newer than {target}",
                 hint=f"To go back, run 'n8n-deploy db downgrade {target}'",
             )
-    return _run_migration(engine, target, upgrade=True, backup=backup)
+    return _run_migration(engine, target, upgrade=True, backup=backup, lock_timeout=lock_timeout)
 
 
-def downgrade_database(engine: Engine, revision: str, *, backup: bool = True) -> MigrationReport:
+def downgrade_database(
+    engine: Engine,
+    revision: str,
+    *,
+    backup: bool = True,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> MigrationReport:
     """Downgrade to ``revision``, backing up a SQLite file first; every row is kept.
 
     The first revision is the floor: below it there is no schema to keep rows in.
     """
-    state = inspect_state(engine)
+    state = settled_state(engine, lock_timeout)
     target = downgrade_target(state, revision)
     if target is None:
         return MigrationReport(before=state, after=state.revision)
-    return _run_migration(engine, target, upgrade=False, backup=backup)
+    return _run_migration(engine, target, upgrade=False, backup=backup, lock_timeout=lock_timeout)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> MigrationReport:
-    """Upgrade in one transaction, without a backup (a new database, or tests)."""
-    return _run_migration(engine, revision, upgrade=True)
+def upgrade(
+    engine: Engine, revision: str = "head", *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> MigrationReport:
+    """Upgrade without a backup (a new database, or tests), under the migration lock."""
+    return _run_migration(engine, revision, upgrade=True, lock_timeout=lock_timeout)
 
 
 def downgrade(engine: Engine, revision: str) -> MigrationReport:
-    """Downgrade in one transaction, without a backup; ``base`` drops every table."""
+    """Downgrade without a backup; ``base`` drops every table."""
     return _run_migration(engine, revision, upgrade=False)
+
+
+def settled_state(engine: Engine, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> SchemaState:
+    """The state, read again under the migration lock when it looks like something this
+    program would refuse: on a server, it may be a schema another process is creating."""
+    state = inspect_state(engine)
+    if state.kind in ("foreign", "unknown") and engine.dialect.name != "sqlite":
+        return locked_state(engine, lock_timeout)
+    return state
 
 
 def _backup_before_migrating(path: Path | None, state: SchemaState) -> Path | None:
@@ -130,20 +154,26 @@ def _backup_before_migrating(path: Path | None, state: SchemaState) -> Path | No
 
 
 def _run_migration(
-    engine: Engine, revision: str, *, upgrade: bool, backup: bool = False
+    engine: Engine,
+    revision: str,
+    *,
+    upgrade: bool,
+    backup: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> MigrationReport:
     from alembic import command
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     target = None if revision == "base" else resolve_revision(revision)
     path = engine_path(engine)  # the SQLite file, if it is one: resolved once
+    transactional = engine.dialect.name not in MYSQL_DIALECTS
     steps: list[Step] = []
     notes: list[str] = []
     report = MigrationReport(before=SchemaState("empty"), after=None, steps=steps, notes=notes)
     try:
-        with _migration_connection(engine) as conn:
-            # Read the state again under the write lock: another process may have migrated
-            # the database while this one was waiting for it.
+        with _migration_connection(engine, lock_timeout) as conn:
+            # Read the state again under the lock: another process may have migrated the
+            # database while this one was waiting for it.
             state = inspect_connection(conn)
             report.before = state
             report.after = state.revision
@@ -153,9 +183,12 @@ def _run_migration(
                 return report
             if backup:
                 report.backup = _backup_before_migrating(path, state)
+            if not transactional:
+                conn.commit()  # MariaDB/MySQL: Alembic commits each revision on its own
             config = alembic_config(conn)
             config.attributes["on_version_apply"] = _step_recorder(steps)
             config.attributes["notes"] = notes
+            config.attributes["transaction_per_migration"] = not transactional
             if not upgrade:
                 command.downgrade(config, target or "base")
             else:
@@ -165,6 +198,8 @@ def _run_migration(
                     )
                 command.upgrade(config, target or "head")
             report.after = inspect_connection(conn).revision
+            if not transactional:
+                conn.commit()
     except N8nDeployError:
         raise
     except OperationalError as exc:
@@ -174,22 +209,39 @@ def _run_migration(
                 "in progress)",
                 hint="Try again when it has finished; nothing was changed",
             ) from None
-        raise _failed(error_text(exc)) from None
+        raise _failed(engine, error_text(exc), report, transactional) from None
     except SQLAlchemyError as exc:
-        raise _failed(error_text(exc)) from None
+        raise _failed(engine, error_text(exc), report, transactional) from None
     except Exception as exc:
         # A bug in a migration script: report its type only (its text could quote data).
-        raise _failed(type(exc).__name__) from exc
+        raise _failed(engine, type(exc).__name__, report, transactional) from exc
     enable_wal(engine)
     if path is not None:
         fix_sqlite_permissions(path)
     return report
 
 
-def _failed(reason: str) -> DatabaseError:
+def _failed(
+    engine: Engine, reason: str, report: MigrationReport, transactional: bool
+) -> DatabaseError:
+    """The error for a migration that failed: rolled back where the database's DDL is
+    transactional; elsewhere (MariaDB/MySQL) the revision it really reached, read again."""
+    if transactional:
+        return DatabaseError(
+            f"The migration failed ({reason})",
+            hint="It was rolled back: the database is at its previous revision with every row",
+        )
+    try:
+        reached = inspect_state(engine).describe()
+    except N8nDeployError:
+        reached = "unknown (it could not be read)"
+    done = ", ".join(step.target for step in report.steps) or "none"
     return DatabaseError(
-        f"The migration failed ({reason})",
-        hint="It was rolled back: the database is at its previous revision with every row",
+        f"The migration failed ({reason}); revisions applied before it: {done}; the "
+        f"database is now at revision {reached}",
+        hint="MariaDB and MySQL cannot roll schema changes back, so each revision is "
+        "applied and recorded on its own. Fix the cause and run the command again; see "
+        "docs/database.md if the failed revision left part of its changes behind",
     )
 
 
@@ -205,26 +257,46 @@ def _step_recorder(steps: list[Step]) -> Callable[..., None]:
 
 
 @contextmanager
-def _migration_connection(engine: Engine) -> Iterator[Connection]:
-    """One connection, foreign keys off (batch rebuilds must not cascade), one transaction
-    holding the write lock, and a foreign key check before it commits."""
-    url = engine.url.render_as_string(hide_password=False)
-    migration_engine = engine
-    sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
+def _migration_connection(engine: Engine, lock_timeout: float) -> Iterator[Connection]:
+    """One connection holding the migration lock.
+
+    SQLite: foreign keys off (batch rebuilds must not cascade), one transaction holding
+    the file's write lock, and a foreign key check before it commits.  PostgreSQL: the
+    advisory lock, then one transaction (its DDL is transactional).  MariaDB/MySQL: the
+    named lock, outside any transaction (the caller commits each revision)."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        url = engine.url.render_as_string(hide_password=False)
         migration_engine = create_engine_for(url, foreign_keys=False).execution_options(
             sqlite_immediate=True
         )
-    try:
-        with migration_engine.connect() as conn, conn.begin():
-            sequences = _sqlite_sequences(conn) if sqlite else {}
-            yield conn
-            if sqlite:
+        try:
+            with migration_engine.connect() as conn, conn.begin():
+                sequences = _sqlite_sequences(conn)
+                yield conn
                 _check_links(conn)
                 _keep_sequences(conn, sequences)
-    finally:
-        if migration_engine is not engine:
-            migration_engine.engine.dispose()
+        finally:
+            migration_engine.dispose()
+        return
+    with engine.connect() as conn, migration_lock(conn, lock_timeout):
+        if dialect in MYSQL_DIALECTS:
+            yield conn
+        else:
+            with conn.begin():
+                yield conn
+
+
+def locked_state(engine: Engine, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> SchemaState:
+    """The schema state read while holding the migration lock: on a server, a process that
+    is creating or upgrading the schema right now has finished when this returns (on
+    MariaDB a schema half-created would otherwise look like another program's)."""
+    if engine.dialect.name == "sqlite":
+        return inspect_state(engine)  # SQLite's migrations are one transaction
+    with engine.connect() as conn, migration_lock(conn, lock_timeout):
+        state = inspect_connection(conn)
+        conn.commit()
+        return state
 
 
 def _check_links(conn: Connection) -> None:

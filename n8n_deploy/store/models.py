@@ -9,6 +9,7 @@ Timestamps are stored as naive UTC and always come back timezone-aware (UTC).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,8 +25,9 @@ from sqlalchemy import (
     false,
     true,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from n8n_deploy.base.dates import utcnow
 
@@ -41,11 +43,28 @@ NAME_LENGTH = 255  # column size; the CLI accepts names of at most 100 character
 URL_LENGTH = 2048
 
 
+#: MariaDB/MySQL tables are utf8mb4 with a binary collation (revision 0004), so that
+#: names and keys compare exactly, as on SQLite and PostgreSQL.
+MYSQL_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+
+def secret_hash(secret: str) -> str:
+    """What makes "one secret, one entry" a rule of the database itself: the SHA-256 of
+    the key, in a unique column (revision 0005).  It cannot be turned back into the key."""
+    return hashlib.sha256(secret.strip().encode("utf-8")).hexdigest()
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC; returns aware UTC.  Naive input is taken to be UTC already."""
+    """Stores naive UTC; returns aware UTC.  Naive input is taken to be UTC already.
+    Microseconds are kept on every engine (DATETIME(6) on MariaDB/MySQL, revision 0004)."""
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -74,6 +93,7 @@ class ServerApiKey(Base):
     """A link between a server and an API key (the ``server_api_keys`` junction table)."""
 
     __tablename__ = "server_api_keys"
+    __table_args__ = MYSQL_TABLE_OPTIONS
 
     server_id: Mapped[int] = mapped_column(
         ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
@@ -89,12 +109,15 @@ class ServerApiKey(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     # Plain text, as documented: protected by file permissions and never printed.
     api_key: Mapped[str] = mapped_column(Text)
+    # secret_hash(api_key), unique: two entries never hold one key (revision 0005).  NULL
+    # only for a duplicate carried over from a database made before that rule.
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
@@ -118,7 +141,7 @@ class ApiKey(Base):
 
 class Server(Base):
     __tablename__ = "servers"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)

@@ -12,14 +12,15 @@ import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
 from n8n_deploy.base.keyformat import key_info_or_none
-from n8n_deploy.store.models import ApiKey, Server, ServerApiKey
+from n8n_deploy.store.models import ApiKey, Server, ServerApiKey, secret_hash
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
@@ -76,8 +77,12 @@ class ApiKeyRepository(_Named):
         return key
 
     def find_by_secret(self, secret: str) -> ApiKey | None:
-        stmt = select(ApiKey).where(ApiKey.api_key == secret).limit(1)
-        return self.session.scalars(stmt).first()
+        stmt = select(ApiKey).where(ApiKey.secret_hash == secret_hash(secret)).limit(1)
+        found = self.session.scalars(stmt).first()
+        if found is None:  # a duplicate carried from before revision 0005 has no hash
+            stmt = select(ApiKey).where(ApiKey.api_key == secret).limit(1)
+            found = self.session.scalars(stmt).first()
+        return found
 
     def list(self, *, active: bool | None = None, server: Server | None = None) -> list[ApiKey]:
         stmt = select(ApiKey).options(selectinload(ApiKey.servers)).order_by(ApiKey.name)
@@ -102,22 +107,35 @@ class ApiKeyRepository(_Named):
             raise self._exists(name)
         twin = self.find_by_secret(secret)
         if twin is not None:
-            raise OperationFailed(
-                f"This key is already stored as '{twin.name}'",
-                hint=f"Use the existing entry, or delete it first: "
-                f"n8n-deploy apikey delete {shlex.quote(twin.name)}",
-            )
+            raise self._stored_as(twin)
         info = key_info_or_none(secret)
         key = ApiKey(
             name=name,
             api_key=secret,
+            secret_hash=secret_hash(secret),
             description=description or None,
             expires_at=info.expires_at if info else None,
         )
-        key.servers.extend(servers)
-        self.session.add(key)
-        self._flush(name)
+        try:
+            with self.session.begin_nested():  # a lost race leaves the session usable
+                self.session.add(key)
+                key.servers.extend(servers)
+                self.session.flush()
+        except IntegrityError as exc:
+            # Another process stored the same name or the same key a moment ago: the
+            # database's unique constraints decide, whatever was read before.
+            if "secret_hash" in str(exc.orig):
+                twin = self.find_by_secret(secret)
+                raise (self._stored_as(twin) if twin else self._exists(name)) from None
+            raise self._exists(name) from None
         return key
+
+    def _stored_as(self, twin: ApiKey) -> OperationFailed:
+        return OperationFailed(
+            f"This key is already stored as '{twin.name}'",
+            hint=f"Use the existing entry, or delete it first: "
+            f"n8n-deploy apikey delete {shlex.quote(twin.name)}",
+        )
 
     def set_active(self, key: ApiKey, active: bool) -> bool:
         """Returns False when the key already had that status."""
@@ -127,21 +145,23 @@ class ApiKeyRepository(_Named):
         self.session.flush()
         return True
 
-    def mark_used(self, key: ApiKey, when: datetime | None = None) -> None:
-        key.last_used_at = when or utcnow()
-        self.session.flush()
+    def mark_used(self, key: ApiKey, when: datetime | None = None) -> bool:
+        """Set ``last_used_at``; False when the key was deleted meanwhile (by another
+        process: one UPDATE by id, so a concurrent delete is not an error)."""
+        moment = when or utcnow()
+        done = self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key.id)
+            .values(last_used_at=moment)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(key, "last_used_at", moment)
+        return bool(getattr(done, "rowcount", 1))
 
     def delete(self, key: ApiKey) -> None:
         """Delete the key; its server links go with it (ON DELETE CASCADE)."""
         self.session.delete(key)
         self.session.flush()
-
-    def _flush(self, name: str) -> None:
-        try:
-            self.session.flush()
-        except IntegrityError:
-            # Lost a race with another process adding the same name.
-            raise self._exists(name) from None
 
 
 class ServerRepository(_Named):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 #: Every revision this program ships, oldest first.  Keep in step with migrations/versions.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD = KNOWN_REVISIONS[-1]
 FIRST = KNOWN_REVISIONS[0]
 
@@ -152,8 +152,25 @@ def inspect_connection(conn: Connection) -> SchemaState:
     return SchemaState("foreign", tables=tables)
 
 
-def refusal(state: SchemaState) -> SchemaError | None:
-    """The error a command that needs the newest schema raises for ``state`` (exit 3)."""
+#: What backs a server database up before an upgrade (n8n-deploy backs up SQLite itself).
+SERVER_BACKUP_TOOLS = {
+    "postgresql": "pg_dump",
+    "mysql": "mysqldump (mariadb-dump)",
+    "mariadb": "mariadb-dump",
+}
+
+
+def backup_advice(backend: str) -> str:
+    """How an upgrade of a database on ``backend`` is backed up, for hints."""
+    if backend == "sqlite":
+        return "it makes a backup first"
+    tool = SERVER_BACKUP_TOOLS.get(backend, "the database server's own tools")
+    return f"back the database up first with {tool}: n8n-deploy backs up only SQLite files"
+
+
+def refusal(state: SchemaState, backend: str = "sqlite") -> SchemaError | None:
+    """The error a command that needs the newest schema raises for ``state`` (exit 3);
+    ``backend`` (the SQLAlchemy dialect name) decides what the hints say about backups."""
     if state.kind == "current":
         return None
     if state.kind == "empty":
@@ -164,7 +181,7 @@ def refusal(state: SchemaState) -> SchemaError | None:
     if state.kind == "behind":
         return SchemaOutOfDateError(
             f"The database is at revision {state.revision}; this program needs {HEAD}",
-            hint="Run 'n8n-deploy db upgrade' (it makes a backup first), "
+            hint=f"Run 'n8n-deploy db upgrade' ({backup_advice(backend)}), "
             "or set N8N_DEPLOY_AUTO_UPGRADE=1",
         )
     if state.kind == "unknown":
@@ -176,7 +193,7 @@ def refusal(state: SchemaState) -> SchemaError | None:
     if state.kind == "legacy":
         return LegacyDatabaseError(
             f"The database was made by n8n-deploy 0.9 (schema version {state.legacy_version})",
-            hint="Run 'n8n-deploy db upgrade' to carry it forward (a backup is made first)",
+            hint=f"Run 'n8n-deploy db upgrade' to carry it forward ({backup_advice(backend)})",
         )
     return SchemaTooNewError(
         "The database has tables but is not an n8n-deploy database",
