@@ -197,7 +197,7 @@ def snapshot(path: Path) -> dict[str, Any]:
         for table in ("servers", "api_keys"):
             result[table] = {
                 row["id"]: {k: _value(k, row[k]) for k in row.keys()}  # noqa: SIM118
-                for row in conn.execute(f"SELECT * FROM {table}")  # noqa: S608
+                for row in conn.execute(f"SELECT * FROM {table}")
             }
         result["links"] = {
             (row["server_id"], row["api_key_id"]): _value("created_at", row["created_at"])
@@ -279,7 +279,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
 def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     names = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))  # noqa: S608
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))
 
 
 # -- n8n-deploy 0.9.1 ----------------------------------------------------------------------
@@ -486,13 +486,13 @@ def table_dump(path: Path, tables: tuple[str, ...]) -> dict[str, Any]:
         marks = ",".join("?" for _ in tables)
         definitions = sorted(
             conn.execute(
-                f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({marks})",  # noqa: S608
+                f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({marks})",
                 tables,
             ).fetchall()
         )
         rows = {
             table: sorted(
-                conn.execute(f"SELECT * FROM {table}").fetchall(),  # noqa: S608
+                conn.execute(f"SELECT * FROM {table}").fetchall(),
                 key=repr,
             )
             for table in tables

@@ -189,3 +189,62 @@ def stored(database: Database, name: str) -> StoredKey | None:
 def key_names(database: Database) -> list[str]:
     with database.session() as session:
         return ApiKeyRepository(session).names()
+
+
+# -- database servers ------------------------------------------------------------------------
+
+#: Where the test suite finds each database server (CI sets both: .ci/run).
+SERVER_URL_VARIABLES = {
+    "postgresql": "N8N_DEPLOY_TEST_POSTGRESQL_URL",
+    "mariadb": "N8N_DEPLOY_TEST_MARIADB_URL",
+}
+#: Set (CI does) to make a missing server a failure instead of a skip.
+REQUIRE_SERVERS_VARIABLE = "N8N_DEPLOY_TEST_REQUIRE_SERVERS"
+ENGINES = ("sqlite", *SERVER_URL_VARIABLES)
+
+
+def server_admin_url(kind: str) -> str | None:
+    """The URL of the server's admin database for ``kind``, or None when it is not set."""
+    return os.environ.get(SERVER_URL_VARIABLES[kind]) or None
+
+
+def create_server_database(kind: str, admin_url: str) -> str:
+    """A new, empty database on the server, with a name of its own; returns its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"n8n_deploy_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(admin_url)
+    if kind == "postgresql":
+        admin = admin.set(drivername="postgresql+psycopg")
+    else:
+        admin = admin.set(drivername="mysql+pymysql")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if kind == "postgresql":
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_server_database(kind: str, admin_url: str, url: str) -> None:
+    from sqlalchemy import create_engine, make_url, text
+
+    name = make_url(url).database
+    admin = make_url(admin_url).set(
+        drivername="postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
+    )
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if kind == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        engine.dispose()

@@ -356,7 +356,7 @@ def test_duplicate_names_in_a_hand_built_file_are_named_with_the_fix(
     assert f"{kind} name 'prod's 🔑' is used by rows {ids}" in lines[0]
     assert "UNIQUE constraint" not in lines[0]
     second = ids.split(", ")[1]
-    fix = f"UPDATE {table} SET name = 'prod''s 🔑 ({second})' WHERE id = {second}"  # noqa: S608
+    fix = f"UPDATE {table} SET name = 'prod''s 🔑 ({second})' WHERE id = {second}"
     assert fix in lines[0]
     assert "n8n-deploy db upgrade" in lines[0]
     assert "Nothing was changed" in lines[0]

@@ -4,6 +4,7 @@ db current / check / history / upgrade / downgrade commands."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sqlite3
@@ -191,7 +192,7 @@ def test_upgrade_prints_each_step_and_the_backup_it_wrote_first(cli: Cli, data_d
     (backup,) = _backups(data_dir)
     assert f"Backup written: {backup}" in lines[0]
     assert [line.split(":")[0] for line in lines if line.startswith("Applied")] == [
-        f"Applied {old} -> {new}" for old, new in zip(REVISIONS, REVISIONS[1:], strict=False)
+        f"Applied {old} -> {new}" for old, new in itertools.pairwise(REVISIONS)
     ]
     assert lines[-1] == f"Upgraded the database from 0001 to {HEAD}."
     assert file_mode(backup) == 0o600

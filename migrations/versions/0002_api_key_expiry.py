@@ -71,8 +71,11 @@ api_keys = sa.table(
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("api_keys") as batch:
-        batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
+    # Present when a run that failed part-way on MariaDB/MySQL (whose DDL cannot be rolled
+    # back) is finished: the revision then does the rest.
+    if "expires_at" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("api_keys")}:
+        with op.batch_alter_table("api_keys") as batch:
+            batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
     conn = op.get_bind()
     updates = []
     for key_id, secret in conn.execute(sa.select(api_keys.c.id, api_keys.c.api_key)):

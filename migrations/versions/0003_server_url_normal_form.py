@@ -119,8 +119,11 @@ def _note(message: str) -> None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("servers") as batch:
-        batch.add_column(sa.Column("updated_at", sa.DateTime(), nullable=True))
+    # Present when a run that failed part-way on MariaDB/MySQL (whose DDL cannot be rolled
+    # back) is finished: the revision then does the rest.
+    if "updated_at" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("servers")}:
+        with op.batch_alter_table("servers") as batch:
+            batch.add_column(sa.Column("updated_at", sa.DateTime(), nullable=True))
     conn = op.get_bind()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     rows = conn.execute(sa.select(servers.c.id, servers.c.name, servers.c.url)).all()

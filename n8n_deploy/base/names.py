@@ -10,6 +10,8 @@ from n8n_deploy.base.errors import InvalidNameError, UsageError
 from n8n_deploy.base.text import contains_api_key
 
 MAX_NAME_LENGTH = 100
+#: Descriptions fit every engine's text column (MariaDB's TEXT holds 64 KB).
+MAX_DESCRIPTION_LENGTH = 1000
 
 
 def check_text(text: str, what: str) -> str:
@@ -25,10 +27,17 @@ def check_text(text: str, what: str) -> str:
 
 def clean_description(raw: str | None) -> str | None:
     """Trim a description; empty means none.  Control characters (newlines included) are
-    refused: they would break tables and one-line output, or drive the terminal."""
+    refused: they would break tables and one-line output, or drive the terminal.  So is
+    one longer than MAX_DESCRIPTION_LENGTH characters, before any database sees it."""
     if raw is None:
         return None
     text = check_text(raw, "description").strip()
+    if len(text) > MAX_DESCRIPTION_LENGTH:
+        raise UsageError(
+            f"The description is {len(text)} characters long; the limit is "
+            f"{MAX_DESCRIPTION_LENGTH}",
+            hint="Shorten it; longer notes belong in your own documentation",
+        )
     if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise UsageError(
             "The description contains control characters (such as a newline or tab)",

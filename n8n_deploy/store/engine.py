@@ -193,7 +193,13 @@ class Database:
         self.engine = engine
         #: What opening it migrated (a new database, or N8N_DEPLOY_AUTO_UPGRADE), if anything.
         self.migration: MigrationReport | None = None
-        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        # A reading unit of work sees one snapshot (several queries, e.g. keys and then
+        # their links, agree even while others write); writers read the latest committed
+        # rows (READ COMMITTED), as SQLite's single writer always does.
+        reader = engine
+        if engine.dialect.name != "sqlite":
+            reader = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._sessions = sessionmaker(bind=reader, expire_on_commit=False)
         self._writer_sessions = sessionmaker(
             bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
