@@ -117,7 +117,9 @@ def cli() -> Callable[..., Run]:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
+def settings(data_dir: Path, request: pytest.FixtureRequest) -> Settings:
+    if "engine" in request.fixturenames:
+        request.getfixturevalue("engine")  # its database URL is in the environment first
     return resolve_settings()
 
 

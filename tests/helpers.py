@@ -108,12 +108,68 @@ def one_line_error(run: Run, status: int, starts: str) -> None:
 
 
 def dump_database(data_dir: Path) -> list[str] | None:
-    """Everything in the database (None when there is no database file)."""
+    """Everything in the database the commands use (None when there is none yet): the
+    SQLite file in ``data_dir``, or, in a test run on a database server (the ``engine``
+    fixture sets N8N_DEPLOY_DATABASE_URL), every row of every table there."""
+    url = os.environ.get("N8N_DEPLOY_DATABASE_URL")
+    if url:
+        return _dump_server(url)
     path = data_dir / "n8n-deploy.db"
     if not path.exists():
         return None
     with closing(sqlite3.connect(path)) as conn:
         return list(conn.iterdump())
+
+
+def database_rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` (``?`` placeholders) finds in the database the commands use."""
+    url = os.environ.get("N8N_DEPLOY_DATABASE_URL")
+    if not url:
+        with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn:
+            return conn.execute(sql, params).fetchall()
+    from sqlalchemy import create_engine, text
+
+    from n8n_deploy.store.engine import database_url
+
+    pieces = sql.split("?")
+    named = "".join(f"{piece}:p{i}" for i, piece in enumerate(pieces[:-1])) + pieces[-1]
+    engine = create_engine(database_url(url))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text(named), {f"p{i}": v for i, v in enumerate(params)})
+            return [tuple(_plain(value) for value in row) for row in found]
+    finally:
+        engine.dispose()
+
+
+def _plain(value: Any) -> Any:
+    """A server's value as SQLite's driver gives it (booleans 0/1, times as text)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
+def _dump_server(url: str) -> list[str] | None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from n8n_deploy.store.engine import database_url
+
+    engine = create_engine(database_url(url))
+    try:
+        with engine.connect() as conn:
+            tables = sorted(inspect(conn).get_table_names())
+            if not tables:
+                return None
+            dump = []
+            for table in tables:
+                rows = conn.execute(text(f"SELECT * FROM {table}")).all()
+                dump += [f"{table}: {tuple(row)!r}" for row in sorted(rows, key=repr)]
+                dump.append(f"{table}: {len(rows)} rows")
+            return dump
+    finally:
+        engine.dispose()
 
 
 def installed_script() -> str:

@@ -11,10 +11,8 @@ import json
 import os
 import re
 import shlex
-import sqlite3
 import subprocess
 from collections.abc import Callable
-from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.helpers import (
     Run,
+    database_rows,
     dump_database,
     installed_script,
     make_jwt,
@@ -34,6 +33,10 @@ from tests.helpers import (
     one_line_error,
     raw_jwt,
 )
+
+# Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
+# marked sqlite_only: they are about the SQLite file itself.
+pytestmark = pytest.mark.usefixtures("engine")
 
 Cli = Callable[..., Run]
 
@@ -47,8 +50,7 @@ NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn:
-        return conn.execute(sql, params).fetchall()
+    return database_rows(data_dir, sql, *params)
 
 
 def stored_keys(data_dir: Path) -> dict[str, tuple[str, str | None, int]]:

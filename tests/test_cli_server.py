@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,11 @@ from n8n_deploy.cli.output import ICONS
 from n8n_deploy.cli.views import KEY_HEADERS, SERVER_HEADERS
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from tests.helpers import Run, make_jwt, make_legacy_key
+from tests.helpers import Run, database_rows, make_jwt, make_legacy_key
+
+# Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
+# marked sqlite_only: they are about the SQLite file itself.
+pytestmark = pytest.mark.usefixtures("engine")
 
 Cli = Callable[..., Run]
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -40,8 +42,7 @@ QUERIES = {
 
 
 def db_rows(data_dir: Path) -> Rows:
-    with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn:
-        return {table: conn.execute(query).fetchall() for table, query in QUERIES.items()}
+    return {table: database_rows(data_dir, query) for table, query in QUERIES.items()}
 
 
 def servers_by_name(data_dir: Path) -> dict[str, tuple[Any, ...]]:
@@ -50,13 +51,13 @@ def servers_by_name(data_dir: Path) -> dict[str, tuple[Any, ...]]:
 
 def links(data_dir: Path) -> set[tuple[str, str]]:
     """(key name, server name) of every stored link."""
-    with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn:
-        return set(
-            conn.execute(
-                "SELECT k.name, s.name FROM server_api_keys l "
-                "JOIN api_keys k ON k.id = l.api_key_id JOIN servers s ON s.id = l.server_id"
-            ).fetchall()
+    return set(
+        database_rows(
+            data_dir,
+            "SELECT k.name, s.name FROM server_api_keys l "
+            "JOIN api_keys k ON k.id = l.api_key_id JOIN servers s ON s.id = l.server_id",
         )
+    )
 
 
 def run_line(cli: Cli, line: str) -> Run:

@@ -1,8 +1,7 @@
-"""Alembic owns the schema: one head, up and down cleanly, and the models agree with it."""
+"""Alembic owns the schema: one head, up and down cleanly, and the models agree with it,
+on every engine (SQLite, PostgreSQL, MariaDB: the ``engine`` fixture)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -44,42 +43,42 @@ def test_there_is_a_single_head_and_the_code_knows_every_revision() -> None:
     assert list(reversed(shipped)) == list(schema.KNOWN_REVISIONS)
 
 
-def test_upgrade_from_empty_creates_the_documented_tables(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
-    migrate.upgrade(engine, "head")
-    tables = set(sa.inspect(engine).get_table_names())
+def test_upgrade_from_empty_creates_the_documented_tables(engine: str) -> None:
+    made = create_engine_for(engine)
+    migrate.upgrade(made, "head")
+    tables = set(sa.inspect(made).get_table_names())
     assert {"api_keys", "servers", "server_api_keys", "alembic_version"} <= tables
-    assert schema.inspect_state(engine).kind == "current"
-    engine.dispose()
+    assert schema.inspect_state(made).kind == "current"
+    made.dispose()
 
 
-def test_downgrade_to_base_and_up_again_gives_the_same_schema(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
-    migrate.upgrade(engine, "head")
-    first = _schema(engine)
-    migrate.downgrade(engine, "base")
-    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
-    migrate.upgrade(engine, "head")
-    assert _schema(engine) == first
-    engine.dispose()
+def test_downgrade_to_base_and_up_again_gives_the_same_schema(engine: str) -> None:
+    made = create_engine_for(engine)
+    migrate.upgrade(made, "head")
+    first = _schema(made)
+    migrate.downgrade(made, "base")
+    assert set(sa.inspect(made).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(made, "head")
+    assert _schema(made) == first
+    made.dispose()
 
 
-def test_models_match_what_the_migrations_create(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
-    migrate.upgrade(engine, "head")
-    with engine.connect() as conn:
+def test_models_match_what_the_migrations_create(engine: str) -> None:
+    made = create_engine_for(engine)
+    migrate.upgrade(made, "head")
+    with made.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
-    engine.dispose()
+    made.dispose()
     assert diff == []
 
 
-def test_the_link_table_cascades_from_both_sides(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'x.db'}")
-    migrate.upgrade(engine, "head")
-    fks = sa.inspect(engine).get_foreign_keys("server_api_keys")
+def test_the_link_table_cascades_from_both_sides(engine: str) -> None:
+    made = create_engine_for(engine)
+    migrate.upgrade(made, "head")
+    fks = sa.inspect(made).get_foreign_keys("server_api_keys")
     assert {(fk["referred_table"], fk["options"].get("ondelete")) for fk in fks} == {
         ("api_keys", "CASCADE"),
         ("servers", "CASCADE"),
     }
-    engine.dispose()
+    made.dispose()

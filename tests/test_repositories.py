@@ -13,6 +13,9 @@ from n8n_deploy.store.models import ApiKey, ServerApiKey
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.helpers import make_jwt
 
+# Every repository test runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 def test_add_and_get_a_key_with_timestamps_in_utc(database: Database) -> None:
     secret = make_jwt()
