@@ -109,12 +109,18 @@ def entries() -> list[Entry]:
 
 def exit_status_table() -> str:
     """The exit statuses as a markdown table, one row per status, in numeric order."""
-    from n8n_deploy.base.status import MEANING, ExitStatus
+    from n8n_deploy.base.status import MEANING, SEVERITY, ExitStatus, check_words
 
     rows = ["| status | meaning |", "|---|---|"]
     for status in sorted(ExitStatus):
         meaning = MEANING[status].replace("|", "\\|")
         rows.append(f"| {int(status)} | {meaning} |")
+    order = ", ".join(f"{int(status)} ({check_words(status)})" for status in SEVERITY)
+    rows += [
+        "",
+        "When several checks fail (`apikey test --all`, a key linked to several servers), the "
+        f"exit status is the most serious failure, in this order: {order}.",
+    ]
     return "\n".join(rows)
 
 

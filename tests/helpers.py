@@ -304,3 +304,16 @@ def drop_server_database(kind: str, admin_url: str, url: str) -> None:
                 conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
     finally:
         engine.dispose()
+
+
+def backups(folder: Path) -> list[Path]:
+    """The backups written into ``folder``, oldest name first."""
+    return sorted(folder.glob("*.bak"))
+
+
+def set_revision(db: Path, revision: str) -> None:
+    """Stamp the SQLite file ``db`` with ``revision`` (e.g. one from a newer release)."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    conn.close()

@@ -18,7 +18,7 @@ from n8n_deploy.store.engine import Database
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository
 from tests.dbfactory import build_at_revision, copy_fixture, snapshot
-from tests.helpers import Run, file_mode, make_jwt, sqlite_file
+from tests.helpers import Run, backups, file_mode, make_jwt, set_revision, sqlite_file
 
 Cli = Callable[..., Run]
 
@@ -28,10 +28,6 @@ def umask_022() -> Iterator[None]:
     old = os.umask(0o022)
     yield
     os.umask(old)
-
-
-def _backups(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.bak"))
 
 
 def _add_keys(*names: str) -> None:
@@ -77,7 +73,7 @@ def test_db_backup_writes_a_private_copy_beside_the_database(
     _add_keys("prod_key", "ключ 🔑")
     result = cli("db", "backup")
     assert result.exit_code == 0, result.output
-    (written,) = _backups(data_dir)
+    (written,) = backups(data_dir)
     assert result.stdout.strip() == f"Backed up the database to {written}"
     assert written.parent == data_dir
     stamp = written.name.removeprefix("n8n-deploy.db.").removesuffix(".bak")
@@ -190,7 +186,7 @@ def test_db_backup_works_on_databases_this_program_refuses(cli: Cli, data_dir: P
     db = copy_fixture(sqlite_file(data_dir))
     before = db.read_bytes()
     assert cli("db", "backup").exit_code == 0
-    (written,) = _backups(data_dir)
+    (written,) = backups(data_dir)
     assert _key_names(written) == {"production_key", "staging_key", "old_key", "ключ 🔑"}
     assert db.read_bytes() == before
 
@@ -219,7 +215,7 @@ def test_backup_and_restore_round_trip(cli: Cli, data_dir: Path, umask_022: None
     assert snapshot(db) == saved
     assert file_mode(db) == 0o600
     # The database it replaced was backed up first, and is private too.
-    previous = next(p for p in _backups(data_dir) if p.name.startswith("n8n-deploy.db."))
+    previous = next(p for p in backups(data_dir) if p.name.startswith("n8n-deploy.db."))
     assert f"Backup of the replaced database: {previous}" in result.stdout
     assert _key_names(previous) == {"ключ 🔑", "added_later"}
     assert file_mode(previous) == 0o600
@@ -312,7 +308,7 @@ def test_restore_refuses_a_file_that_is_not_an_n8n_deploy_database(
     assert result.exit_code == status, result.output
     assert message in result.stderr
     assert snapshot(db) == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
     assert not list(data_dir.glob(".*restore*"))
 
 
@@ -369,7 +365,7 @@ def test_restore_needs_confirmation(
     assert f"Replace the database {db} (revision {schema.HEAD}, 2 API keys" in declined.stderr
     assert f"(revision {schema.HEAD}, 1 API key, 0 servers)?" in declined.stderr
     assert snapshot(db) == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
     accepted = cli("db", "restore", str(source), input="y\n")
     assert accepted.exit_code == 0, accepted.output
@@ -387,13 +383,6 @@ def test_restoring_the_database_onto_itself_is_refused(cli: Cli, data_dir: Path)
 # -- what a restore may replace --------------------------------------------------------------
 
 
-def _set_revision(db: Path, revision: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
-    conn.close()
-
-
 @pytest.mark.parametrize("at_terminal", [False, True])
 def test_restore_never_replaces_a_database_from_a_newer_release(
     cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_terminal: bool
@@ -402,7 +391,7 @@ def test_restore_never_replaces_a_database_from_a_newer_release(
     build_at_revision(source, schema.HEAD)
     db = sqlite_file(data_dir)
     build_at_revision(db, schema.HEAD)
-    _set_revision(db, "0099")
+    set_revision(db, "0099")
     before = db.read_bytes()
     if at_terminal:  # refused before anything is asked
         monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
@@ -415,7 +404,7 @@ def test_restore_never_replaces_a_database_from_a_newer_release(
     assert "does not know" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
     assert not list(data_dir.glob(".*restore*"))
 
 
@@ -435,7 +424,7 @@ def test_restore_never_replaces_a_database_of_another_program(
     assert result.exit_code == ExitStatus.SCHEMA, result.output
     assert "not an n8n-deploy database" in result.stderr
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 def test_restore_replaces_a_0_9_database_after_backing_it_up_whole(
@@ -451,7 +440,7 @@ def test_restore_replaces_a_0_9_database_after_backing_it_up_whole(
     result = cli("db", "restore", str(source), input="y\n")
     assert result.exit_code == 0, result.output
     assert f"Replace the database {db} (n8n-deploy 0.9 database, 4 API keys" in result.stderr
-    (previous,) = _backups(data_dir)
+    (previous,) = backups(data_dir)
     assert f"Backup of the replaced database: {previous}" in result.stdout
     assert "n8n-deploy 0.9" in result.stderr and "kept in that backup" in result.stderr
     assert _dump(previous) == _dump(copy_fixture(tmp_path / "fixture.db"))
@@ -492,7 +481,7 @@ def test_a_restore_that_does_not_happen_leaves_a_fresh_folder_as_it_was(
     else:
         build_at_revision(source, schema.HEAD)
     if kind == "newer":
-        _set_revision(source, "0099")
+        set_revision(source, "0099")
     if kind == "declined":
         monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
         result = cli("db", "restore", str(source), input="n\n")

@@ -34,7 +34,7 @@ from tests.dbfactory import (
     snapshot,
     table_dump,
 )
-from tests.helpers import Run, file_mode, make_jwt, make_legacy_key, sqlite_file
+from tests.helpers import Run, backups, file_mode, make_jwt, make_legacy_key, sqlite_file
 
 Cli = Callable[..., Run]
 HEAD = schema.HEAD
@@ -55,10 +55,6 @@ def time_zone() -> Iterator[Callable[[str], None]]:
     else:
         os.environ["TZ"] = original
     time.tzset()
-
-
-def _backups(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.bak"))
 
 
 def _fixture_secrets() -> list[str]:
@@ -135,7 +131,7 @@ def test_the_fixture_is_refused_by_other_commands_and_left_byte_for_byte(
         True,
     )
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 def test_the_fixture_upgrades_and_lists_its_four_keys_with_descriptions_status_and_servers(
@@ -147,7 +143,7 @@ def test_the_fixture_upgrades_and_lists_its_four_keys_with_descriptions_status_a
 
     result = cli("db", "upgrade")
     assert result.exit_code == 0, result.output
-    (backup,) = _backups(data_dir)
+    (backup,) = backups(data_dir)
     assert _dump(backup) == original
     assert file_mode(backup) == 0o600
     assert file_mode(db) == 0o600

@@ -29,7 +29,7 @@ from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.models import ApiKey
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.dbfactory import build_at_revision, expected_rows, snapshot
-from tests.helpers import Run, file_mode, make_jwt, sqlite_file
+from tests.helpers import Run, backups, file_mode, make_jwt, set_revision, sqlite_file
 
 Cli = Callable[..., Run]
 REVISIONS = schema.KNOWN_REVISIONS
@@ -39,17 +39,6 @@ OLDER = REVISIONS[:-1]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _backups(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.bak"))
-
-
-def _set_revision(db: Path, revision: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
-    conn.close()
 
 
 def _table_sql(db: Path, table: str) -> str:
@@ -189,7 +178,7 @@ def test_upgrade_prints_each_step_and_the_backup_it_wrote_first(cli: Cli, data_d
     result = cli("db", "upgrade")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    (backup,) = _backups(data_dir)
+    (backup,) = backups(data_dir)
     assert f"Backup written: {backup}" in lines[0]
     assert [line.split(":")[0] for line in lines if line.startswith("Applied")] == [
         f"Applied {old} -> {new}" for old, new in itertools.pairwise(REVISIONS)
@@ -215,7 +204,7 @@ def test_no_backup_writes_no_backup(cli: Cli, data_dir: Path) -> None:
     build_at_revision(sqlite_file(data_dir), "0001")
     result = cli("db", "upgrade", "--no-backup")
     assert result.exit_code == 0, result.output
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
     assert "Backup" not in result.output
 
 
@@ -228,7 +217,7 @@ def test_upgrading_a_current_database_changes_nothing_and_writes_no_backup(
     result = cli("db", "upgrade")
     assert result.exit_code == 0
     assert "already at the newest revision" in result.stdout
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
     assert db.read_bytes() == before
 
 
@@ -253,7 +242,7 @@ def test_impossible_revision_requests_are_refused_and_change_nothing(
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 # -- downgrade confirmation ----------------------------------------------------------------
@@ -269,7 +258,7 @@ def test_downgrade_needs_confirm_when_not_at_a_terminal(cli: Cli, data_dir: Path
     assert "Refusing to downgrade without confirmation" in result.stderr
     assert "--confirm" in result.stderr
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(
@@ -284,12 +273,12 @@ def test_downgrade_asks_at_a_terminal_and_a_no_changes_nothing(
     assert f"from revision {HEAD} to 0001?" in declined.stderr
     assert "Cancelled; nothing was changed" in declined.stderr
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
     accepted = cli("db", "downgrade", "0001", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert snapshot(db)["revision"] == "0001"
-    (backup,) = _backups(data_dir)
+    (backup,) = backups(data_dir)
     assert f"Backup written: {backup}" in accepted.stdout
     assert snapshot(backup)["revision"] == HEAD
 
@@ -323,7 +312,7 @@ def test_auto_upgrade_upgrades_with_a_backup_instead_of_refusing(
     monkeypatch.setenv("N8N_DEPLOY_AUTO_UPGRADE", "1")
     result = cli("db", "init")
     assert result.exit_code == 0, result.output
-    (backup,) = _backups(data_dir)
+    (backup,) = backups(data_dir)
     assert f"Upgraded the database from 0001 to {HEAD}" in result.stderr
     assert str(backup) in result.stderr
     assert snapshot(backup) == before
@@ -366,14 +355,14 @@ def test_a_database_from_a_newer_release_is_refused_and_left_byte_for_byte(
 ) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, HEAD)
-    _set_revision(db, "0009_from_the_future")
+    set_revision(db, "0009_from_the_future")
     before = db.read_bytes()
     result = cli(*args)
     assert result.exit_code == ExitStatus.SCHEMA, result.output
     assert "0009_from_the_future" in result.stderr
     assert "does not know" in result.stderr
     assert db.read_bytes() == before
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 def test_current_and_history_describe_a_newer_database_without_touching_it(
@@ -381,7 +370,7 @@ def test_current_and_history_describe_a_newer_database_without_touching_it(
 ) -> None:
     db = sqlite_file(data_dir)
     build_at_revision(db, HEAD)
-    _set_revision(db, "0009_from_the_future")
+    set_revision(db, "0009_from_the_future")
     before = db.read_bytes()
     current = json.loads(cli("db", "current", "--json").stdout)
     assert current["state"] == "unknown"
@@ -438,7 +427,7 @@ def test_an_upgrade_failing_part_way_leaves_the_previous_revision_and_every_row(
     assert "updated_at" not in _columns(db, "servers")
     assert db.read_bytes() == before_bytes
     # The backup written first is still there, and the upgrade can simply be run again.
-    assert len(_backups(data_dir)) == 1
+    assert len(backups(data_dir)) == 1
     conn = sqlite3.connect(db)
     conn.execute("DROP TRIGGER fail_on_second_server")
     conn.commit()
@@ -530,7 +519,7 @@ def test_two_upgrades_started_at_once_do_not_corrupt_anything(data_dir: Path) ->
     assert sum("Upgraded the database from 0001" in out for out in stdouts) == 1
     assert sum("already at the newest revision" in out for out in stdouts) == 1
     # Only the one that had something to do wrote a backup.
-    assert len(_backups(data_dir)) == 1
+    assert len(backups(data_dir)) == 1
     assert sum("Backup written" in out for out in stdouts) == 1
     after = snapshot(db)
     assert after["revision"] == HEAD
@@ -563,7 +552,7 @@ def test_an_upgrade_that_cannot_get_the_lock_says_another_is_in_progress(
     assert "locked by another n8n-deploy process (an upgrade may be in progress)" in result.stderr
     assert "nothing was changed" in result.stderr
     assert snapshot(db) == before
-    assert _backups(data_dir) == []  # no backup of a database it did not get to upgrade
+    assert backups(data_dir) == []  # no backup of a database it did not get to upgrade
 
 
 def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
@@ -614,7 +603,7 @@ def test_an_upgrade_waits_for_one_in_progress_and_then_has_nothing_to_do(
     backup = reports["first"].backup
     assert backup is not None and snapshot(backup) == before
     assert reports["second"].backup is None
-    assert _backups(data_dir) == [backup]
+    assert backups(data_dir) == [backup]
 
 
 # -- current, check, history -------------------------------------------------------------------
@@ -759,7 +748,7 @@ def test_db_upgrade_of_no_database_creates_it_at_the_newest_revision(
     result = cli("db", "upgrade")
     assert result.exit_code == 0, result.output
     assert f"Created the database at revision {HEAD}" in result.stdout
-    assert _backups(data_dir) == []
+    assert backups(data_dir) == []
 
 
 # -- a fresh data folder: a command that fails leaves nothing behind ---------------------------

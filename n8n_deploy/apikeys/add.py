@@ -19,15 +19,13 @@ from sqlalchemy.orm import Session
 
 from n8n_deploy.base.dates import human_date
 from n8n_deploy.base.errors import InvalidServerUrlError, NotFoundError, OperationFailed
-from n8n_deploy.base.keyformat import KeyInfo, check_key
+from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS, KeyInfo, check_key
 from n8n_deploy.base.names import clean_description, clean_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.urls import normalize_server_url, server_url_warnings, url_host_label
 from n8n_deploy.store.models import ApiKey, Server
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
-#: A key expiring sooner than this is stored with a warning.
-EXPIRY_WARNING_DAYS = 7
 SERVER_URL_SOURCE = SERVER_URL_ENV
 
 
@@ -162,7 +160,11 @@ def _refuse_missing_server(servers: ServerRepository, name: str) -> NoReturn:
     except NotFoundError as error:
         create = f"n8n-deploy server create {shlex.quote(name)} URL"
         error.hint = (
-            (error.hint + " " if error.hint else "")
+            (
+                error.hint + ("" if error.hint.endswith((".", "?", "!")) else ".") + " "
+                if error.hint
+                else ""
+            )
             + f"Create it first: {create} (or set {SERVER_URL_SOURCE} to create it along "
             "with the key). Nothing was stored"
         )

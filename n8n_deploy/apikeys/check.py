@@ -26,9 +26,8 @@ from n8n_deploy.base.errors import (
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus, most_serious
 from n8n_deploy.base.urls import normalize_server_url
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 from n8n_deploy.n8n.probe import (
-    DEFAULT_TIMEOUT,
-    MAX_CONCURRENCY,
     Probe,
     Trust,
     check_locally,

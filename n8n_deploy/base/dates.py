@@ -10,6 +10,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def local_zone_name() -> str:
+    """How this machine's local time zone is named (``CET``), for messages."""
+    return datetime.now().astimezone().tzname() or "local time"
+
+
 def as_utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive value is taken to be UTC already."""
     if value.tzinfo is None:

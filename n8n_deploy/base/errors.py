@@ -12,7 +12,6 @@ from n8n_deploy.base.status import ExitStatus
 __all__ = [
     "AlreadyExistsError",
     "DatabaseError",
-    "ExitStatus",
     "InvalidKeyFormatError",
     "InvalidNameError",
     "InvalidServerUrlError",

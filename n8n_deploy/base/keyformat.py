@@ -1,6 +1,6 @@
 """What an n8n API key looks like: format checks, unverified claims, expiry and masking.
 
-n8n issues two kinds of key (see README, "Key formats"):
+n8n issues two kinds of key (see docs/keys-and-servers.md):
 
 * JWTs signed by the server (``alg`` HS256, ``iss`` "n8n", ``aud`` "public-api", optional
   ``exp``).  The signature can only be checked by the server, so the claims decoded here are
@@ -26,6 +26,9 @@ _LEGACY_KEY = re.compile(r"^n8n_api_[0-9a-fA-F]{80}$")
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 # Expiry dates beyond this are treated as "no usable expiry" rather than crashing.
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+#: A key expiring sooner than this many days is stored, and tested, with a warning.
+EXPIRY_WARNING_DAYS = 7
 
 KeyKind = Literal["jwt", "legacy"]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from n8n_deploy.base.dates import local_zone_name
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.urls import database_backend, mask_url_password, sqlite_path, sqlite_url_for
 
@@ -118,7 +118,7 @@ def resolve_settings(
         ca_dir=env.get(CA_DIR_ENV) or None,
         no_color=NO_COLOR_ENV in env,
         debug=bool(env.get(DEBUG_ENV)),
-        time_zone=env.get("TZ") or datetime.now().astimezone().tzname() or "local time",
+        time_zone=env.get("TZ") or local_zone_name(),
         lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
     )
 

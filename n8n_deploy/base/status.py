@@ -96,6 +96,10 @@ def severity_order() -> str:
     return ", ".join(str(int(status)) for status in SEVERITY)
 
 
-def describe(statuses: Iterable[ExitStatus]) -> str:
-    """``0 valid; 4 key rejected; ...``: statuses and their words, for help epilogs."""
-    return "; ".join(f"{int(status)} {check_words(status)}" for status in statuses)
+def explain(*statuses: tuple[ExitStatus, str]) -> str:
+    """``0 valid; 4 key rejected (401)``: statuses, their words and what each means here,
+    for help epilogs (an empty detail adds nothing)."""
+    return "; ".join(
+        f"{int(status)} {check_words(status)}" + (f" ({detail})" if detail else "")
+        for status, detail in statuses
+    )

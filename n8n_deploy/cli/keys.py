@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
-from n8n_deploy.base.names import clean_name, lookup_name
+from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
+from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
+from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import (
     ConfirmOption,
@@ -40,15 +42,26 @@ def _q(name: str) -> str:
     return shlex.quote(name)
 
 
-@app.command("add")
+ADD_HELP = f"""Store an API key under a name, checking its format first.
+
+The key must be an n8n JWT (it is decoded, never verified: only the server can) or a
+legacy n8n_api_ key. Surrounding whitespace is stripped. An expired key is refused
+(exit {int(ExitStatus.KEY_EXPIRED)}); one expiring within {EXPIRY_WARNING_DAYS} days is
+stored with a warning. Without --server, {SERVER_URL_ENV} links the key to the server with
+that URL, created (named host[:port]) when there is none. Example: echo "$KEY" |
+n8n-deploy apikey add - --name prod_key
+"""
+
+
+@app.command("add", help=ADD_HELP)
 def add(
     ctx: typer.Context,
     name: Annotated[
         str,
         typer.Option(
             "--name",
-            help="Unique name for the key: trimmed, UTF-8 and emoji welcome, at most 100 "
-            "characters, no control characters.",
+            help="Unique name for the key: trimmed, UTF-8 and emoji welcome, at most "
+            f"{MAX_NAME_LENGTH} characters, no control characters.",
             show_default=False,
         ),
     ],
@@ -73,21 +86,14 @@ def add(
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Store an API key under a name, checking its format first.
-
-    The key must be an n8n JWT (it is decoded, never verified: only the server can) or a
-    legacy n8n_api_ key. Surrounding whitespace is stripped. An expired key is refused
-    (exit 7); one expiring within 7 days is stored with a warning. Without --server,
-    N8N_SERVER_URL links the key to the server with that URL, created (named host[:port])
-    when there is none. Example: echo "$KEY" | n8n-deploy apikey add - --name prod_key
-    """
-    from n8n_deploy.apikeys import add as keystore
+    """Store an API key under a name (help: ADD_HELP)."""
+    from n8n_deploy.apikeys import add as adding
 
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
     from_argument = key is not None and key != "-"
     raw = prompts.read_key(key, prompt="API key (input hidden)", example=ADD_EXAMPLE)
-    new = keystore.plan_new_key(
+    new = adding.plan_new_key(
         name,
         raw,
         description=description,
@@ -95,7 +101,7 @@ def add(
         server_url=state(ctx).settings.server_url,
     )
     with state(ctx).session(write=True) as session:
-        added = keystore.store_new_key(session, new)
+        added = adding.store_new_key(session, new)
         record = key_record(added.key)
     if from_argument:  # said once the key is stored, so that an error stays one line
         prompts.warn_key_on_command_line(

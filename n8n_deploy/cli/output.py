@@ -30,9 +30,7 @@ ICONS = {
     "inactive": "🚫",
     "expired": "⌛",
     "test": "🧪",
-    "link": "🔗",
     "trash": "🗑️",
-    "db": "🗄️",
 }
 
 
@@ -66,7 +64,7 @@ def console(stderr: bool = False) -> Console:
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
-            # Rich would exit with status 1; the CLI stops quietly instead (cli.core).
+            # Rich would exit with status 1; the CLI stops quietly instead (cli.root).
             self.quiet = True
             raise BrokenPipeError
 

@@ -17,7 +17,14 @@ import typer
 from n8n_deploy.base.dates import human_date
 from n8n_deploy.base.errors import N8nDeployError, UsageError
 from n8n_deploy.base.names import lookup_name
-from n8n_deploy.base.status import ExitStatus, check_words, most_serious, severity_order
+from n8n_deploy.base.settings import SERVER_URL_ENV
+from n8n_deploy.base.status import (
+    ExitStatus,
+    check_words,
+    explain,
+    most_serious,
+    severity_order,
+)
 from n8n_deploy.base.text import redact_keys
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import (
@@ -30,34 +37,45 @@ from n8n_deploy.cli.options import (
 from n8n_deploy.cli.output import icon, note, print_json, print_table, say, warn
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from n8n_deploy.apikeys.check import CheckOptions, KeyReport, OnDone, Target, TargetResult
     from n8n_deploy.apikeys.rotate import RotationReport
     from n8n_deploy.n8n.results import Check, ValidationResult
 
+S = ExitStatus
 EXIT_STATUS_HELP = (
-    "Exit status: 0 valid; 1 not tested (unknown key, no server, a stored server URL that "
-    "cannot be used); 4 rejected (401, or 403: "
-    "no workflow:list scope); 5 unreachable (DNS, refused, TLS, timeout); 6 not an n8n key; "
-    "7 expired or expiring within --min-days; 8 unexpected response (404, 5xx, redirect, not "
-    "JSON); 9 inactive key. Several checks: the most serious failure, in the order "
-    f"{severity_order()}."
+    "Exit status: "
+    + explain(
+        (S.SUCCESS, ""),
+        (S.FAILED, "unknown key, no server, a stored server URL that cannot be used"),
+        (S.KEY_REJECTED, "401, or 403: no workflow:list scope"),
+        (S.UNREACHABLE, "DNS, refused, TLS, timeout"),
+        (S.INVALID_FORMAT, "not an n8n key"),
+        (S.KEY_EXPIRED, "or expiring within --min-days"),
+        (S.UNEXPECTED_RESPONSE, "404, 5xx, redirect, not JSON"),
+        (S.KEY_INACTIVE, ""),
+    )
+    + f". Several checks: the most serious failure, in the order {severity_order()}."
 )
 
 TEST_EPILOG = (
     "Server: --server-url, else --server, else every server the key is linked to "
-    "(all must pass), else N8N_SERVER_URL; with none of these the key is not tested (exit "
-    "1). The key's own checks (format, expiry, --min-days) need no server and come first. "
-    "Redirects are never followed. " + EXIT_STATUS_HELP
+    f"(all must pass), else {SERVER_URL_ENV}; with none of these the key is not tested "
+    f"(exit {int(S.FAILED)}). The key's own checks (format, expiry, --min-days) need no "
+    "server and come first. Redirects are never followed. " + EXIT_STATUS_HELP
 )
 
 ROTATE_EPILOG = (
-    "Any failure leaves OLD untouched and active. Exit status: 0 rotated; 1 refused "
-    "before any test (unknown OLD, NEW's name or key already stored, OLD linked to no "
-    "server); 2 bad name or description; 6 not an n8n key; 7 expired; a failed test: 4 "
-    "rejected, 5 unreachable, 8 unexpected response (the most serious when OLD has several "
-    "servers). Running a failed rotation again with the same new key finishes it."
+    f"Any failure leaves OLD untouched and active. Exit status: {int(S.SUCCESS)} rotated; "
+    f"{int(S.FAILED)} refused before any test (unknown OLD, NEW's name or key already "
+    f"stored, OLD linked to no server); {int(S.USAGE)} bad name or description; "
+    + explain((S.INVALID_FORMAT, ""), (S.KEY_EXPIRED, ""))
+    + "; a failed test: "
+    + explain((S.KEY_REJECTED, ""), (S.UNREACHABLE, ""), (S.UNEXPECTED_RESPONSE, ""))
+    + " (the most serious when OLD has several servers). Running a failed rotation again "
+    "with the same new key finishes it."
 )
 
 ServerOption = Annotated[
@@ -97,7 +115,7 @@ MinDaysOption = Annotated[
         "--min-days",
         metavar="N",
         min=0,
-        help="Also fail (exit 7) a key that expires within N days.",
+        help=f"Also fail (exit {int(ExitStatus.KEY_EXPIRED)}) a key that expires within N days.",
     ),
 ]
 
@@ -115,13 +133,14 @@ def test(
         bool,
         typer.Option(
             "--all",
-            help="Test every active key against its linked servers, 8 checks at a time "
+            help=f"Test every active key against its linked servers, {MAX_CONCURRENCY} checks "
+            "at a time "
             "(with --server: only the keys linked to that server).",
         ),
     ] = False,
     server: ServerOption = None,
     server_url: ServerUrlOption = None,
-    timeout: TimeoutOption = 10.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     skip_ssl_verify: SkipSslOption = False,
     min_days: MinDaysOption = 0,
     json_output: JsonOption = False,
@@ -132,7 +151,7 @@ def test(
     set. Human output on stdout; --json prints one object per server (an array when there
     are several, and always for --all), and one saying why when the key could not be
     tested at all (outcome not_found, inactive or not_tested)."""
-    from n8n_deploy.apikeys import check as keycheck
+    from n8n_deploy.apikeys import check
 
     emoji = not no_emoji
     options = _options(ctx, timeout=timeout, skip_ssl_verify=skip_ssl_verify, min_days=min_days)
@@ -145,18 +164,21 @@ def test(
                 hint="Use --server NAME to test only the keys linked to that server",
             )
         if not json_output:
-            note(f"{icon('test', emoji)}Testing every active API key (8 checks at a time)...")
+            note(
+                f"{icon('test', emoji)}Testing every active API key "
+                f"({MAX_CONCURRENCY} checks at a time)..."
+            )
         try:
-            reports = keycheck.check_all_keys(
+            reports = check.check_all_keys(
                 state(ctx).database(),
                 server_name=server,
                 options=options,
                 on_done=None if json_output else _progress(emoji),
             )
-        except keycheck.CANNOT_RUN as error:
+        except check.CANNOT_RUN as error:
             if not json_output:
                 raise
-            reports = [keycheck.KeyReport.not_run(None, error)]
+            reports = [check.KeyReport.not_run(None, error)]
         _finish_all(reports, json_output=json_output, emoji=emoji)
         return
     if name is None:
@@ -171,7 +193,7 @@ def test(
                 "-", what="the key to test", example="n8n-deploy apikey test - --server-url URL"
             )
             database = state(ctx).database() if server is not None else None
-            report = keycheck.check_secret(
+            report = check.check_secret(
                 secret,
                 database=database,
                 server_name=server,
@@ -179,17 +201,17 @@ def test(
                 options=options,
             )
         else:
-            report = keycheck.check_stored_key(
+            report = check.check_stored_key(
                 state(ctx).database(),
                 key_name,
                 server_name=server,
                 server_url=server_url,
                 options=options,
             )
-    except keycheck.CANNOT_RUN as error:
+    except check.CANNOT_RUN as error:
         if not json_output:
             raise
-        report = keycheck.KeyReport.not_run(key_name, error)
+        report = check.KeyReport.not_run(key_name, error)
     subject = "from stdin" if name == "-" else name
     _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
 
@@ -242,7 +264,7 @@ def rotate(
         bool,
         typer.Option("--delete-old", help="Delete OLD instead of deactivating it."),
     ] = False,
-    timeout: TimeoutOption = 10.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     skip_ssl_verify: SkipSslOption = False,
     json_output: JsonOption = False,
     no_emoji: NoEmojiOption = False,
@@ -365,7 +387,7 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
 def _where(target: Target | None, result: ValidationResult) -> str:
     if target is None:
         return "no server"
-    url = result.server_url or target.url  # as the validator shows it (a bad URL made safe)
+    url = result.server_url or target.url  # as the probe shows it (a bad URL made safe)
     return f"'{target.server}' ({url})" if target.server else url
 
 

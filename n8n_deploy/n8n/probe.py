@@ -7,7 +7,7 @@ Python without the CLI::
     result = validate_key(key, "https://n8n.example.com", timeout=10)
     result.ok, result.exit_status, result.message, result.hint
 
-What a check does (see README, "apikey test and rotation"):
+What a check does (see docs/ci.md):
 
 1. Local checks, without any request: the key's format (JWT or legacy ``n8n_api_`` key)
    and its decoded ``exp``.  An expired key, or one expiring within ``min_days``, fails
@@ -48,6 +48,7 @@ from n8n_deploy.base.keyformat import KeyInfo, clean_key, mask_key, parse_key
 from n8n_deploy.base.text import redact_keys, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 from n8n_deploy.n8n.results import (
     AUTHENTICATION,
     EXPIRY,
@@ -65,10 +66,8 @@ if TYPE_CHECKING:
     import httpx
 
 USER_AGENT = f"n8n-deploy/{__version__}"  # never "bot": n8n answers bots with an empty 204
-PROBE_PATH = "/api/v1/workflows"
+PROBE_PATH = f"{API_PATH}/workflows"
 PROBE_PARAMS = {"limit": "1"}
-DEFAULT_TIMEOUT = 10.0
-MAX_CONCURRENCY = 8
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BODY_BYTES = 1024 * 1024
 # Backoff between attempts: 0.25 s, 0.5 s, 1 s, then 2 s each time.
@@ -434,7 +433,7 @@ def _local_checks(raw: str, *, min_days: float, now: datetime | None) -> _Local:
     try:
         key = clean_key(raw)
         info = parse_key(key)
-    except N8nDeployError as error:  # messages from keys.py never contain the key
+    except N8nDeployError as error:  # keyformat's messages never contain the key
         return _Local(
             format_checks=(Check(FORMAT, FAILED, error.message),),
             expiry_checks=(Check(EXPIRY, SKIPPED, "Expiry not checked"),),
@@ -1000,7 +999,7 @@ def _scrub(text: str, secret: str) -> str:
     """Belt and braces: a server that echoes the key back, whole, cut short or in pieces,
     must not make us print it.  The whole key becomes its mask (last 4 characters), any
     run of SCRUB_MIN_PIECE or more of its characters ``********``, and anything else
-    shaped like an n8n key ``[API key hidden]`` (keys.redact_keys)."""
+    shaped like an n8n key ``[API key hidden]`` (base.text.redact_keys)."""
     if secret:
         text = text.replace(secret, mask_key(secret))
     text = redact_keys(text)

@@ -110,7 +110,7 @@ class ValidationResult:
         return next((c for c in self.checks if c.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape (README, "apikey test and rotation")."""
+        """The JSON shape (docs/ci.md)."""
         return {
             "server_url": self.server_url,
             "valid": self.ok,

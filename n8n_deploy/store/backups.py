@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.base.text import counted, error_text
+from n8n_deploy.base.urls import sqlite_url_for
 from n8n_deploy.store.engine import BUSY_TIMEOUT_SECONDS, create_engine_for
 from n8n_deploy.store.files import (
     ensure_private_file,
@@ -92,7 +94,7 @@ class StagedRestore:
 
 
 def default_backup_path(database: Path, now: datetime | None = None) -> Path:
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    stamp = (now or utcnow()).astimezone(timezone.utc)
     return database.with_name(f"{database.name}.{stamp:%Y%m%dT%H%M%SZ}{BACKUP_SUFFIX}")
 
 
@@ -207,7 +209,7 @@ def _summarise(path: Path, shown_as: Path) -> DatabaseSummary:
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    engine = create_engine_for(f"sqlite:///{path}", create_file=False)
+    engine = create_engine_for(sqlite_url_for(path), create_file=False)
     try:
         with engine.connect() as conn:
             if conn.exec_driver_sql("PRAGMA quick_check").scalar() != "ok":

@@ -165,7 +165,7 @@ def _is_new_file(cursor: Any) -> bool:
 def enable_wal(engine: Engine) -> None:
     """Switch a SQLite file to WAL journalling (persistent; a no-op when it already is).
     Best effort: another connection holding the file open simply postpones it."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    if engine_path(engine) is None:
         return
     try:
         # The raw connection (autocommit): journal modes cannot change inside a transaction.

@@ -86,15 +86,15 @@ def _remove_if_empty(path: Path) -> bool:
     finally:
         conn.close()
     if removed:
-        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        for companion in COMPANIONS:
             with contextlib.suppress(FileNotFoundError):
-                companion.unlink()
+                Path(f"{path}{companion}").unlink()
     return removed
 
 
 def fix_sqlite_permissions(path: Path) -> None:
     """Make the database and its -wal/-shm companions 0600 (owner only)."""
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)):
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
         except FileNotFoundError:

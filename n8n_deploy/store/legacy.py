@@ -11,7 +11,7 @@ revision, and writes every row back (ids kept, so 0.9's own tables that refer to
 still point at the same servers).  The migration then continues to the newest revision.
 If anything fails, the transaction rolls back and the file is as it was.
 
-Rules (documented in the README):
+Rules (documented in docs/database.md):
 
 * Timestamps: 0.9 stored naive local time (``2026-11-27 08:47:46.912096``).  They are read
   as local time of the machine running the upgrade (the ``TZ`` environment variable is
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import LegacyDatabaseError, OperationFailed
 from n8n_deploy.base.text import counted
 
@@ -123,7 +124,7 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
         if not t.startswith("sqlite_")
     }
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utcnow().replace(tzinfo=None)
     unreadable = 0
 
     def created(row: dict[str, Any]) -> datetime:

@@ -1,4 +1,4 @@
-"""n8n_deploy.apikeys.add from Python, without the CLI: what ``apikey add`` is built on."""
+"""The Python API without the CLI: add_key (what `apikey add` is built on), rotate_key."""
 
 from __future__ import annotations
 
@@ -59,3 +59,25 @@ def test_the_expiry_warning_window_is_seven_days() -> None:
     exp = int((now + timedelta(days=7)).timestamp())
     (warning,) = keystore.plan_new_key("k", raw_jwt(claims={"exp": exp}), now=now).warnings
     assert warning.endswith("on 2025-10-08; create a new key in n8n before then")
+
+
+def test_rotate_key_from_python_tests_the_new_key_then_retires_the_old(
+    database: Database,
+) -> None:
+    from n8n_deploy import CheckOptions, rotate_key
+    from tests.fake_n8n import fake_server, n8n_like
+
+    old, new = make_jwt(sub="old"), make_jwt(sub="new")
+    with fake_server(n8n_like({old, new})) as server:
+        with database.session(write=True) as s:
+            production = ServerRepository(s).create("Production", server.url)
+            ApiKeyRepository(s).add("old_key", old, servers=[production])
+        report = rotate_key(database, "old_key", new, "new_key", options=CheckOptions(timeout=5))
+    assert report.rotated and report.new_stored and report.old_action == "deactivated"
+    assert int(report.exit_status) == 0
+    assert new not in repr(report) and new not in str(report.to_dict())
+    with database.session() as s:
+        keys = ApiKeyRepository(s)
+        assert keys.get("old_key").is_active is False
+        assert keys.get("new_key").api_key == new
+        assert [srv.name for srv in keys.get("new_key").servers] == ["Production"]
