@@ -443,3 +443,63 @@ def test_the_server_list_and_repository_share_one_engine_semantics(engine: str) 
             assert key.name == "ключ"
     finally:
         database.dispose()
+
+
+def test_a_unit_of_work_lost_to_another_writer_is_run_again(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deadlock or serialization failure is retried a few times, then a clear error."""
+    from sqlalchemy.exc import OperationalError
+
+    from n8n_deploy import open_database
+    from n8n_deploy.base.errors import DatabaseError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+        args = (1213, "Deadlock found when trying to get lock")
+
+    database = open_database(resolve_settings())
+    calls: list[int] = []
+
+    def flaky(session: object) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("UPDATE api_keys ...", {}, Deadlock())
+        return "done"
+
+    monkeypatch.setattr("n8n_deploy.store.engine.time.sleep", lambda _: None)
+    try:
+        assert database.write(flaky) == "done" and len(calls) == 3
+        calls.clear()
+
+        def always(session: object) -> str:
+            raise OperationalError("UPDATE api_keys ...", {}, Deadlock())
+
+        with pytest.raises(DatabaseError, match="gave up after 4 attempts; nothing was changed"):
+            database.write(always)
+    finally:
+        database.dispose()
+
+
+def test_opening_a_database_whose_names_compare_loosely_warns(engine: str, cli: Cli) -> None:
+    assert cli("db", "init").exit_code == 0
+    loose = _kind(engine) in ("mysql", "mariadb")
+    if loose:  # as a server's default collation would have it, or a hand-made table
+        made = create_engine(database_url(engine))
+        try:
+            with made.begin() as conn:
+                conn.execute(
+                    text(
+                        "ALTER TABLE api_keys MODIFY name VARCHAR(255) "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL"
+                    )
+                )
+        finally:
+            made.dispose()
+    result = cli("apikey", "list")
+    assert result.exit_code == 0
+    if loose:
+        assert "api_keys.name compares text with utf8mb4_general_ci" in result.stderr
+        assert "COLLATE utf8mb4_bin" in result.stderr
+    else:
+        assert "compares text" not in result.stderr

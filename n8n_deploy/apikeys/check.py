@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from n8n_deploy.base.errors import (
     InvalidServerUrlError,
     KeyInactiveError,
@@ -362,10 +364,13 @@ def run_checks(
 
 
 def _record_use(database: Database, names: Sequence[str]) -> bool:
-    """Set last_used_at of the named keys (one transaction); False if none is left."""
-    with database.session(write=True) as session:
+    """Set last_used_at of the named keys (one transaction, in name order so that runners
+    recording overlapping keys take their row locks in the same order); False if none is
+    left.  A key deleted meanwhile is simply not recorded."""
+
+    def record(session: Session) -> bool:
         repository = ApiKeyRepository(session)
-        found = [key for key in (repository.find(name) for name in names) if key is not None]
-        for key in found:
-            repository.mark_used(key)
-    return bool(found)
+        found = [repository.find(name) for name in sorted(set(names))]
+        return [repository.mark_used(key) for key in found if key is not None].count(True) > 0
+
+    return database.write(record)

@@ -7,9 +7,12 @@ Commands read their input, call ``n8n_deploy.apikeys.add`` / the repositories, a
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
@@ -100,9 +103,12 @@ def add(
         server=server,
         server_url=state(ctx).settings.server_url,
     )
-    with state(ctx).session(write=True) as session:
+
+    def store(session: Session) -> tuple[adding.AddedKey, dict[str, object]]:
         added = adding.store_new_key(session, new)
-        record = key_record(added.key)
+        return added, key_record(added.key)
+
+    added, record = state(ctx).database().write(store)
     if from_argument:  # said once the key is stored, so that an error stays one line
         prompts.warn_key_on_command_line(
             f"n8n-deploy apikey add - --name {_q(new.name)}", emoji=emoji

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from n8n_deploy.base.settings import AUTO_UPGRADE_ENV, Settings, resolve_settings
-from n8n_deploy.cli.output import note
+from n8n_deploy.cli.output import note, warn
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -43,6 +43,8 @@ class AppState:
                     f"Upgraded the database from {migrated.before.revision} to "
                     f"{migrated.after} ({AUTO_UPGRADE_ENV} is set){backup}"
                 )
+            for message in self._database.warnings:
+                warn(message)
         return self._database
 
     @contextmanager

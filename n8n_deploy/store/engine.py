@@ -11,13 +11,15 @@ message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from n8n_deploy.base.errors import DatabaseError, UsageError
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from n8n_deploy.store.schema import MigrationReport
 
 BUSY_TIMEOUT_SECONDS = 15.0
+T = TypeVar("T")
 #: How long to wait for a database server to accept a connection.
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -193,6 +196,8 @@ class Database:
         self.engine = engine
         #: What opening it migrated (a new database, or N8N_DEPLOY_AUTO_UPGRADE), if anything.
         self.migration: MigrationReport | None = None
+        #: What the user should know about the database as it was opened.
+        self.warnings: list[str] = []
         # A reading unit of work sees one snapshot (several queries, e.g. keys and then
         # their links, agree even while others write); writers read the latest committed
         # rows (READ COMMITTED), as SQLite's single writer always does.
@@ -222,8 +227,47 @@ class Database:
             if path is not None:
                 fix_sqlite_permissions(path)
 
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a writing unit of work, and run it again (at most
+        WRITE_ATTEMPTS times, after a short pause) when the server gave up on it because
+        of another writer: a deadlock or a serialization failure.  ``work`` must be
+        repeatable: it reads what it needs inside the session it is given."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.session(write=True) as session:
+                    return work(session)
+            except DBAPIError as exc:
+                if not is_write_conflict(exc):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise DatabaseError(
+                        f"Other n8n-deploy commands kept writing the same rows: this one gave "
+                        f"up after {WRITE_ATTEMPTS} attempts; nothing was changed",
+                        hint="Run it again",
+                    ) from None
+                time.sleep(0.05 * attempt + random.random() * 0.05)  # noqa: S311
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: How often a unit of work that lost to a concurrent writer is tried (Database.write).
+WRITE_ATTEMPTS = 4
+#: PostgreSQL's serialization_failure and deadlock_detected; MariaDB/MySQL's deadlock and
+#: lock wait timeout.
+_CONFLICT_SQLSTATES = ("40001", "40P01")
+_CONFLICT_ERRNOS = (1213, 1205)
+
+
+def is_write_conflict(exc: DBAPIError) -> bool:
+    """Whether the server refused a unit of work because of another writer (it can be run
+    again as it is), rather than because of what it does."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) in _CONFLICT_SQLSTATES:
+        return True
+    args: tuple[object, ...] = tuple(getattr(original, "args", ()))
+    return bool(args) and args[0] in _CONFLICT_ERRNOS
 
 
 def engine_path(engine: Engine) -> Path | None:

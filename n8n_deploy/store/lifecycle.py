@@ -7,9 +7,11 @@ Alembic; a database already at the newest revision costs one query.
 
 from __future__ import annotations
 
+from sqlalchemy import Engine, text
+
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
 from n8n_deploy.store import migrations
-from n8n_deploy.store.engine import Database, create_engine_for, enable_wal
+from n8n_deploy.store.engine import MYSQL_DIALECTS, Database, create_engine_for, enable_wal
 from n8n_deploy.store.files import removed_if_left_empty
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
 
@@ -29,6 +31,7 @@ def open_database(settings: Settings) -> Database:
             database.migration = ensure_ready(
                 database, auto_upgrade=settings.auto_upgrade, lock_timeout=settings.lock_timeout
             )
+            database.warnings.extend(collation_warnings(engine))
         except BaseException:
             engine.dispose()
             raise
@@ -72,3 +75,29 @@ def inspect_settings(settings: Settings) -> SchemaState:
         return inspect_state(engine)
     finally:
         engine.dispose()
+
+
+#: The columns that must compare exactly: names and keys.
+EXACT_COLUMNS = (("api_keys", "name"), ("api_keys", "api_key"), ("servers", "name"))
+
+
+def collation_warnings(engine: Engine) -> list[str]:
+    """On MariaDB/MySQL, a warning for each name or key column that does not compare
+    exactly (revision 0004 made them utf8mb4_bin; someone may have altered them since)."""
+    if engine.dialect.name not in MYSQL_DIALECTS:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('api_keys', 'servers')"
+            )
+        ).all()
+    found = {(table, column): collation for table, column, collation in rows}
+    return [
+        f"{table}.{column} compares text with {found[(table, column)]}, not utf8mb4_bin: "
+        "names or keys that differ only in case, accents or emoji are taken for the same. "
+        f"Fix it with: ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        for table, column in EXACT_COLUMNS
+        if found.get((table, column)) not in (None, "utf8mb4_bin")
+    ]
