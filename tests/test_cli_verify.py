@@ -506,6 +506,10 @@ RESULT_FIELDS = {
     "attempts",
     "checks",
     "warnings",
+    "scopes",
+    "scope_source",
+    "missing_scopes",
+    "unknown_scopes",
 }
 
 

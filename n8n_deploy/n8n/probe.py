@@ -36,7 +36,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,9 +45,10 @@ from urllib.parse import urljoin, urlsplit
 from n8n_deploy.base.dates import human_date, utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
 from n8n_deploy.base.keyformat import KeyInfo, clean_key, mask_key, parse_key
-from n8n_deploy.base.text import redact_keys, shell_word
+from n8n_deploy.base.text import counted, redact_keys, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
+from n8n_deploy.n8n import scopes
 from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 from n8n_deploy.n8n.results import (
     AUTHENTICATION,
@@ -56,9 +57,11 @@ from n8n_deploy.n8n.results import (
     FORMAT,
     PASSED,
     REACHABLE,
+    SCOPES,
     SKIPPED,
     Check,
     Outcome,
+    ScopeReport,
     ValidationResult,
 )
 
@@ -125,8 +128,13 @@ def validate_key(
     now: datetime | None = None,
     server_name: str | None = None,
     trust: Trust | None = None,
+    require: tuple[str, ...] = (),
+    allow_unknown_scopes: bool = False,
 ) -> ValidationResult:
-    """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds.
+    """Check ``key`` against the n8n server at ``server_url`` within ``timeout`` seconds;
+    with ``require`` (scopes, see ``n8n_deploy.n8n.scopes.expand``), also that it holds
+    them (a missing one: exit 4; one that cannot be told: exit 1 unless
+    ``allow_unknown_scopes``), within the same budget.
 
     Raises ``InvalidServerUrlError`` for a URL that is not an http(s) base URL and
     ``UsageError`` for an unreadable CA bundle (``trust``) or a budget of 0; every other
@@ -145,6 +153,36 @@ def validate_key(
             min_days=min_days,
             now=now,
             trust=trust or Trust(),
+            require=require,
+            allow_unknown_scopes=allow_unknown_scopes,
+        )
+    )
+
+
+def read_key_scopes(
+    key: str,
+    server_url: str,
+    *,
+    verify_tls: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    server_name: str | None = None,
+    trust: Trust | None = None,
+) -> ValidationResult:
+    """Check ``key`` and learn every scope it holds on the server (``result.scopes``):
+    from ``/discover``, or from every probe that changes nothing.  Scopes never fail it."""
+    _check_budget(timeout)
+    return run_sync(
+        _validate(
+            key,
+            server_url,
+            strict_url=True,
+            server_name=server_name,
+            verify_tls=verify_tls,
+            timeout=timeout,
+            min_days=0,
+            now=None,
+            trust=trust or Trust(),
+            require=None,
         )
     )
 
@@ -157,6 +195,8 @@ def validate_many(
     concurrency: int = MAX_CONCURRENCY,
     on_done: Callable[[int, ValidationResult], None] | None = None,
     trust: Trust | None = None,
+    require: tuple[str, ...] = (),
+    allow_unknown_scopes: bool = False,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time), each within its
     own ``timeout``; results come back in the order of ``probes``.
@@ -180,6 +220,8 @@ def validate_many(
                 min_days=min_days,
                 now=None,
                 trust=chosen,
+                require=require,
+                allow_unknown_scopes=allow_unknown_scopes,
             )
         if on_done is not None:
             on_done(index, result)
@@ -207,9 +249,13 @@ async def _validate(
     min_days: float,
     now: datetime | None,
     trust: Trust,
+    require: tuple[str, ...] | None = (),
+    allow_unknown_scopes: bool = False,
 ) -> ValidationResult:
-    """Local checks, then (with a usable URL) the request.  ``strict_url``: raise for a URL
-    that cannot be used rather than report it as a result."""
+    """Local checks, then (with a usable URL) the request, then, for a key that passed,
+    its scopes: those in ``require`` (None: every scope that can be learnt, reported but
+    never failed).  ``strict_url``: raise for a URL that cannot be used rather than
+    report it as a result."""
     started = _clock()
     url_error: InvalidServerUrlError | None = None
     try:
@@ -226,10 +272,23 @@ async def _validate(
     assert local.info is not None and local.key is not None
     if url_error is not None:
         return _unusable_url(url_error, base, server_name, local, _clock() - started)
+    import httpx
+
     context = tls_context(verify_tls, trust)
-    exchange = await _exchange(local.key, base, context, _Budget(started, timeout))
+    budget = _Budget(started, timeout)
     secret = local.key
-    verdict = _judge(exchange, base, timeout, secret, server_name)
+    scope_report: ScopeReport | None = None
+    async with httpx.AsyncClient(verify=context, follow_redirects=False) as client:
+        exchange = await _exchange(secret, base, budget, client)
+        verdict = _judge(exchange, base, timeout, secret, server_name)
+        if verdict.outcome is Outcome.VALID and require != ():
+            scope_report = await _read_scopes(secret, base, budget, client, require)
+            verdict = _scope_verdict(verdict, scope_report, require, allow_unknown_scopes)
+    scope_checks = (
+        (Check(SCOPES, verdict.scopes[0], _scrub(verdict.scopes[1], secret)),)
+        if verdict.scopes
+        else ()
+    )
     return ValidationResult(
         server_url=base,
         outcome=verdict.outcome,
@@ -239,11 +298,13 @@ async def _validate(
             *local.format_checks,
             Check(REACHABLE, verdict.reachable[0], _scrub(verdict.reachable[1], secret)),
             Check(AUTHENTICATION, verdict.auth[0], _scrub(verdict.auth[1], secret)),
+            *scope_checks,
             *local.expiry_checks,
         ),
         key_kind=local.info.kind,
         expires_at=local.info.expires_at,
         http_status=exchange.status,
+        scopes=scope_report,
         location=_scrub(exchange.location, secret) if exchange.location else None,
         cause=verdict.cause,
         elapsed=_clock() - started,
@@ -515,55 +576,72 @@ class _Exchange:
     failure: tuple[str, str, str | None] | None = None  # (kind, message, hint)
 
 
-async def _exchange(key: str, base: str, context: ssl.SSLContext, budget: _Budget) -> _Exchange:
+@dataclass(frozen=True)
+class _Request:
+    """One request of a check: the workflow list by default, or a scope probe."""
+
+    method: str = "GET"
+    path: str = PROBE_PATH
+    params: dict[str, str] = field(default_factory=lambda: dict(PROBE_PARAMS))
+    body: dict[str, Any] | None = None
+
+
+async def _exchange(
+    key: str,
+    base: str,
+    budget: _Budget,
+    client: httpx.AsyncClient,
+    request: _Request | None = None,
+) -> _Exchange:
     import httpx
 
-    url = base + PROBE_PATH
+    request = request or _Request()
+    url = base + request.path
     headers = {
         "X-N8N-API-KEY": key,
         "Accept": "application/json",
         "User-Agent": USER_AGENT,
     }
     exchange = _Exchange()
-    async with httpx.AsyncClient(verify=context, follow_redirects=False) as client:
-        while True:
-            remaining = budget.remaining()
-            if remaining <= 0:
-                exchange.failure = _timeout_failure(base, budget.seconds, connected=False)
+    while True:
+        remaining = budget.remaining()
+        if remaining <= 0:
+            exchange.failure = _timeout_failure(base, budget.seconds, connected=False)
+            return exchange
+        exchange.attempts += 1
+        retry_in: float | None
+        try:
+            await asyncio.wait_for(
+                _send(client, url, request, headers, remaining * PHASE_TIMEOUT_SHARE, exchange),
+                timeout=remaining,
+            )
+        except asyncio.TimeoutError:
+            exchange.failure = _timeout_failure(base, budget.seconds, connected=True)
+            return exchange
+        except httpx.HTTPError as exc:
+            kind, message, hint, retryable = _describe_error(exc, base, budget.seconds)
+            exchange.failure = (kind, message, hint)
+            retry_in = _backoff(exchange.attempts) if retryable else None
+        else:
+            exchange.failure = None
+            if exchange.status not in RETRY_STATUSES:
                 return exchange
-            exchange.attempts += 1
-            retry_in: float | None
-            try:
-                await asyncio.wait_for(
-                    _send(client, url, headers, remaining * PHASE_TIMEOUT_SHARE, exchange),
-                    timeout=remaining,
-                )
-            except asyncio.TimeoutError:
-                exchange.failure = _timeout_failure(base, budget.seconds, connected=True)
-                return exchange
-            except httpx.HTTPError as exc:
-                kind, message, hint, retryable = _describe_error(exc, base, budget.seconds)
-                exchange.failure = (kind, message, hint)
-                retry_in = _backoff(exchange.attempts) if retryable else None
-            else:
-                exchange.failure = None
-                if exchange.status not in RETRY_STATUSES:
-                    return exchange
-                retry_in = _backoff(exchange.attempts)
-                if exchange.retry_after is not None:  # honoured, but never a busy loop
-                    retry_in = max(retry_in, exchange.retry_after)
-            if retry_in is None:
-                return exchange
-            if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
-                exchange.budget_left = budget.remaining()
-                return exchange  # report the last answer rather than overrun the budget
-            exchange.retry_after = None
-            await _sleep(retry_in)
+            retry_in = _backoff(exchange.attempts)
+            if exchange.retry_after is not None:  # honoured, but never a busy loop
+                retry_in = max(retry_in, exchange.retry_after)
+        if retry_in is None:
+            return exchange
+        if budget.remaining() - retry_in < MIN_ATTEMPT_SECONDS:
+            exchange.budget_left = budget.remaining()
+            return exchange  # report the last answer rather than overrun the budget
+        exchange.retry_after = None
+        await _sleep(retry_in)
 
 
 async def _send(
     client: httpx.AsyncClient,
     url: str,
+    spec: _Request,
     headers: dict[str, str],
     phase_timeout: float,
     exchange: _Exchange,
@@ -575,7 +653,12 @@ async def _send(
     exchange.location = None
     exchange.retry_after = None
     request = client.build_request(
-        "GET", url, params=PROBE_PARAMS, headers=headers, timeout=httpx.Timeout(phase_timeout)
+        spec.method,
+        url,
+        params=spec.params,
+        headers=headers,
+        json=spec.body,
+        timeout=httpx.Timeout(phase_timeout),
     )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
@@ -743,6 +826,121 @@ class _Verdict:
     reachable: tuple[str, str]
     auth: tuple[str, str]
     cause: str | None = None
+    scopes: tuple[str, str] | None = None  # the scopes line, when they were looked at
+
+
+# --- scopes -------------------------------------------------------------------------------
+
+
+async def _read_scopes(
+    key: str,
+    base: str,
+    budget: _Budget,
+    client: httpx.AsyncClient,
+    wanted: tuple[str, ...] | None,
+) -> ScopeReport:
+    """What the key holds, from ``/discover`` when the server has it, else from the probes
+    for ``wanted`` (None: every probe), all within the check's budget."""
+    found = await _exchange(
+        key, base, budget, client, _Request("GET", API_PATH + scopes.DISCOVER_PATH, {})
+    )
+    held = scopes.read_discover(found.status, found.body) if found.failure is None else None
+    if held is not None:
+        missing = tuple(s for s in (wanted or ()) if s not in held)
+        return ScopeReport("discover", held, missing)
+    asked = tuple(scopes.PROBES) if wanted is None else wanted
+    probed = [s for s in asked if s in scopes.PROBES]
+    answers = await asyncio.gather(
+        *(
+            _exchange(
+                key,
+                base,
+                budget,
+                client,
+                _Request(
+                    scopes.PROBES[s].method,
+                    API_PATH + scopes.PROBES[s].path,
+                    dict(scopes.PROBES[s].params),
+                    scopes.PROBES[s].body,
+                ),
+            )
+            for s in probed
+        )
+    )
+    present: list[str] = []
+    refused: list[str] = []
+    licence: list[tuple[str, str]] = []
+    unknown = [s for s in asked if s not in scopes.PROBES]
+    for scope, answer in zip(probed, answers, strict=True):
+        status = answer.status if answer.failure is None else None
+        verdict = scopes.read_probe(scopes.PROBES[scope], status, answer.body)
+        if verdict.verdict == "present":
+            present.append(scope)
+        elif verdict.verdict == "missing":
+            refused.append(scope)
+        elif verdict.verdict == "licence":
+            refused.append(scope)
+            licence.append((scope, verdict.detail))
+        else:
+            unknown.append(scope)
+    return ScopeReport(
+        "probes", tuple(sorted(present)), tuple(refused), tuple(unknown), tuple(licence)
+    )
+
+
+def _scope_verdict(
+    verdict: _Verdict,
+    report: ScopeReport,
+    require: tuple[str, ...] | None,
+    allow_unknown: bool,
+) -> _Verdict:
+    """The verdict once the scopes are known: a missing scope fails (exit 4), an unknown
+    one fails on its own terms (exit 1) unless allowed; ``require`` None never fails."""
+    how = "the server's /discover" if report.source == "discover" else "probes that change nothing"
+    if require is None:
+        line = f"Scopes: {len(report.held)} held (from {how})"
+        return replace(verdict, scopes=(PASSED, line))
+    licensed = dict(report.licence)
+    lacking = [s for s in report.missing if s not in licensed]
+    if report.missing:
+        parts = []
+        if lacking:
+            parts.append(
+                f"the key lacks {counted(len(lacking), 'required scope')}: {', '.join(lacking)}"
+            )
+        for scope, feature in report.licence:
+            parts.append(f"the server's licence does not allow {feature} (needed for {scope})")
+        message = "Authenticated, but " + "; ".join(parts)
+        fixes = []
+        if lacking:
+            fixes.append(
+                f"Give the key {'it' if len(lacking) == 1 else 'them'} in {scopes.SCOPES_SCREEN} "
+                "(or create a key that has them and rotate to it: n8n-deploy apikey rotate)"
+            )
+        if licensed:
+            fixes.append("a licensed feature needs a licence that includes it: no key can do that")
+        return replace(
+            verdict,
+            outcome=Outcome.MISSING_SCOPES,
+            message=message,
+            hint="; ".join(fixes),
+            scopes=(FAILED, f"Scopes missing: {', '.join(report.missing)} (from {how})"),
+        )
+    if report.unknown and not allow_unknown:
+        return replace(
+            verdict,
+            outcome=Outcome.UNKNOWN_SCOPES,
+            message=f"Authenticated, but whether the key holds {', '.join(report.unknown)} "
+            "cannot be told: this server has no /api/v1/discover and no request that "
+            "changes nothing shows it",
+            hint="Pass --allow-unknown-scopes to accept that, or check the key in "
+            f"{scopes.SCOPES_SCREEN}",
+            scopes=(FAILED, f"Scopes unknown: {', '.join(report.unknown)} (from {how})"),
+        )
+    line = f"Scopes present: {', '.join(s for s in (require or ()) if s not in report.unknown)}"
+    if report.unknown:
+        line += f"; unknown, allowed: {', '.join(report.unknown)}"
+    return replace(verdict, scopes=(PASSED, line + f" (from {how})"))
 
 
 def _judge(

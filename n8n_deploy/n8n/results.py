@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from n8n_deploy.base.dates import iso_utc
 from n8n_deploy.base.status import ExitStatus
@@ -27,6 +27,8 @@ class Outcome(str, Enum):
     UNEXPECTED_RESPONSE = "unexpected_response"  # 404, 5xx, 3xx, 2xx that is not the API
     UNREACHABLE = "unreachable"  # DNS, refused, TLS, timeout
     INVALID_SERVER_URL = "invalid_server_url"  # a stored URL that cannot be normalised
+    MISSING_SCOPES = "missing_scopes"  # authenticates, but lacks a scope --require asked for
+    UNKNOWN_SCOPES = "unknown_scopes"  # a required scope could be neither read nor probed
     # A check that could not run at all (reported by n8n_deploy.apikeys.check in the same shape).
     NOT_TESTED = "not_tested"  # no server to test against, or no active key at all
     NOT_FOUND = "not_found"  # no key (or server) of that name
@@ -45,6 +47,9 @@ EXIT_STATUS: dict[Outcome, ExitStatus] = {
     # Not tested against that server (as with no server at all): its stored URL, e.g. one
     # carried over from n8n-deploy 0.9, is not one a request can be sent to.
     Outcome.INVALID_SERVER_URL: ExitStatus.FAILED,
+    Outcome.MISSING_SCOPES: ExitStatus.KEY_REJECTED,
+    # Not verified, as with no server: never a pass (--allow-unknown-scopes accepts it).
+    Outcome.UNKNOWN_SCOPES: ExitStatus.FAILED,
     Outcome.NOT_TESTED: ExitStatus.FAILED,
     Outcome.NOT_FOUND: ExitStatus.FAILED,
     Outcome.INACTIVE: ExitStatus.KEY_INACTIVE,
@@ -55,6 +60,7 @@ LOCAL_FAILURES = frozenset({Outcome.INVALID_FORMAT, Outcome.EXPIRED, Outcome.EXP
 
 # Check names, in the order they are shown (the reference's order).
 FORMAT, REACHABLE, AUTHENTICATION, EXPIRY = "format", "reachable", "authentication", "expiry"
+SCOPES = "scopes"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
@@ -68,6 +74,31 @@ class Check:
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "status": self.status, "message": self.message}
+
+
+ScopeSource = Literal["discover", "probes"]
+
+
+@dataclass(frozen=True)
+class ScopeReport:
+    """What is known of a key's scopes on one server.  ``held`` is every scope the key
+    holds when ``source`` is ``discover``; with ``probes``, the ones a probe found.
+    ``licence`` maps a scope to the feature the server's licence lacks for it."""
+
+    source: ScopeSource | None
+    held: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    licence: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "scopes": list(self.held),
+            "missing_scopes": list(self.missing),
+            "unknown_scopes": list(self.unknown),
+            "licence": dict(self.licence),
+        }
 
 
 @dataclass(frozen=True)
@@ -88,6 +119,7 @@ class ValidationResult:
     elapsed: float = 0.0
     attempts: int = 0
     warnings: tuple[str, ...] = ()
+    scopes: ScopeReport | None = None  # with --require: what is known of the key's scopes
 
     @property
     def ok(self) -> bool:
@@ -127,4 +159,10 @@ class ValidationResult:
             "attempts": self.attempts,
             "checks": [c.to_dict() for c in self.checks],
             "warnings": list(self.warnings),
+            # With --require: what the key holds when known (null otherwise), and which
+            # required scopes it lacks or could not be checked.
+            "scopes": list(self.scopes.held) if self.scopes and self.scopes.source else None,
+            "scope_source": self.scopes.source if self.scopes else None,
+            "missing_scopes": list(self.scopes.missing) if self.scopes else [],
+            "unknown_scopes": list(self.scopes.unknown) if self.scopes else [],
         }
