@@ -25,6 +25,8 @@ class Seen:
 
     path: str
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -68,7 +70,11 @@ def fake_server(respond: Responder, *, tls: bool = False) -> Iterator[FakeServer
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen = Seen(
+                self.path, {k.lower(): v for k, v in self.headers.items()}, self.command, body
+            )
             state.seen.append(seen)
             status, headers, body = respond(seen)
             self.send_response(status)
@@ -77,6 +83,8 @@ def fake_server(respond: Responder, *, tls: bool = False) -> Iterator[FakeServer
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean
@@ -120,3 +128,115 @@ def refusing_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}"
+
+
+FORBIDDEN = (403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
+#: What n8n 2.41.1 answers a key that holds the scope, per probe (docs/ci.md, "Scopes").
+SCOPED_ROUTES: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {
+    ("GET", "/workflows"): ("workflow:list", 200, {"data": [], "nextCursor": None}),
+    ("GET", "/workflows/0-probe"): ("workflow:read", 404, {"message": "Not Found"}),
+    ("POST", "/workflows"): (
+        "workflow:create",
+        400,
+        {"message": "request/body must have required property 'name'"},
+    ),
+    ("PUT", "/workflows/0-probe"): (
+        "workflow:update",
+        400,
+        {"message": "request/body must have required property 'name'"},
+    ),
+    ("DELETE", "/workflows/0-probe"): ("workflow:delete", 404, {"message": "Not Found"}),
+    ("POST", "/workflows/0-probe/activate"): (
+        "workflow:activate",
+        404,
+        {"message": "You do not have permission to activate this workflow"},
+    ),
+    ("POST", "/workflows/0-probe/deactivate"): (
+        "workflow:deactivate",
+        404,
+        {"message": "You do not have permission to deactivate this workflow"},
+    ),
+    ("PUT", "/workflows/0-probe/tags"): (
+        "workflowTags:update",
+        400,
+        {"message": "request/body Expected array, received object"},
+    ),
+    ("PUT", "/workflows/0-probe/transfer"): (
+        "workflow:move",
+        400,
+        {"message": "request/body must have required property 'destinationProjectId'"},
+    ),
+    ("GET", "/tags"): ("tag:list", 200, {"data": [], "nextCursor": None}),
+    ("POST", "/tags"): (
+        "tag:create",
+        400,
+        {"message": "request/body must have required property 'name'"},
+    ),
+    ("PUT", "/tags/0-probe"): (
+        "tag:update",
+        400,
+        {"message": "request/body must have required property 'name'"},
+    ),
+    ("DELETE", "/tags/0-probe"): ("tag:delete", 404, {"message": "Not Found"}),
+    ("GET", "/executions"): ("execution:list", 200, {"data": [], "nextCursor": None}),
+    ("POST", "/credentials"): (
+        "credential:create",
+        400,
+        {"message": "request/body must have required property 'name'"},
+    ),
+    ("DELETE", "/credentials/0-probe"): ("credential:delete", 404, {"message": "Not Found"}),
+}
+EVERY_SCOPE = frozenset(scope for scope, _, _ in SCOPED_ROUTES.values()) | {
+    "project:list",
+    "variable:list",
+    "sourceControl:pull",
+}
+
+
+def scoped_n8n(
+    keys: dict[str, frozenset[str] | set[str]],
+    *,
+    discover: bool = True,
+    licensed_out: dict[str, str] | None = None,
+) -> Responder:
+    """Answers as n8n 2.41.1 does for keys that hold the given scopes: /discover (or 404
+    on an older server), 403 Forbidden for a missing scope, 400/404 for a probe whose scope
+    is held, and 403 naming a feature for a scope whose feature the licence lacks
+    (``licensed_out``: scope -> feature)."""
+
+    def respond(seen: Seen) -> Answer:
+        path = seen.path.split("?")[0]
+        if not path.startswith("/api/v1/"):
+            return 404, {"Content-Type": "text/html"}, b"<html>Cannot GET</html>"
+        route = path[len("/api/v1") :]
+        held = keys.get(seen.headers.get("x-n8n-api-key", "").strip())
+        if held is None:
+            return json_answer(401, {"message": "Unauthorized"})
+        if route == "/discover" and seen.method == "GET":
+            if not discover:
+                return (
+                    404,
+                    {"Content-Type": "text/html"},
+                    b"<html>Cannot GET /api/v1/discover</html>",
+                )
+            return json_answer(
+                200, {"data": {"scopes": sorted(held), "resources": {}, "specUrl": "/x"}}
+            )
+        known = SCOPED_ROUTES.get((seen.method, route))
+        if known is None:
+            return json_answer(404, {"message": "Not Found"})
+        scope, status, body = known
+        feature = (licensed_out or {}).get(scope)
+        if feature is not None:
+            return json_answer(
+                403,
+                {
+                    "message": f"Your license does not allow for {feature}. To enable "
+                    f"{feature}, please upgrade to a license that supports this feature."
+                },
+            )
+        if scope not in held:
+            return FORBIDDEN
+        return json_answer(status, body)
+
+    return respond

@@ -135,6 +135,10 @@ class CheckOptions:
     min_days: float = 0
     fallback_server_url: str | None = None
     trust: Trust = field(default_factory=Trust)
+    #: Scopes the key must hold (``n8n_deploy.n8n.scopes.expand``); None: learn them all,
+    #: never failing on them (``apikey scopes``).
+    require: tuple[str, ...] | None = ()
+    allow_unknown_scopes: bool = False
 
 
 OnDone = Callable[[str | None, Target, ValidationResult], None]
@@ -353,6 +357,8 @@ def run_checks(
         concurrency=MAX_CONCURRENCY,
         on_done=done,
         trust=options.trust,
+        require=options.require,
+        allow_unknown_scopes=options.allow_unknown_scopes,
     )
     grouped: list[tuple[TargetResult, ...]] = []
     position = 0

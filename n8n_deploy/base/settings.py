@@ -60,6 +60,10 @@ class Settings:
     time_zone: str = "local time"
     #: N8N_DEPLOY_LOCK_TIMEOUT: seconds to wait for another process's migration (servers).
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    #: GITHUB_ACTIONS=true: failures also become workflow annotations.
+    github_actions: bool = False
+    #: GITHUB_STEP_SUMMARY: the file a job's Markdown summary is appended to.
+    github_step_summary: str | None = None
 
     @property
     def database_path(self) -> Path | None:
@@ -120,6 +124,8 @@ def resolve_settings(
         debug=bool(env.get(DEBUG_ENV)),
         time_zone=env.get("TZ") or local_zone_name(),
         lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
+        github_actions=env.get("GITHUB_ACTIONS", "").strip().lower() == "true",
+        github_step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
     )
 
 

@@ -76,6 +76,7 @@ def root(
 
 keys.app.command("test", epilog=verify.TEST_EPILOG)(verify.test)
 keys.app.command("rotate", epilog=verify.ROTATE_EPILOG)(verify.rotate)
+keys.app.command("scopes")(verify.scopes_command)
 app.add_typer(keys.app, name="apikey")
 app.add_typer(servers.app, name="server")
 app.add_typer(database.app, name="db")

@@ -9,13 +9,16 @@ parses options and renders results.  Nothing heavy is imported at module level.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from n8n_deploy.base.dates import human_date
-from n8n_deploy.base.errors import N8nDeployError, UsageError
+from n8n_deploy.base.errors import N8nDeployError, OperationFailed, UsageError
 from n8n_deploy.base.names import lookup_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import (
@@ -37,6 +40,7 @@ from n8n_deploy.cli.options import (
 from n8n_deploy.cli.output import icon, note, print_json, print_table, say, warn
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
+from n8n_deploy.n8n import scopes
 from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -120,6 +124,50 @@ MinDaysOption = Annotated[
 ]
 
 
+FORMATS = ("table", "plain", "json", "junit", "github")
+RequireOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--require",
+        metavar="SCOPE[,SCOPE...]",
+        help="Also check that the key holds these scopes (repeatable), or a bundle: "
+        f"'deploy' ({', '.join(scopes.DEPLOY)}) or 'read-only' "
+        f"({', '.join(scopes.READ_ONLY)}). A missing scope fails (exit "
+        f"{int(ExitStatus.KEY_REJECTED)}); one the server cannot tell fails (exit "
+        f"{int(ExitStatus.FAILED)}) unless --allow-unknown-scopes.",
+        show_default=False,
+    ),
+]
+AllowUnknownOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unknown-scopes",
+        help="Pass a required scope that the server can neither list (/api/v1/discover) "
+        "nor show by a request that changes nothing.",
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="table (default), plain (no emoji, ASCII), json (as --json), junit (JUnit XML "
+        "for CI test reports) or github (also GitHub workflow annotations and a job "
+        "summary; automatic when GITHUB_ACTIONS=true).",
+        show_default=False,
+    ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        metavar="PATH",
+        help="Write the --format junit report to PATH instead of stdout.",
+        show_default=False,
+    ),
+]
+
+
 def test(
     ctx: typer.Context,
     name: Annotated[
@@ -143,18 +191,32 @@ def test(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     skip_ssl_verify: SkipSslOption = False,
     min_days: MinDaysOption = 0,
+    require: RequireOption = None,
+    allow_unknown_scopes: AllowUnknownOption = False,
+    output_format: FormatOption = None,
+    output: OutputOption = None,
     json_output: JsonOption = False,
     no_emoji: NoEmojiOption = False,
 ) -> None:
     """Check that an API key works: its format and expiry, then one authenticated request
-    (GET /api/v1/workflows?limit=1) to the server. On success the key's last-used time is
-    set. Human output on stdout; --json prints one object per server (an array when there
-    are several, and always for --all), and one saying why when the key could not be
-    tested at all (outcome not_found, inactive or not_tested)."""
+    (GET /api/v1/workflows?limit=1) to the server, and with --require the scopes a deploy
+    needs (GET /api/v1/discover, or requests that change nothing). On success the key's
+    last-used time is set. Human output on stdout; --json prints one object per server
+    (an array when there are several, and always for --all), and one saying why when the
+    key could not be tested at all (outcome not_found, inactive or not_tested)."""
     from n8n_deploy.apikeys import check
 
-    emoji = not no_emoji
-    options = _options(ctx, timeout=timeout, skip_ssl_verify=skip_ssl_verify, min_days=min_days)
+    report_format = _report_format(ctx, output_format, output, json_output=json_output)
+    json_output = report_format.machine
+    emoji = not no_emoji and report_format.name != "plain"
+    options = _options(
+        ctx,
+        timeout=timeout,
+        skip_ssl_verify=skip_ssl_verify,
+        min_days=min_days,
+        require=_required(require),
+        allow_unknown_scopes=allow_unknown_scopes,
+    )
     if all_keys:
         if name is not None:
             raise UsageError("Give a key name or --all, not both")
@@ -179,7 +241,8 @@ def test(
             if not json_output:
                 raise
             reports = [check.KeyReport.not_run(None, error)]
-        _finish_all(reports, json_output=json_output, emoji=emoji)
+        report_format.extras(reports)
+        _finish_all(reports, json_output=json_output, emoji=emoji, report_format=report_format)
         return
     if name is None:
         raise UsageError(
@@ -213,11 +276,113 @@ def test(
             raise
         report = check.KeyReport.not_run(key_name, error)
     subject = "from stdin" if name == "-" else name
-    _finish_one(report, f"Testing API key: {subject}", json_output=json_output, emoji=emoji)
+    report_format.extras([report])
+    _finish_one(
+        report,
+        f"Testing API key: {subject}",
+        json_output=json_output,
+        emoji=emoji,
+        report_format=report_format,
+    )
+
+
+def _required(values: list[str] | None) -> tuple[str, ...]:
+    """The scopes --require asks for; a value that is neither a scope nor a bundle is a
+    usage error."""
+    try:
+        return scopes.expand(values or [])
+    except ValueError as bad:
+        raise UsageError(
+            f"--require {bad}: not a scope (resource:operation, e.g. workflow:create) or a "
+            f"bundle ({', '.join(scopes.BUNDLES)})",
+            hint="e.g. --require deploy or --require workflow:list,tag:create",
+        ) from None
+
+
+class _ReportFormat:
+    """What --format (or --json) asked for, and the reports that go beside the output."""
+
+    def __init__(self, name: str, output: Path | None, github: bool, summary: str | None):
+        self.name = name
+        self.output = output
+        self.github = github
+        self.summary = summary
+
+    @property
+    def machine(self) -> bool:
+        """Machine output on stdout (JSON, or JUnit XML): no table, no progress."""
+        return self.name == "json" or (self.name == "junit" and self.output is None)
+
+    def extras(self, reports: Sequence[KeyReport]) -> None:
+        """JUnit to its file, GitHub annotations and summary; then the usual output."""
+        from n8n_deploy.cli import reports as ci
+
+        if self.name == "junit":
+            document = ci.junit_xml(reports)
+            if self.output is None:
+                sys.stdout.write(document)
+                sys.stdout.flush()
+            else:
+                _write_file(self.output, document)
+        if self.github:
+            # Workflow commands are read from stdout and stderr alike: stderr keeps a
+            # JSON or XML stdout clean.
+            stream = sys.stderr if self.machine else sys.stdout
+            for line in ci.github_annotations(reports):
+                stream.write(line + "\n")
+            stream.flush()
+            if self.summary:
+                _append_file(Path(self.summary), ci.github_summary(reports))
+
+
+def _report_format(
+    ctx: typer.Context, name: str | None, output: Path | None, *, json_output: bool
+) -> _ReportFormat:
+    chosen = (name or ("json" if json_output else "table")).strip().lower()
+    if chosen not in FORMATS:
+        raise UsageError(
+            f"--format {name}: not a report format", hint=f"Use one of: {', '.join(FORMATS)}"
+        )
+    if json_output and chosen not in ("json",):
+        raise UsageError(f"--json and --format {chosen} ask for two outputs; give one")
+    if output is not None and chosen != "junit":
+        raise UsageError("--output is for --format junit", hint="Add --format junit")
+    settings = state(ctx).settings
+    github = chosen == "github" or settings.github_actions
+    return _ReportFormat(chosen, output, github, settings.github_step_summary)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write a report whole (a temporary file moved into place) or not at all."""
+    target = path.expanduser()
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OperationFailed(
+            f"Cannot write the report to {target}: {exc.strerror or exc}",
+            hint="Give a path in a folder that exists and can be written",
+        ) from None
+
+
+def _append_file(path: Path, text: str) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        warn(f"Cannot append the job summary to {path}: {exc.strerror or exc}")
 
 
 def _options(
-    ctx: typer.Context, *, timeout: float, skip_ssl_verify: bool, min_days: float = 0
+    ctx: typer.Context,
+    *,
+    timeout: float,
+    skip_ssl_verify: bool,
+    min_days: float = 0,
+    require: tuple[str, ...] | None = (),
+    allow_unknown_scopes: bool = False,
 ) -> CheckOptions:
     """How to test, from the options and the settings (N8N_SERVER_URL, SSL_CERT_FILE/DIR)."""
     from n8n_deploy.apikeys.check import CheckOptions
@@ -230,6 +395,8 @@ def _options(
         min_days=min_days,
         fallback_server_url=settings.server_url,
         trust=Trust(settings.ca_file, settings.ca_dir),
+        require=require,
+        allow_unknown_scopes=allow_unknown_scopes,
     )
 
 
@@ -358,8 +525,8 @@ def _warnings(results: Sequence[ValidationResult], emoji: bool) -> None:
 
 
 def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
-    """format once, reachable and authentication per server, expiry once (the reference's
-    order), each failure followed by its hint."""
+    """format once, reachable, authentication (and scopes) per server, expiry once (the
+    reference's order), each failure followed by its hint."""
     first = results[0].result
     lines: list[str] = []
     fmt = first.check("format")
@@ -369,7 +536,7 @@ def _report_lines(results: Sequence[TargetResult], emoji: bool) -> list[str]:
             lines += _hint(first.hint)
     for item in results:
         result = item.result
-        for name in ("reachable", "authentication"):
+        for name in ("reachable", "authentication", "scopes"):
             check = result.check(name)
             if check is None:
                 continue
@@ -407,12 +574,20 @@ def _verdict(report: KeyReport, emoji: bool) -> str:
     return f"{icon('fail', emoji)}API key test failed on {count}: {names}"
 
 
-def _finish_one(report: KeyReport, title: str, *, json_output: bool, emoji: bool) -> None:
+def _finish_one(
+    report: KeyReport,
+    title: str,
+    *,
+    json_output: bool,
+    emoji: bool,
+    report_format: _ReportFormat,
+) -> None:
     results = [r.result for r in report.results]
     _warnings(results, emoji)
     if json_output:
-        records = report.to_dicts()
-        print_json(records[0] if len(records) == 1 else records)
+        if report_format.name == "json":
+            records = report.to_dicts()
+            print_json(records[0] if len(records) == 1 else records)
         _errors_to_stderr(report.results)
     else:
         say(f"{icon('test', emoji)}{title}")
@@ -448,11 +623,18 @@ def _progress(emoji: bool) -> OnDone:
     return done
 
 
-def _finish_all(reports: Sequence[KeyReport], *, json_output: bool, emoji: bool) -> None:
+def _finish_all(
+    reports: Sequence[KeyReport],
+    *,
+    json_output: bool,
+    emoji: bool,
+    report_format: _ReportFormat,
+) -> None:
     _warnings([r.result for report in reports for r in report.results], emoji)
     status = most_serious(report.exit_status for report in reports)
     if json_output:
-        print_json([record for report in reports for record in report.to_dicts()])
+        if report_format.name == "json":
+            print_json([record for report in reports for record in report.to_dicts()])
         for report in reports:
             _errors_to_stderr(report.results, key_name=report.key_name)
         _exit(status)
@@ -543,3 +725,69 @@ def _finish_rotation(report: RotationReport, *, json_output: bool, emoji: bool) 
 def _exit(status: ExitStatus) -> None:
     if status != ExitStatus.SUCCESS:
         raise typer.Exit(int(status))
+
+
+def scopes_command(
+    ctx: typer.Context,
+    name: Annotated[str, key_name_argument("The stored key whose scopes to list.")],
+    server: ServerOption = None,
+    server_url: ServerUrlOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    skip_ssl_verify: SkipSslOption = False,
+    json_output: JsonOption = False,
+    no_emoji: NoEmojiOption = False,
+) -> None:
+    """List the scopes a stored key holds on each server it is linked to (or on --server /
+    --server-url), grouped by resource. From GET /api/v1/discover where the server has it;
+    otherwise from requests that change nothing, which show only the scopes they probe."""
+    from n8n_deploy.apikeys import check
+
+    emoji = not no_emoji
+    options = _options(ctx, timeout=timeout, skip_ssl_verify=skip_ssl_verify, require=None)
+    report = check.check_stored_key(
+        state(ctx).database(),
+        lookup_name(name),
+        server_name=server,
+        server_url=server_url,
+        options=options,
+    )
+    records: list[dict[str, Any]] = []
+    for item in report.results:
+        result = item.result
+        known = result.scopes
+        records.append(
+            {
+                "key": report.key_name,
+                "server": item.target.server if item.target else None,
+                "server_url": result.server_url,
+                "outcome": result.outcome.value,
+                "exit_status": int(result.exit_status),
+                "message": result.message,
+                "source": known.source if known else None,
+                "scopes": scopes.by_resource(known.held) if known else {},
+                "missing_scopes": list(known.missing) if known else [],
+                "unknown_scopes": list(known.unknown) if known else [],
+            }
+        )
+    if json_output:
+        print_json(records)
+        _errors_to_stderr(report.results)
+        _exit(report.exit_status)
+        return
+    for item, record in zip(report.results, records, strict=True):
+        where = _server_cell(item.target)
+        title = f"{icon('key', emoji)}Scopes of API key '{report.key_name}' on {where}"
+        if not item.result.ok:
+            say(title)
+            say(f"  {item.result.message}")
+            continue
+        how = (
+            "from the server's /api/v1/discover"
+            if record["source"] == "discover"
+            else "from requests that change nothing (only the scopes they probe)"
+        )
+        rows = [[resource, ", ".join(ops)] for resource, ops in record["scopes"].items()]
+        if record["missing_scopes"]:
+            rows.append(["(lacks)", ", ".join(record["missing_scopes"])])
+        print_table(f"{title}, {how}", ["Resource", "Operations"], rows, plain=not emoji)
+    _exit(report.exit_status)

@@ -195,7 +195,7 @@ def validate_many(
     concurrency: int = MAX_CONCURRENCY,
     on_done: Callable[[int, ValidationResult], None] | None = None,
     trust: Trust | None = None,
-    require: tuple[str, ...] = (),
+    require: tuple[str, ...] | None = (),
     allow_unknown_scopes: bool = False,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time), each within its
