@@ -36,8 +36,15 @@ if TYPE_CHECKING:
     from n8n_deploy.base.errors import N8nDeployError
     from n8n_deploy.base.settings import Settings, resolve_settings
     from n8n_deploy.base.status import ExitStatus
-    from n8n_deploy.n8n.probe import Probe, Trust, check_locally, validate_key, validate_many
-    from n8n_deploy.n8n.results import Outcome, ValidationResult
+    from n8n_deploy.n8n.probe import (
+        Probe,
+        Trust,
+        check_locally,
+        read_key_scopes,
+        validate_key,
+        validate_many,
+    )
+    from n8n_deploy.n8n.results import Outcome, ScopeReport, ValidationResult
     from n8n_deploy.store.backups import create_backup
     from n8n_deploy.store.engine import Database, create_engine_for
     from n8n_deploy.store.lifecycle import open_database
@@ -63,6 +70,8 @@ _API: dict[str, str] = {
     "create_backup": "n8n_deploy.store.backups",
     "validate_key": "n8n_deploy.n8n.probe",
     "validate_many": "n8n_deploy.n8n.probe",
+    "read_key_scopes": "n8n_deploy.n8n.probe",
+    "ScopeReport": "n8n_deploy.n8n.results",
     "check_locally": "n8n_deploy.n8n.probe",
     "Probe": "n8n_deploy.n8n.probe",
     "Trust": "n8n_deploy.n8n.probe",
@@ -80,6 +89,7 @@ _API: dict[str, str] = {
 }
 
 __all__ = [
+    "__version__",
     "AddedKey",
     "ApiKey",
     "ApiKeyRepository",
@@ -91,12 +101,12 @@ __all__ = [
     "Outcome",
     "Probe",
     "RotationReport",
+    "ScopeReport",
     "Server",
     "ServerRepository",
     "Settings",
     "Trust",
     "ValidationResult",
-    "__version__",
     "add_key",
     "check_all_keys",
     "check_locally",
@@ -106,6 +116,7 @@ __all__ = [
     "create_engine_for",
     "downgrade_database",
     "open_database",
+    "read_key_scopes",
     "resolve_settings",
     "rotate_key",
     "upgrade_database",
