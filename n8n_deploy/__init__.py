@@ -89,7 +89,6 @@ _API: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__",
     "AddedKey",
     "ApiKey",
     "ApiKeyRepository",
@@ -107,6 +106,7 @@ __all__ = [
     "Settings",
     "Trust",
     "ValidationResult",
+    "__version__",
     "add_key",
     "check_all_keys",
     "check_locally",
