@@ -161,17 +161,32 @@ def test_reference_link_to_an_existing_emoji_server(
     assert servers(data_dir) == {"Production Server 🚀": "https://n8n.example.com"}
 
 
-def test_reference_link_to_a_missing_server_names_the_create_command_and_stores_nothing(
+def test_reference_link_to_a_missing_server_runs_verbatim_in_a_fresh_folder(
     cli: Cli, data_dir: Path
 ) -> None:
-    cli("db", "init")
-    before = dump_database(data_dir)
+    """The reference: --server "creates server if doesn't exist". Nothing on the line says
+    where the server is: it is created without a URL, visibly so, with the fix named."""
     line = 'n8n-deploy apikey add - --name prod_key --server "Production Server 🚀"'
     run = shell(cli, line, stdin=make_jwt())
-    one_line_error(run, ExitStatus.FAILED, "Server 'Production Server 🚀' not found. ")
-    assert "n8n-deploy server create 'Production Server 🚀' URL" in run.stderr
-    assert "N8N_SERVER_URL" in run.stderr
-    assert dump_database(data_dir) == before
+    assert run.exit_code == 0, run.output
+    assert run.stdout == (
+        "✅ API key 'prod_key' added, linked to new server 'Production Server 🚀' (no URL yet)\n"
+    )
+    assert "was created without a URL: set it with n8n-deploy server update" in run.stderr
+    assert links(data_dir) == {("prod_key", "Production Server 🚀")}
+    listed = json.loads(cli("server", "list", "--json").stdout)
+    assert [(s["name"], s["url"]) for s in listed] == [("Production Server 🚀", None)]
+    assert "(no URL yet)" in cli("server", "list").stdout
+    assert "(no URL yet)" in cli("apikey", "show", "prod_key").stdout
+
+    tested = cli("apikey", "test", "prod_key")
+    assert tested.exit_code == ExitStatus.FAILED
+    assert "Server 'Production Server 🚀' has no URL yet" in tested.stdout
+    assert "n8n-deploy server update 'Production Server 🚀' --url URL" in tested.stdout
+
+    fixed = cli("server", "update", "Production Server 🚀", "--url", "https://n8n.example.com")
+    assert fixed.exit_code == 0, fixed.output
+    assert servers(data_dir) == {"Production Server 🚀": "https://n8n.example.com"}
 
 
 def test_a_missing_server_is_created_from_n8n_server_url(cli: Cli, data_dir: Path) -> None:
@@ -195,6 +210,7 @@ def test_a_misspelt_server_gets_suggestions(cli: Cli, data_dir: Path, production
     )
     one_line_error(run, ExitStatus.FAILED, "Server 'Production Server' not found. ")
     assert "Did you mean: 'Production Server 🚀'?" in run.stderr
+    assert "To create a new server of that name instead" in run.stderr
     assert stored_keys(data_dir) == {}
 
 

@@ -40,16 +40,28 @@ def test_plan_checks_without_a_database_and_hides_the_secret() -> None:
         keystore.plan_new_key("x" * 101, secret)
 
 
-def test_a_missing_server_without_a_url_stores_nothing(database: Database) -> None:
+def test_a_server_name_close_to_a_stored_one_is_a_typo_and_stores_nothing(
+    database: Database,
+) -> None:
     with database.session(write=True) as s:
         ServerRepository(s).create("Production", "https://n8n.example.com")
     with pytest.raises(NotFoundError) as caught, database.session(write=True) as s:
         keystore.add_key(s, "k", make_jwt(), server="Producton")
     assert caught.value.hint is not None
-    assert caught.value.hint.startswith("Did you mean: 'Production'? Create it first: ")
+    assert caught.value.hint.startswith("Did you mean: 'Production'? To create a new server")
     assert "n8n-deploy server create Producton URL" in caught.value.hint
     with database.session() as s:
         assert ApiKeyRepository(s).list() == []
+
+
+def test_a_new_server_name_without_a_url_creates_the_server_without_one(
+    database: Database,
+) -> None:
+    with database.session(write=True) as s:
+        added = keystore.add_key(s, "k", make_jwt(), server="Staging")
+    assert added.server_created and added.server is not None and added.server.url is None
+    (warning,) = added.warnings
+    assert "server update Staging --url URL" in warning
 
 
 def test_the_expiry_warning_window_is_seven_days() -> None:

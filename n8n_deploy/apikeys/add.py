@@ -13,7 +13,6 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NoReturn
 
 from sqlalchemy.orm import Session
 
@@ -101,9 +100,18 @@ def store_new_key(session: Session, new: NewKey) -> AddedKey:
     if new.server_name is not None:
         server = servers.find(new.server_name)
         if server is None:
+            # The reference: --server "creates server if doesn't exist"; its URL comes from
+            # N8N_SERVER_URL, or is set later (server update NAME --url URL).  A name close
+            # to a stored one is taken for a typo, not for a new server.
             if new.server_url is None:
-                _refuse_missing_server(servers, new.server_name)
+                _refuse_a_likely_typo(servers, new.server_name)
             server, created = servers.create(new.server_name, new.server_url), True
+            if new.server_url is None:
+                warnings.append(
+                    f"server '{server.name}' was created without a URL: set it with "
+                    f"n8n-deploy server update {shlex.quote(server.name)} --url URL "
+                    "before testing the key against it"
+                )
         elif new.server_url is not None and new.server_url != server.url:
             warnings.append(
                 f"{SERVER_URL_SOURCE} ({new.server_url}) is not the URL of server "
@@ -113,7 +121,7 @@ def store_new_key(session: Session, new: NewKey) -> AddedKey:
         server = servers.find_by_url(new.server_url)
         if server is None:
             server, created = _server_for_url(servers, new.server_url), True
-    if created and server is not None:
+    if created and server is not None and server.url is not None:
         warnings.extend(server_url_warnings(server.url))
     key = ApiKeyRepository(session).add(
         new.name,
@@ -153,23 +161,17 @@ def _server_url(raw: str | None) -> str | None:
         ) from None
 
 
-def _refuse_missing_server(servers: ServerRepository, name: str) -> NoReturn:
-    """NotFoundError with close names, and the exact command that creates the server."""
+def _refuse_a_likely_typo(servers: ServerRepository, name: str) -> None:
+    """NotFoundError, with the close names, when ``name`` looks like a stored one mistyped."""
     try:
         servers.get(name)
     except NotFoundError as error:
-        create = f"n8n-deploy server create {shlex.quote(name)} URL"
-        error.hint = (
-            (
-                error.hint + ("" if error.hint.endswith((".", "?", "!")) else ".") + " "
-                if error.hint
-                else ""
+        if error.suggestions:
+            error.hint = (
+                f"{error.hint} To create a new server of that name instead: "
+                f"n8n-deploy server create {shlex.quote(name)} URL. Nothing was stored"
             )
-            + f"Create it first: {create} (or set {SERVER_URL_SOURCE} to create it along "
-            "with the key). Nothing was stored"
-        )
-        raise
-    raise OperationFailed(f"Server '{name}' appeared while adding the key; try again")
+            raise
 
 
 def _server_for_url(servers: ServerRepository, url: str) -> Server:

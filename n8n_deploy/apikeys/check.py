@@ -161,9 +161,13 @@ def choose_targets(
     if server_url is not None:
         return [Target(normalize_server_url(server_url), None, not skip, "--server-url")]
     if server is not None:
-        return [Target(server.url, server.name, not (skip or server.skip_ssl_verify), "--server")]
+        return [
+            Target(server.url or "", server.name, not (skip or server.skip_ssl_verify), "--server")
+        ]
     if linked:
-        return [Target(s.url, s.name, not (skip or s.skip_ssl_verify), "linked") for s in linked]
+        return [
+            Target(s.url or "", s.name, not (skip or s.skip_ssl_verify), "linked") for s in linked
+        ]
     env_url = options.fallback_server_url
     if env_url is not None:
         try:

@@ -121,7 +121,8 @@ def add(
     line = f"{icon('ok', emoji)}API key '{added.key.name}' added"
     if added.server is not None:
         if added.server_created:
-            line += f", linked to new server '{added.server.name}' ({added.server.url})"
+            where = added.server.url or "no URL yet"
+            line += f", linked to new server '{added.server.name}' ({where})"
         else:
             line += f", linked to server '{added.server.name}'"
     say(line)

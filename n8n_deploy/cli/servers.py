@@ -216,7 +216,7 @@ def update(
     if not changes:
         say(f"Server '{current}' unchanged: it already has these settings")
         return
-    if url_changed:
+    if url_changed and final_url is not None:
         _warn_about_url(final_url, twin_name, emoji=not no_emoji)
     say(f"Server '{current}' updated: " + "; ".join(changes))
 

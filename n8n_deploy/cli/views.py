@@ -115,7 +115,7 @@ def key_details(
     expires = expiry_label(key)
     if info is not None and info.problems:
         expires += f" ({'; '.join(info.problems)})"
-    servers = [f"{server.name} ({server.url})" for server in key.servers] or ["none"]
+    servers = [f"{server.name} ({server.url or NO_URL})" for server in key.servers] or ["none"]
     lines = [
         ("Name", key.name),
         ("Status", status_label(key_status(key, now), emoji)),
@@ -161,10 +161,14 @@ def _count(server: Server) -> tuple[int, int]:
 
 
 SERVER_HEADERS = ("Name", "URL", "Keys (active/total)", "TLS Verification", "Created")
+#: How a server without a URL shows in tables (JSON: null).
+NO_URL = "(no URL yet)"
 
 
 def tls_label(server: Server, emoji: bool) -> str:
     """Whether n8n-deploy checks the server's TLS certificate (only https has one)."""
+    if server.url is None:
+        return "n/a (no URL)"
     if not server.url.startswith("https:"):
         return "n/a (http)"
     if server.skip_ssl_verify:
@@ -176,7 +180,7 @@ def server_row(server: Server, counts: tuple[int, int], *, emoji: bool) -> list[
     active, total = counts
     return [
         server.name,
-        server.url,
+        server.url or NO_URL,
         f"{active}/{total}",
         tls_label(server, emoji),
         human_time(server.created_at),

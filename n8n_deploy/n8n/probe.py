@@ -362,6 +362,11 @@ def _unusable_url(
         message = f"The server URL cannot be used: {_tail(error.message)}"
         hint = error.hint or "Give an http(s) base URL such as https://n8n.example.com"
         where = shown
+    elif not shown:  # a server created by "apikey add --server NAME" without a URL
+        message = f"Server '{server_name}' has no URL yet, so the key was not tested"
+        hint = f"Set it: n8n-deploy server update {shell_word(server_name)} --url URL"
+        where = f"'{server_name}'"
+        error = InvalidServerUrlError("no URL yet")
     else:
         message = f"The URL of server '{server_name}' cannot be used: {_tail(error.message)}"
         fix = f"n8n-deploy server update {shell_word(server_name)} --url https://..."

@@ -145,7 +145,8 @@ class Server(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
-    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    # None: created by "apikey add --server NAME" before its URL was known (revision 0006).
+    url: Mapped[str | None] = mapped_column(String(URL_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
     skip_ssl_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -212,12 +212,13 @@ class ServerRepository(_Named):
     def create(
         self,
         name: str,
-        url: str,
+        url: str | None,
         *,
         description: str | None = None,
         skip_ssl_verify: bool = False,
     ) -> Server:
-        """Store a new server (name cleaned and URL normalised by the caller)."""
+        """Store a new server (name cleaned and URL normalised by the caller); ``url`` None
+        for a server whose URL is not known yet (``apikey add --server NAME``)."""
         if self.find(name) is not None:
             raise self._exists(name)
         server = Server(
