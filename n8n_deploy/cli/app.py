@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer._completion_classes import completion_init
 
 from n8n_deploy.base.settings import DATA_DIR_ENV, DATABASE_URL_ENV
 from n8n_deploy.base.version import __version__
@@ -16,6 +17,10 @@ from n8n_deploy.cli import database, keys, servers, verify
 from n8n_deploy.cli.output import configure
 from n8n_deploy.cli.root import RootGroup
 from n8n_deploy.cli.state import state
+
+# add_completion=False below (our options take the shell as a value) also leaves out
+# typer's registration of the shells it completes for: register them.
+completion_init()
 
 app = typer.Typer(
     name="n8n-deploy",
@@ -28,7 +33,43 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Our own --install-completion/--show-completion: they take the shell as a value.
+    add_completion=False,
 )
+
+
+def _shell(value: str) -> str:
+    from n8n_deploy.cli.completion import SHELLS, detected_shell
+
+    shell = (value or detected_shell() or "").strip().lower()
+    if shell not in SHELLS:
+        shown = f"'{value}'" if value else "the current shell (it could not be told)"
+        raise typer.BadParameter(
+            f"completion is for bash, zsh or fish, not {shown}; name the shell, e.g. "
+            "--install-completion zsh"
+        )
+    return shell
+
+
+def _install_completion(value: str | None) -> None:
+    if value is None:
+        return
+    from n8n_deploy.cli.completion import install_completion
+
+    shell = _shell(value)
+    path = install_completion(shell)
+    typer.echo(f"{shell} completion installed in {path}")
+    typer.echo("It takes effect in a new terminal (or: source the file now)")
+    raise typer.Exit()
+
+
+def _show_completion(value: str | None) -> None:
+    if value is None:
+        return
+    from n8n_deploy.cli.completion import completion_script
+
+    typer.echo(completion_script(_shell(value)))
+    raise typer.Exit()
 
 
 def _version(value: bool) -> None:
@@ -69,6 +110,34 @@ def root(
             help="Print the version and exit.",
         ),
     ] = False,
+    install_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--install-completion",
+            metavar="[SHELL]",
+            is_flag=False,
+            flag_value="",
+            callback=_install_completion,
+            is_eager=True,
+            expose_value=True,
+            help="Install Tab completion for SHELL (bash, zsh or fish; default: the "
+            "current shell).",
+            show_default=False,
+        ),
+    ] = None,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            metavar="[SHELL]",
+            is_flag=False,
+            flag_value="",
+            callback=_show_completion,
+            is_eager=True,
+            help="Print the completion script for SHELL, to install it by hand.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Options here go before the command group, e.g. n8n-deploy --data-dir ./d apikey list."""
     configure(no_color=state(ctx).settings.no_color)

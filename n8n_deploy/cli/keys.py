@@ -25,6 +25,7 @@ from n8n_deploy.cli.options import (
     KeyNameArgument,
     NoEmojiOption,
     UnmaskOption,
+    WideOption,
     description_option,
     server_option,
 )
@@ -143,6 +144,7 @@ def list_keys(
     no_emoji: NoEmojiOption = False,
     unmask: UnmaskOption = False,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List stored API keys, masked (last 4 characters only).
 
@@ -176,7 +178,7 @@ def list_keys(
     if not keys:
         note(f"No API keys match ({_describe_filter(server, active)}).")
         return
-    print_keys_table(keys, emoji=emoji, unmask=unmask)
+    print_keys_table(keys, emoji=emoji, unmask=unmask, wide=wide)
 
 
 def _describe_filter(server: str | None, active: bool | None) -> str:

@@ -53,6 +53,14 @@ UnmaskOption = Annotated[
     bool,
     typer.Option("--unmask", help="Show full API keys (SECURITY WARNING: never in logs or CI)."),
 ]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Every column, even at a narrow terminal (by default the least important are "
+        "left out there, and a note names them).",
+    ),
+]
 ConfirmOption = Annotated[
     bool,
     typer.Option(

@@ -90,17 +90,42 @@ def print_table(
     *,
     plain: bool = False,
     keep_whole: Collection[str] = (),
+    droppable: Sequence[str] = (),
+    wide: bool = False,
+    how_to_see: str = "",
 ) -> None:
     """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs.
 
-    Columns named in ``keep_whole`` are never wrapped, even in a narrow terminal (dates,
-    masked keys); the others fold.  When piped, nothing is ever wrapped or truncated.
+    Columns named in ``keep_whole`` are never wrapped, even in a narrow terminal (names,
+    dates, masked keys).  At a terminal too narrow for every column, the columns in
+    ``droppable`` are left out, least important (first) first, until the table fits, and a
+    note on stderr names them and ``how_to_see`` them; ``wide`` keeps every column.  When
+    piped, nothing is ever wrapped, truncated or left out.
 
     The title goes on its own line followed by a blank line, as in the reference output.
     """
     from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
 
+    shown = list(range(len(headers)))
+    out = console()
+    widths = [
+        max([cell_len(headers[i]), *(cell_len(row[i]) for row in rows)])
+        for i in range(len(headers))
+    ]
+
+    def needed(columns: list[int]) -> int:
+        return sum(widths[i] + 3 for i in columns) + 1  # borders and padding
+
+    if _is_tty(sys.stdout) and wide:
+        out.width = max(out.width, needed(shown))  # wider than the terminal, as asked
+    elif _is_tty(sys.stdout):
+        for name in droppable:
+            if needed(shown) <= out.width:
+                break
+            if name in headers:
+                shown.remove(headers.index(name))
     if title:
         say(title)
         say("")
@@ -109,13 +134,24 @@ def print_table(
         show_lines=False,
         header_style="" if plain else "bold",
     )
-    for header in headers:
+    for i in shown:
+        whole = headers[i] in keep_whole or not _is_tty(sys.stdout)
         table.add_column(
-            header, overflow="fold", no_wrap=header in keep_whole or not _is_tty(sys.stdout)
+            headers[i],
+            overflow="fold",
+            no_wrap=whole,
+            min_width=max(cell_len(row[i]) for row in rows) if whole and rows else None,
         )
     for row in rows:
-        table.add_row(*row)
-    console().print(table)
+        table.add_row(*(row[i] for i in shown))
+    out.print(table)
+    hidden = [headers[i] for i in range(len(headers)) if i not in shown]
+    if hidden:
+        note(
+            f"({', '.join(hidden)} not shown at this width"
+            + (f": {how_to_see}" if how_to_see else ": --wide shows every column")
+            + ")"
+        )
 
 
 def print_json(data: Any) -> None:

@@ -17,6 +17,7 @@ from n8n_deploy.cli.options import (
     JsonOption,
     NoEmojiOption,
     UnmaskOption,
+    WideOption,
     description_option,
     key_name_argument,
     server_name_argument,
@@ -110,7 +111,10 @@ def create(
 
 @app.command("list")
 def list_servers(
-    ctx: typer.Context, json_output: JsonOption = False, no_emoji: NoEmojiOption = False
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    no_emoji: NoEmojiOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List servers: name, URL, linked keys (active/total), TLS verification, created."""
     from n8n_deploy.store.repositories import ServerRepository
@@ -125,7 +129,7 @@ def list_servers(
         if not found:
             note("No servers yet. Add one: n8n-deploy server create NAME URL")
             return
-        print_servers_table(found, counts, emoji=not no_emoji)
+        print_servers_table(found, counts, emoji=not no_emoji, wide=wide)
 
 
 @app.command("show")
@@ -134,6 +138,7 @@ def show(
     name: ServerName,
     json_output: JsonOption = False,
     no_emoji: NoEmojiOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Show one server and the API keys linked to it (masked; see 'server keys --unmask')."""
     from n8n_deploy.store.repositories import ServerRepository
@@ -159,7 +164,9 @@ def show(
             note(_no_keys_hint(server.name))
             return
         say("")
-        print_keys_table(server.api_keys, emoji=emoji, unmask=False, title=_keys_title(server.name))
+        print_keys_table(
+            server.api_keys, emoji=emoji, unmask=False, title=_keys_title(server.name), wide=wide
+        )
 
 
 @app.command("update")
@@ -267,6 +274,7 @@ def keys(
     server: ServerArg,
     json_output: JsonOption = False,
     no_emoji: NoEmojiOption = False,
+    wide: WideOption = False,
     unmask: UnmaskOption = False,
 ) -> None:
     """List the API keys linked to a server (same columns and masking as 'apikey list')."""
@@ -283,7 +291,9 @@ def keys(
         if not linked:
             note(_no_keys_hint(target.name))
             return
-        print_keys_table(linked, emoji=not no_emoji, unmask=unmask, title=_keys_title(target.name))
+        print_keys_table(
+            linked, emoji=not no_emoji, unmask=unmask, title=_keys_title(target.name), wide=wide
+        )
 
 
 @app.command("delete")

@@ -91,8 +91,18 @@ def key_row(key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = No
     ]
 
 
+#: Left out first at a narrow terminal (the name, status and masked key always stay).
+KEY_DROPPABLE = ("Description", "Created", "Last Used", "Servers", "Expires")
+KEYS_HOW_TO_SEE = "--wide, 'apikey show NAME' or --json shows them"
+
+
 def print_keys_table(
-    keys: Sequence[ApiKey], *, emoji: bool, unmask: bool, title: str = "API Keys"
+    keys: Sequence[ApiKey],
+    *,
+    emoji: bool,
+    unmask: bool,
+    title: str = "API Keys",
+    wide: bool = False,
 ) -> None:
     now = utcnow()
     print_table(
@@ -100,7 +110,10 @@ def print_keys_table(
         KEY_HEADERS,
         [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
         plain=not emoji,
-        keep_whole=("Created", "Last Used", "Status", "Expires", "Key"),
+        keep_whole=("Name", "Created", "Last Used", "Status", "Expires", "Key"),
+        droppable=KEY_DROPPABLE,
+        wide=wide,
+        how_to_see=KEYS_HOW_TO_SEE,
     )
 
 
@@ -193,6 +206,7 @@ def print_servers_table(
     *,
     emoji: bool,
     title: str = "Servers",
+    wide: bool = False,
 ) -> None:
     """``counts`` maps server id -> (active keys, all keys), as ServerRepository.count_links."""
     print_table(
@@ -200,5 +214,8 @@ def print_servers_table(
         SERVER_HEADERS,
         [server_row(server, counts.get(server.id, (0, 0)), emoji=emoji) for server in servers],
         plain=not emoji,
-        keep_whole=("Created",),
+        keep_whole=("Name", "Created"),
+        droppable=("Created", "TLS Verification", "Keys (active/total)"),
+        wide=wide,
+        how_to_see="--wide, 'server show NAME' or --json shows them",
     )

@@ -1,0 +1,184 @@
+"""At a real terminal and in a real shell: tables at ordinary widths keep every key name
+whole, and Tab completion of a name with spaces gives a word the shell runs."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shlex
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from n8n_deploy.store.engine import Database
+from tests.helpers import add_key, add_server, installed_script, make_jwt
+
+NAMES = ("production_deploy_key", "staging_key_for_the_team", "emoji 🔑 key")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.fixture
+def registry(database: Database) -> None:
+    add_server(database, "Production Server 🚀", "https://n8n.example.com")
+    for i, name in enumerate(NAMES):
+        add_key(database, name, make_jwt(sub=f"u{i}", exp_days=40), ["Production Server 🚀"])
+    with database.session(write=True) as s:
+        from n8n_deploy.store.repositories import ApiKeyRepository
+
+        for key in ApiKeyRepository(s).list():
+            key.description = "The key our deploy pipeline uses for everything it pushes"
+
+
+def at_terminal(columns: int, *args: str) -> tuple[str, str]:
+    """Run n8n-deploy with stdout on a pseudo-terminal ``columns`` wide; (stdout, stderr)."""
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "n8n_deploy", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    _, err = process.communicate(timeout=30)
+    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")), err.decode()
+
+
+def _cell_width(line: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(line)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("columns", [60, 80, 100, 200])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("apikey", "list"),
+        ("server", "keys", "Production Server 🚀"),
+        ("server", "show", "Production Server 🚀"),
+    ],
+    ids=["apikey-list", "server-keys", "server-show"],
+)
+def test_every_key_name_is_whole_at_ordinary_widths(
+    registry: None, columns: int, command: tuple[str, ...]
+) -> None:
+    out, err = at_terminal(columns, *command)
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    for name in NAMES:
+        assert any(name in row for row in rows), (name, out)
+    assert all(_cell_width(line) <= columns for line in out.splitlines()), out
+    assert all("********" in row for row in rows[1:]) or command[1] == "show"  # keys whole
+    if columns < 200:
+        assert "not shown at this width" in err and "--wide" in err
+    else:
+        assert "not shown" not in err
+
+
+@pytest.mark.e2e
+def test_wide_keeps_every_column(registry: None) -> None:
+    out, err = at_terminal(80, "apikey", "list", "--wide")
+    assert "Description" in out and "not shown" not in err
+
+
+def _complete_in_bash(line: str, home: Path) -> list[str]:
+    """What bash's own completion, with the script n8n-deploy installs, offers for the
+    last word of ``line``."""
+    # The script runs the program by its name, as a user's shell would find it.
+    scripts = str(Path(installed_script()).parent)
+    env = dict(os.environ, HOME=str(home), PATH=f"{scripts}{os.pathsep}{os.environ['PATH']}")
+    installed = subprocess.run(
+        [sys.executable, "-m", "n8n_deploy", "--install-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    script = installed.stdout.split(" installed in ")[1].splitlines()[0].strip()
+    words = line.split(" ")
+    bash = (
+        f"source {shlex.quote(script)}\n"
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})\n"
+        f"COMP_CWORD={len(words) - 1}\n"
+        "_n8n_deploy_completion n8n-deploy\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "-c", bash], capture_output=True, text=True, env=env, check=True
+    )
+    return [line for line in done.stdout.splitlines() if line]
+
+
+@pytest.mark.e2e
+def test_a_name_with_spaces_completes_to_a_word_that_runs(
+    registry: None, tmp_path: Path, data_dir: Path
+) -> None:
+    home = tmp_path / "home"
+    (completed,) = _complete_in_bash("n8n-deploy server keys Prod", home)
+    assert " " not in completed.replace("\\ ", "")  # one shell word
+    ran = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{shlex.quote(sys.executable)} -m n8n_deploy server keys {completed} --json",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir)),
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert {key["name"] for key in __import__("json").loads(ran.stdout)} == set(NAMES)
+    (key,) = _complete_in_bash("n8n-deploy apikey show emoji", home)
+    assert (
+        subprocess.run(
+            ["bash", "-c", f"{shlex.quote(sys.executable)} -m n8n_deploy apikey show {key}"],
+            capture_output=True,
+            env=dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir)),
+        ).returncode
+        == 0
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("shell", ["zsh", "fish", "bash"])
+def test_install_completion_installs_the_shell_it_is_given(tmp_path: Path, shell: str) -> None:
+    env = dict(os.environ, HOME=str(tmp_path), SHELL="/bin/bash")
+    done = subprocess.run(
+        [sys.executable, "-m", "n8n_deploy", "--install-completion", shell],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{shell} completion installed in ")
+    expected = {
+        "zsh": tmp_path / ".zfunc" / "_n8n-deploy",
+        "fish": tmp_path / ".config" / "fish" / "completions" / "n8n-deploy.fish",
+        "bash": tmp_path / ".bash_completions" / "n8n-deploy.sh",
+    }[shell]
+    assert expected.is_file()
+    assert "_N8N_DEPLOY_COMPLETE" in expected.read_text(encoding="utf-8")
+    if shell != "bash":
+        assert not (tmp_path / ".bash_completions").exists()  # never bash, silently
