@@ -640,17 +640,17 @@ def test_a_temporary_dns_failure_is_retried(
     assert result.cause == "dns" and len(attempts) > 1
 
 
-def test_a_refused_connection_is_retried_until_the_budget_is_spent(
+def test_a_refused_connection_is_tried_once_more_then_reported_at_once(
     monkeypatch: pytest.MonkeyPatch, key: str, clock: FakeClock
 ) -> None:
+    """Nothing listens there (a mistyped port): not worth the whole budget."""
     start = clock.now
     attempts = raise_from(monkeypatch, lambda: ConnectionRefusedError(111, "Connection refused"))
-    result = validate_key(key, BASE, timeout=5)
+    result = validate_key(key, BASE, timeout=10)
     assert result.exit_status == ExitStatus.UNREACHABLE and result.cause == "refused"
     assert "Connection refused by n8n.example.com" in result.message
-    assert len(attempts) == len(clock.sleeps) + 1 > 2
-    assert clock.sleeps == [0.25, 0.5, 1.0, 2.0]  # the next 2 s would leave too little
-    assert clock.now - start <= 5
+    assert len(attempts) == 2 and clock.sleeps == [0.25]
+    assert clock.now - start < 1
 
 
 def test_refused_on_every_address_is_still_named(

@@ -75,6 +75,15 @@ def test_a_refused_connection_is_unreachable(cli: Cli, key: str) -> None:
     assert f"Connection refused by {url.removeprefix('http://')}" in result.stdout
 
 
+def test_a_mistyped_port_is_tried_twice_not_for_the_whole_budget(cli: Cli, key: str) -> None:
+    """With the default 10 s budget: two attempts a quarter second apart, then the answer
+    (the time it takes is measured by make bench, not asserted here)."""
+    result = cli("apikey", "test", "-", "--server-url", refusing_url(), "--json", input=key)
+    data = json.loads(result.stdout)
+    assert result.exit_code == ExitStatus.UNREACHABLE
+    assert (data["cause"], data["attempts"]) == ("refused", 2)
+
+
 def test_a_server_that_never_answers_is_bounded_by_the_budget(cli: Cli, key: str) -> None:
     with silent_server() as url:
         result = cli(

@@ -82,6 +82,10 @@ MAX_SERVER_MESSAGE = 200
 MAX_SCRUB_SCAN = 4096
 # Any run of this many characters of the key or more is hidden wherever it appears.
 SCRUB_MIN_PIECE = 12
+# A refused connection means nothing listens on that port (a typo, or a server that is
+# down): it is tried this many times in all, BACKOFF_FIRST apart, so it fails in well
+# under a second instead of using the whole budget.
+REFUSED_ATTEMPTS = 2
 # A retry is only worth making when at least this much of the budget is left after waiting.
 MIN_ATTEMPT_SECONDS = 0.5
 # httpx's own timeouts fire a little before the hard deadline, so that the message can say
@@ -626,6 +630,8 @@ async def _exchange(
         except httpx.HTTPError as exc:
             kind, message, hint, retryable = _describe_error(exc, base, budget.seconds)
             exchange.failure = (kind, message, hint)
+            if kind == "refused" and exchange.attempts >= REFUSED_ATTEMPTS:
+                retryable = False  # nothing listens there: a mistyped port fails at once
             retry_in = _backoff(exchange.attempts) if retryable else None
         else:
             exchange.failure = None
