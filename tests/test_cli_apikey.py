@@ -1204,3 +1204,48 @@ def test_installed_script_pipes_a_key_in_and_lists_it_as_json(tmp_path: Path) ->
     )
     assert "\x1b[" not in table.stdout  # piped: no colour codes
     assert table_lines(table.stdout)[1][0] == "x"
+
+
+# --- scripts: apikey get, JSON on failure ---------------------------------------------------
+
+
+def test_apikey_get_prints_the_raw_key_and_nothing_else(cli: Cli, data_dir: Path) -> None:
+    key = make_jwt()
+    assert cli("apikey", "add", "-", "--name", "prod_key", input=key).exit_code == 0
+    before = rows(data_dir, "SELECT last_used_at FROM api_keys")
+    got = cli("apikey", "get", "prod_key")
+    assert got.exit_code == 0
+    assert got.stdout == key + "\n" and got.stderr == ""  # not a terminal: no warning
+    assert rows(data_dir, "SELECT last_used_at FROM api_keys") == before  # not a use
+
+
+def test_apikey_get_refuses_an_inactive_key(cli: Cli) -> None:
+    key = make_jwt()
+    cli("apikey", "add", "-", "--name", "old", input=key)
+    cli("apikey", "deactivate", "old")
+    got = cli("apikey", "get", "old")
+    assert got.exit_code == ExitStatus.KEY_INACTIVE
+    assert got.stdout == "" and key not in got.stderr
+    assert "is inactive" in got.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status"),
+    [
+        (("apikey", "add", "-", "--name", "k", "--json"), "not a key", ExitStatus.INVALID_FORMAT),
+        (("apikey", "show", "nope", "--json"), None, ExitStatus.FAILED),
+        (("apikey", "list", "--server", "nope", "--json"), None, ExitStatus.FAILED),
+        (("server", "show", "nope", "--json"), None, ExitStatus.FAILED),
+        (("db", "current", "--json", "--bogus"), None, ExitStatus.USAGE),
+        (("--database-url", "postgresql://u:pw@h:port/db", "db", "current", "--json"), None, 2),
+    ],
+)
+def test_every_json_command_prints_json_on_failure_too(
+    cli: Cli, args: tuple[str, ...], stdin: str | None, status: int
+) -> None:
+    run = cli(*args, input=stdin)
+    assert run.exit_code == status
+    document = json.loads(run.stdout)
+    assert set(document) == {"error", "exit_status", "hint"}
+    assert document["exit_status"] == status
+    assert run.stderr.startswith("Error: ")  # the one-line summary stays on stderr

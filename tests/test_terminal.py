@@ -182,3 +182,18 @@ def test_install_completion_installs_the_shell_it_is_given(tmp_path: Path, shell
     assert "_N8N_DEPLOY_COMPLETE" in expected.read_text(encoding="utf-8")
     if shell != "bash":
         assert not (tmp_path / ".bash_completions").exists()  # never bash, silently
+
+
+@pytest.mark.e2e
+def test_apikey_get_works_in_command_substitution_and_warns_at_a_terminal(
+    registry: None, data_dir: Path
+) -> None:
+    env = dict(os.environ, N8N_DEPLOY_DATA_DIR=str(data_dir))
+    program = f"{shlex.quote(sys.executable)} -m n8n_deploy"
+    script = f'KEY=$({program} apikey get production_deploy_key) && printf "%s" "${{#KEY}}"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 100 and done.stderr == ""
+    out, err = at_terminal(80, "apikey", "get", "production_deploy_key")
+    assert out.strip().startswith("eyJ")
+    assert "the raw key is on the screen" in err

@@ -213,6 +213,39 @@ def show(
         print_key_details(key, emoji=emoji, unmask=unmask)
 
 
+GET_HELP = f"""Print the raw key and nothing else, for scripts.
+
+For example: export N8N_API_KEY=$(n8n-deploy apikey get prod_key). A deactivated key
+is refused (exit {int(ExitStatus.KEY_INACTIVE)}); at a terminal a warning on stderr says the
+key is on the screen. Reading a key is not a use: last_used_at is not changed.
+"""
+
+
+@app.command("get", help=GET_HELP)
+def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
+    """Print the raw key (help: GET_HELP)."""
+    import sys
+
+    from n8n_deploy.base.errors import KeyInactiveError
+    from n8n_deploy.store.repositories import ApiKeyRepository
+
+    with state(ctx).session() as session:
+        key = ApiKeyRepository(session).get(lookup_name(name))
+        key_name, secret, active = key.name, key.api_key, key.is_active
+    if not active:
+        raise KeyInactiveError(
+            f"API key '{key_name}' is inactive; it is not handed out",
+            hint=f"Reactivate it if it should be in use: n8n-deploy apikey activate {_q(key_name)}",
+        )
+    if prompts.stdout_is_terminal():
+        warn(
+            "the raw key is on the screen; use it in $(...) or a pipe to keep it off it",
+            emoji=not no_emoji,
+        )
+    sys.stdout.write(secret + "\n")
+    sys.stdout.flush()
+
+
 @app.command("deactivate")
 def deactivate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
     """Deactivate a key (soft delete); 'apikey activate' undoes it.

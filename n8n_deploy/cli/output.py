@@ -154,10 +154,25 @@ def print_table(
         )
 
 
+_json_printed = False
+
+
 def print_json(data: Any) -> None:
     """Pretty JSON on stdout and nothing else (UTF-8 kept as is)."""
+    global _json_printed
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
     sys.stdout.write("\n")
+    _json_printed = True
+
+
+def json_printed(reset: bool = False) -> bool:
+    """Whether this run printed a JSON document already (``reset``: forget it, at the
+    start of a run)."""
+    global _json_printed
+    printed = _json_printed
+    if reset:
+        _json_printed = False
+    return printed
 
 
 def _json_default(value: Any) -> Any:

@@ -68,6 +68,13 @@ def _read_stdin(example: str) -> str:
     return text
 
 
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def stdin_is_terminal() -> bool:
     try:
         return sys.stdin.isatty()

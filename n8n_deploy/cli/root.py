@@ -8,6 +8,7 @@ Nothing reaches the user as a traceback unless N8N_DEPLOY_DEBUG asks for it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from typing import Any
@@ -19,7 +20,7 @@ from n8n_deploy.base.errors import N8nDeployError
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import error_text, redact_keys
-from n8n_deploy.cli.output import error_line
+from n8n_deploy.cli.output import error_line, json_printed, print_json
 from n8n_deploy.cli.state import AppState
 
 
@@ -49,10 +50,14 @@ class RootGroup(TyperGroup):
             raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
 
     def invoke(self, ctx: Any) -> Any:
+        json_printed(reset=True)
+        wants_json = _wants_json([*getattr(ctx, "_protected_args", []), *ctx.args])
         try:
             return super().invoke(ctx)
         except N8nDeployError as error:
             report_error(error)
+            if wants_json:
+                _json_error(error.message, int(error.exit_status), error.hint)
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
             sys.stderr.write("\nInterrupted; nothing was changed.\n")
@@ -66,7 +71,12 @@ class RootGroup(TyperGroup):
         except Exception as exc:  # the last line of defence: never a traceback
             if _is_usage_error(exc):
                 _report_usage_error(exc)
-                raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
+                status = int(getattr(exc, "exit_code", ExitStatus.USAGE))
+                if wants_json:
+                    formatter = getattr(exc, "format_message", None)
+                    message = str(formatter() if callable(formatter) else exc)
+                    _json_error(message.rstrip("."), status, None)
+                raise typer.Exit(status) from None
             if _debug(ctx):
                 raise
             database_error = _database_error_message(exc)
@@ -79,6 +89,27 @@ class RootGroup(TyperGroup):
                     "for details and report it",
                 )
             raise typer.Exit(int(ExitStatus.FAILED)) from None
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (--json, or --format json)."""
+    if "--json" in args or "--format=json" in args:
+        return True
+    return any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
+
+
+def _json_error(message: str, status: int, hint: str | None) -> None:
+    """With --json a failure is a JSON document on stdout too (unless the command printed
+    one already): {"error", "exit_status", "hint"}.  The line on stderr stays."""
+    if json_printed():
+        return
+    print_json(
+        {
+            "error": redact_keys(message),
+            "exit_status": status,
+            "hint": redact_keys(hint) if hint else None,
+        }
+    )
 
 
 def _debug(ctx: Any) -> bool:
