@@ -1206,3 +1206,24 @@ def test_the_help_states_the_severity_order_the_exit_status_follows(cli: Cli) ->
 def test_help_of_the_commands_does_not_import_heavy_libraries(command: str) -> None:
     modules = imported_modules("apikey", command, "--help", env=dict(os.environ))
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
+
+
+def test_a_key_expiring_within_seven_days_passes_with_a_warning(
+    cli: Cli, mock: respx.MockRouter
+) -> None:
+    key = make_jwt(exp_days=3)
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    plain = cli("apikey", "test", "-", "--server-url", PROD, input=key)
+    assert plain.exit_code == 0
+    assert "the key expires on" in plain.stderr and "rotate" in plain.stderr
+    data = json.loads(cli("apikey", "test", "-", "--server-url", PROD, "--json", input=key).stdout)
+    assert any("expires on" in warning for warning in data["warnings"])
+    failing = cli("apikey", "test", "-", "--server-url", PROD, "--min-days", "7", input=key)
+    assert failing.exit_code == ExitStatus.KEY_EXPIRED
+
+
+def test_a_key_expiring_later_passes_without_a_word(cli: Cli, mock: respx.MockRouter) -> None:
+    key = make_jwt(exp_days=30)
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    run = cli("apikey", "test", "-", "--server-url", PROD, input=key)
+    assert run.exit_code == 0 and run.stderr == ""

@@ -223,9 +223,30 @@ def test_whitespace_inside_the_key_is_refused_without_showing_it(inside: str) ->
     _assert_secret_free(caught.value, key[40:])
 
 
-def test_a_bearer_prefix_is_whitespace_inside() -> None:
-    with pytest.raises(InvalidKeyFormatError, match="whitespace inside"):
-        check_key("Bearer " + make_jwt())
+@pytest.mark.parametrize(
+    ("pasted", "named"),
+    [
+        ("Bearer {key}", "'Bearer'"),
+        ("X-N8N-API-KEY: {key}", "'X-N8N-API-KEY:'"),
+        ("x-n8n-api-key:{key}", "'x-n8n-api-key:'"),
+        ("Authorization: Bearer {key}", "'Authorization: Bearer'"),
+    ],
+)
+def test_a_key_pasted_with_its_header_says_what_to_remove(pasted: str, named: str) -> None:
+    key = make_jwt()
+    with pytest.raises(InvalidKeyFormatError) as caught:
+        check_key(pasted.format(key=key))
+    assert f"the key starts with {named}" in caught.value.message
+    assert caught.value.hint is not None and f"without {named}" in caught.value.hint
+    assert "whitespace" not in caught.value.message + caught.value.hint
+    assert key not in caught.value.message + caught.value.hint
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_quoted_key_says_remove_the_quotes(quote: str) -> None:
+    with pytest.raises(InvalidKeyFormatError, match="the key is in quotes") as caught:
+        check_key(f"{quote}{make_jwt()}{quote}")
+    assert caught.value.hint == "Remove the quotes around it"
 
 
 # --- expiry at storage time --------------------------------------------------------------

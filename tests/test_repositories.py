@@ -187,3 +187,15 @@ def test_a_failed_unit_of_work_stores_nothing(database: Database) -> None:
         raise RuntimeError("interrupted half-way")
     with database.session() as s:
         assert ApiKeyRepository(s).list() == []
+
+
+def test_suggestions_are_only_close_names(database: Database) -> None:
+    with database.session(write=True) as s:
+        for name in ("prod_key", "dev_key", "local_key"):
+            ApiKeyRepository(s).add(name, make_jwt(sub=name))
+    with database.session() as s, pytest.raises(NotFoundError) as unrelated:
+        ApiKeyRepository(s).get("old_key")
+    assert unrelated.value.suggestions == []
+    with database.session() as s, pytest.raises(NotFoundError) as typo:
+        ApiKeyRepository(s).get("prod_ky")
+    assert typo.value.suggestions == ["prod_key"]

@@ -59,12 +59,36 @@ def clean_key(raw: str) -> str:
             "The API key is empty",
             hint='Pipe it, e.g. echo "$KEY" | n8n-deploy apikey add - --name NAME',
         )
+    _refuse_wrapped(key)
     if any(ch.isspace() for ch in key):
         raise InvalidKeyFormatError(
             "Invalid JWT token format: the key contains whitespace inside it",
             hint="Remove it, e.g. API_KEY=$(echo \"$API_KEY\" | tr -d '[:space:]')",
         )
     return key
+
+
+#: What people paste around a key by mistake: an HTTP header's name or scheme.
+_HEADER_PREFIXES = ("authorization: bearer ", "authorization:", "x-n8n-api-key:", "bearer ")
+
+
+def _refuse_wrapped(key: str) -> None:
+    """A key pasted with its HTTP header, or in quotes: say exactly what to remove (the
+    whitespace hint would turn ``Bearer eyJ...`` into ``BearereyJ...``)."""
+    lowered = key.lower()
+    for prefix in _HEADER_PREFIXES:
+        if lowered.startswith(prefix):
+            shown = key[: len(prefix)].strip()
+            raise InvalidKeyFormatError(
+                f"Invalid JWT token format: the key starts with '{shown}', which belongs to "
+                "an HTTP header, not to the key",
+                hint=f"Give the key alone, without '{shown}' (n8n-deploy sends the header)",
+            )
+    if len(key) > 1 and key[0] in "'\"" and key[-1] == key[0]:
+        raise InvalidKeyFormatError(
+            "Invalid JWT token format: the key is in quotes",
+            hint="Remove the quotes around it",
+        )
 
 
 def parse_key(key: str) -> KeyInfo:

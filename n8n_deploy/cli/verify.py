@@ -28,7 +28,7 @@ from n8n_deploy.base.status import (
     most_serious,
     severity_order,
 )
-from n8n_deploy.base.text import redact_keys
+from n8n_deploy.base.text import counted, redact_keys
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import (
     JsonOption,
@@ -664,7 +664,7 @@ def _finish_all(
         plain=not emoji,
     )
     if status == ExitStatus.SUCCESS:
-        say(f"{icon('ok', emoji)}All {total} checks passed")
+        say(f"{icon('ok', emoji)}{'All ' if total > 1 else ''}{counted(total, 'check')} passed")
     else:
         say(
             f"{icon('fail', emoji)}{failed} of {total} checks failed; "

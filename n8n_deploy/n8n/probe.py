@@ -44,7 +44,7 @@ from urllib.parse import urljoin, urlsplit
 
 from n8n_deploy.base.dates import human_date, utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
-from n8n_deploy.base.keyformat import KeyInfo, clean_key, mask_key, parse_key
+from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS, KeyInfo, clean_key, mask_key, parse_key
 from n8n_deploy.base.text import counted, redact_keys, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
@@ -543,13 +543,21 @@ def _local_checks(raw: str, *, min_days: float, now: datetime | None) -> _Local:
         )
     else:
         expiry = Check(EXPIRY, PASSED, f"Token expires: {human_date(expires)}")
+    soon: tuple[str, ...] = ()
+    if failure is None and expires is not None and info.expires_within(EXPIRY_WARNING_DAYS, now):
+        days = (expires - now).total_seconds() / 86400
+        soon = (
+            f"the key expires on {human_date(expires)}, in {days:.1f} days: create a new key "
+            "in n8n and rotate to it (n8n-deploy apikey rotate); --min-days N fails the "
+            "check instead",
+        )
     return _Local(
         key=key,
         info=info,
         format_checks=(format_check,),
         expiry_checks=(expiry,),
         failure=failure,
-        warnings=tuple(f"Key claims: {problem}" for problem in info.problems),
+        warnings=(*soon, *(f"Key claims: {problem}" for problem in info.problems)),
     )
 
 

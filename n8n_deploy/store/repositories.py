@@ -27,7 +27,11 @@ def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
     folded = {c.casefold(): c for c in candidates}
     if name.casefold() in folded:
         return [folded[name.casefold()]]
-    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    # Close names only: a typo (prod_ky) or the start of a name (Production for
+    # "Production Server"), not any name that shares a suffix (old_key and dev_key).
+    starts = [c for c in candidates if c.casefold().startswith(name.casefold()) and name]
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.85)
+    return list(dict.fromkeys([*starts, *close]))[:3]
 
 
 class _Named:
