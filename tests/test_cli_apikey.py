@@ -1249,3 +1249,33 @@ def test_every_json_command_prints_json_on_failure_too(
     assert set(document) == {"error", "exit_status", "hint"}
     assert document["exit_status"] == status
     assert run.stderr.startswith("Error: ")  # the one-line summary stays on stderr
+
+
+def test_a_repeated_server_is_refused_not_silently_ignored(cli: Cli, data_dir: Path) -> None:
+    run = cli(
+        "apikey", "add", "-", "--name", "k", "--server", "Dev", "--server", "Staging",
+        input=make_jwt(),
+    )  # fmt: skip
+    one_line_error(run, ExitStatus.USAGE, "--server is given 2 times ('Dev', 'Staging')")
+    assert "server link KEY SERVER" in run.stderr
+    assert dump_database(data_dir) is None or stored_keys(data_dir) == {}
+
+
+def test_active_and_inactive_together_are_refused(cli: Cli) -> None:
+    run = cli("apikey", "list", "--active", "--inactive")
+    one_line_error(run, ExitStatus.USAGE, "--active and --inactive together")
+
+
+def test_retiring_the_last_active_key_of_a_server_warns_naming_it(cli: Cli, data_dir: Path) -> None:
+    cli("server", "create", "Production", "https://n8n.example.com")
+    for name in ("old", "new"):
+        cli(
+            "apikey", "add", "-", "--name", name, "--server", "Production", input=make_jwt(sub=name)
+        )
+    first = cli("apikey", "deactivate", "old")
+    assert first.exit_code == 0 and "no active API key left" not in first.stderr
+    last = cli("apikey", "delete", "new", "--confirm")
+    assert last.exit_code == 0
+    assert "server 'Production' has no active API key left" in last.stderr
+    again = cli("apikey", "deactivate", "old")  # already inactive: nothing newly stranded
+    assert "no active API key left" not in again.stderr

@@ -1227,3 +1227,14 @@ def test_a_key_expiring_later_passes_without_a_word(cli: Cli, mock: respx.MockRo
     mock.get(probe(PROD)).mock(side_effect=n8n({key}))
     run = cli("apikey", "test", "-", "--server-url", PROD, input=key)
     assert run.exit_code == 0 and run.stderr == ""
+
+
+def test_a_failure_is_summed_up_on_stderr_when_stdout_is_elsewhere(
+    cli: Cli, mock: respx.MockRouter, key: str
+) -> None:
+    mock.get(probe(PROD)).mock(side_effect=n8n(set()))
+    run = cli("apikey", "test", "-", "--server-url", PROD, input=key)
+    assert run.exit_code == ExitStatus.KEY_REJECTED
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("Error: The server rejected the key")
+    assert key not in run.stderr

@@ -7,6 +7,7 @@ Commands read their input, call ``n8n_deploy.apikeys.add`` / the repositories, a
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +15,7 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
@@ -80,10 +82,11 @@ def add(
         ),
     ] = None,
     server: Annotated[
-        str | None,
+        list[str] | None,
         server_option(
-            f"Link the key to this server. A missing server is created when "
-            f"{SERVER_URL_ENV} gives its URL; otherwise nothing is stored."
+            "Link the key to this server; a missing one is created (its URL from "
+            f"{SERVER_URL_ENV}, or set later with 'server update NAME --url URL'). Give it "
+            "once; link more servers afterwards with 'server link KEY SERVER'."
         ),
     ] = None,
     description: Annotated[str | None, description_option("Optional note about the key.")] = None,
@@ -101,7 +104,7 @@ def add(
         name,
         raw,
         description=description,
-        server=server,
+        server=_one_server(server),
         server_url=state(ctx).settings.server_url,
     )
 
@@ -133,14 +136,12 @@ def add(
 def list_keys(
     ctx: typer.Context,
     server: Annotated[str | None, server_option("Only keys linked to this server.")] = None,
-    active: Annotated[
-        bool | None,
-        typer.Option(
-            "--active/--inactive",
-            help="Only active (or only deactivated) keys. Default: all.",
-            show_default=False,
-        ),
-    ] = None,
+    only_active: Annotated[
+        bool, typer.Option("--active", help="Only active keys. Default: all.")
+    ] = False,
+    only_inactive: Annotated[
+        bool, typer.Option("--inactive", help="Only deactivated keys. Default: all.")
+    ] = False,
     no_emoji: NoEmojiOption = False,
     unmask: UnmaskOption = False,
     json_output: JsonOption = False,
@@ -151,6 +152,11 @@ def list_keys(
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
+    if only_active and only_inactive:
+        raise UsageError(
+            "--active and --inactive together would list nothing", hint="Give one of them"
+        )
+    active = True if only_active else False if only_inactive else None
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     emoji = not no_emoji
@@ -179,6 +185,30 @@ def list_keys(
         note(f"No API keys match ({_describe_filter(server, active)}).")
         return
     print_keys_table(keys, emoji=emoji, unmask=unmask, wide=wide)
+
+
+def _warn_stranded(servers: Sequence[str], emoji: bool) -> None:
+    """A server left with no active key cannot be deployed to: say so (--confirm or not)."""
+    for server in servers:
+        warn(
+            f"server '{server}' has no active API key left; add or activate one before the "
+            f"next deploy (n8n-deploy apikey add - --name NAME --server {_q(server)})",
+            emoji=emoji,
+        )
+
+
+def _one_server(values: list[str] | None) -> str | None:
+    """The one --server given; a repeated one is refused, not resolved silently."""
+    if not values:
+        return None
+    if len(set(values)) > 1:
+        shown = ", ".join(f"'{value}'" for value in values)
+        raise UsageError(
+            f"--server is given {len(values)} times ({shown}); a key is added with one",
+            hint="Add it with one --server, then: n8n-deploy server link KEY SERVER for each "
+            "of the others",
+        )
+    return values[0]
 
 
 def _describe_filter(server: str | None, active: bool | None) -> str:
@@ -267,7 +297,11 @@ def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> 
     with state(ctx).session(write=True) as session:
         repo = ApiKeyRepository(session)
         key = repo.get(lookup_name(name))
+        stranded = (
+            [] if active or not key.is_active else repo.servers_left_without_an_active_key(key)
+        )
         changed = repo.set_active(key, active)
+    _warn_stranded(stranded, emoji)
     word = "active" if active else "inactive"
     if not changed:
         say(f"API key '{key.name}' is already {word}; nothing changed")
@@ -310,6 +344,9 @@ def delete(
     )
     with state(ctx).session(write=True) as session:
         repo = ApiKeyRepository(session)
-        repo.delete(repo.get(key_name))
+        doomed = repo.get(key_name)
+        stranded = repo.servers_left_without_an_active_key(doomed) if doomed.is_active else ()
+        repo.delete(doomed)
+    _warn_stranded(stranded, not no_emoji)
     line = f"{icon('trash', emoji=not no_emoji)}API key '{key_name}' deleted"
     say(line + (f" and unlinked from server(s) {linked}" if servers else ""))

@@ -37,7 +37,7 @@ from n8n_deploy.cli.options import (
     key_name_argument,
     server_option,
 )
-from n8n_deploy.cli.output import icon, note, print_json, print_table, say, warn
+from n8n_deploy.cli.output import error_line, icon, note, print_json, print_table, say, warn
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
 from n8n_deploy.n8n import scopes
@@ -596,6 +596,9 @@ def _finish_one(
             say(line)
         say("")
         say(_verdict(report, emoji))
+        if not report.ok:  # the report is on stdout; the job log gets the summary too
+            first = next(r.result for r in report.results if not r.result.ok)
+            note(redact_keys(error_line(first.message, first.hint)))
     _exit(report.exit_status)
 
 
@@ -666,10 +669,11 @@ def _finish_all(
     if status == ExitStatus.SUCCESS:
         say(f"{icon('ok', emoji)}{'All ' if total > 1 else ''}{counted(total, 'check')} passed")
     else:
-        say(
-            f"{icon('fail', emoji)}{failed} of {total} checks failed; "
-            f"exit status {int(status)} ({check_words(status)})"
+        summary = (
+            f"{failed} of {total} checks failed; exit status {int(status)} ({check_words(status)})"
         )
+        say(f"{icon('fail', emoji)}{summary}")
+        note(f"Error: {summary}")
     _exit(status)
 
 

@@ -134,6 +134,15 @@ class ApiKeyRepository(_Named):
             raise self._exists(name) from None
         return key
 
+    def servers_left_without_an_active_key(self, key: ApiKey) -> tuple[str, ...]:
+        """The servers ``key`` is linked to on which no other key is active: what retiring
+        it leaves without a working key (the rotation script's last step, gone wrong)."""
+        return tuple(
+            server.name
+            for server in key.servers
+            if not any(k.id != key.id and k.is_active for k in server.api_keys)
+        )
+
     def _stored_as(self, twin: ApiKey) -> OperationFailed:
         return OperationFailed(
             f"This key is already stored as '{twin.name}'",
