@@ -1279,3 +1279,10 @@ def test_retiring_the_last_active_key_of_a_server_warns_naming_it(cli: Cli, data
     assert "server 'Production' has no active API key left" in last.stderr
     again = cli("apikey", "deactivate", "old")  # already inactive: nothing newly stranded
     assert "no active API key left" not in again.stderr
+
+
+def test_n8n_deploy_no_emoji_is_plain_output_by_default(cli: Cli) -> None:
+    cli("apikey", "add", "-", "--name", "k", input=make_jwt())
+    run = cli("apikey", "list", env={"N8N_DEPLOY_NO_EMOJI": "1"})
+    assert run.exit_code == 0
+    assert "🔑" not in run.stdout and "✅" not in run.stdout and "+--" in run.stdout

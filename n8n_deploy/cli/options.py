@@ -46,7 +46,13 @@ def description_option(help: str) -> Any:
 
 KeyNameArgument = Annotated[str, key_name_argument()]
 NoEmojiOption = Annotated[
-    bool, typer.Option("--no-emoji", help="Plain text: no emoji, ASCII table borders.")
+    bool,
+    typer.Option(
+        "--no-emoji",
+        envvar="N8N_DEPLOY_NO_EMOJI",
+        help="Plain text: no emoji in messages, ASCII table borders (N8N_DEPLOY_NO_EMOJI=1 "
+        "makes it the default).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 UnmaskOption = Annotated[
