@@ -1286,3 +1286,45 @@ def test_n8n_deploy_no_emoji_is_plain_output_by_default(cli: Cli) -> None:
     run = cli("apikey", "list", env={"N8N_DEPLOY_NO_EMOJI": "1"})
     assert run.exit_code == 0
     assert "🔑" not in run.stdout and "✅" not in run.stdout and "+--" in run.stdout
+
+
+def test_apikey_update_renames_and_redescribes_and_prints_json(cli: Cli, data_dir: Path) -> None:
+    key = make_jwt()
+    cli("apikey", "add", "-", "--name", "prod_key", "--description", "old", input=key)
+    run = cli("apikey", "update", "prod_key", "--rename", "prod_2026", "--description", "CI")
+    assert (
+        run.exit_code == 0 and run.stdout == "API key 'prod_key' updated, renamed to 'prod_2026'\n"
+    )
+    assert stored_keys(data_dir) == {"prod_2026": (key, "CI", 1)}
+    cleared = json.loads(cli("apikey", "update", "prod_2026", "--description", "", "--json").stdout)
+    assert cleared["name"] == "prod_2026" and cleared["description"] is None
+    cli("apikey", "add", "-", "--name", "other", input=make_jwt(sub="o"))
+    taken = cli("apikey", "update", "other", "--rename", "prod_2026")
+    one_line_error(taken, ExitStatus.FAILED, "API key 'prod_2026' already exists")
+    nothing = cli("apikey", "update", "other")
+    one_line_error(nothing, ExitStatus.USAGE, "Nothing to change")
+
+
+def test_list_filters_by_expiry_and_use_and_sorts(cli: Cli, data_dir: Path) -> None:
+    for name, days in (("soon", 3), ("later", 60), ("never", None)):
+        cli("apikey", "add", "-", "--name", name, input=make_jwt(sub=name, exp_days=days))
+
+    def names(*args: str) -> list[str]:
+        run = cli("apikey", "list", "--json", *args)
+        assert run.exit_code == 0, run.output
+        return [k["name"] for k in json.loads(run.stdout)]
+
+    assert names("--expiring-within", "14") == ["soon"]
+    assert names("--expired") == []
+    assert names("--sort", "expires") == ["soon", "later", "never"]
+    assert names("--unused-for", "30") == ["later", "never", "soon"]  # never used: all
+    bad = cli("apikey", "list", "--sort", "colour")
+    one_line_error(bad, ExitStatus.USAGE, "--sort colour: not a column")
+
+
+def test_activate_and_deactivate_print_the_record_with_json(cli: Cli) -> None:
+    cli("apikey", "add", "-", "--name", "k", input=make_jwt())
+    done = json.loads(cli("apikey", "deactivate", "k", "--json").stdout)
+    assert (done["name"], done["is_active"], done["changed"]) == ("k", False, True)
+    again = json.loads(cli("apikey", "deactivate", "k", "--json").stdout)
+    assert again["changed"] is False

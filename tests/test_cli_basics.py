@@ -196,3 +196,11 @@ def test_ctrl_c_exits_130_and_says_nothing_was_changed(
     assert result.exit_code == ExitStatus.INTERRUPTED == 130
     assert result.stderr.strip() == "Interrupted; nothing was changed."
     assert "Traceback" not in result.output
+
+
+def test_a_global_option_after_the_group_says_where_it_goes(cli: Cli) -> None:
+    result = cli("apikey", "list", "--data-dir", "/tmp/x")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--data-dir is a global option: it goes before the command group" in result.stderr
+    assert "n8n-deploy --data-dir VALUE apikey list" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -856,3 +856,15 @@ def test_completion_without_a_database_offers_nothing_and_creates_nothing(
 ) -> None:
     assert _complete("n8n-deploy server show P", data_dir) == []
     assert not data_dir.exists()
+
+
+def test_create_link_and_unlink_print_json_when_asked(cli: Cli) -> None:
+    made = json.loads(cli("server", "create", "Prod", "https://n8n.example.com", "--json").stdout)
+    assert (made["name"], made["url"], made["keys_total"]) == ("Prod", "https://n8n.example.com", 0)
+    cli("apikey", "add", "-", "--name", "k", input=make_jwt())
+    linked = json.loads(cli("server", "link", "k", "Prod", "--json").stdout)
+    assert linked == {"key": "k", "server": "Prod", "linked": True, "changed": True}
+    unlinked = json.loads(cli("server", "unlink", "k", "Prod", "--json").stdout)
+    assert unlinked == {"key": "k", "server": "Prod", "linked": False, "changed": True}
+    failed = cli("server", "link", "nope", "Prod", "--json")
+    assert json.loads(failed.stdout)["exit_status"] == ExitStatus.FAILED

@@ -1238,3 +1238,10 @@ def test_a_failure_is_summed_up_on_stderr_when_stdout_is_elsewhere(
     (line,) = run.stderr.strip().splitlines()
     assert line.startswith("Error: The server rejected the key")
     assert key not in run.stderr
+
+
+def test_a_key_from_stdin_without_a_server_is_not_told_to_link_it(cli: Cli, key: str) -> None:
+    run = cli("apikey", "test", "-", input=key)
+    assert run.exit_code == ExitStatus.FAILED
+    assert "server link" not in run.output
+    assert "--server-url URL" in run.output

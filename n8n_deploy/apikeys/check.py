@@ -177,6 +177,11 @@ def choose_targets(
                 f"{SERVER_URL_ENV}: {error.message}", hint=error.hint
             ) from None
         return [Target(url, None, not skip, SERVER_URL_ENV)]
+    if subject == "the key":  # read from stdin: not stored, so it cannot be linked
+        raise NoServerError(
+            f"No server to test the key against: {SERVER_URL_ENV} is not set",
+            hint=f"Pass --server-url URL or --server NAME, or set {SERVER_URL_ENV}",
+        )
     raise NoServerError(
         f"No server to test {subject} against: it is not linked to any server and "
         f"{SERVER_URL_ENV} is not set",

@@ -15,6 +15,8 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from n8n_deploy.store.models import ApiKey
+
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
@@ -142,6 +144,35 @@ def list_keys(
     only_inactive: Annotated[
         bool, typer.Option("--inactive", help="Only deactivated keys. Default: all.")
     ] = False,
+    expired: Annotated[
+        bool, typer.Option("--expired", help="Only keys whose expiry date has passed.")
+    ] = False,
+    expiring_within: Annotated[
+        int | None,
+        typer.Option(
+            "--expiring-within",
+            metavar="DAYS",
+            min=0,
+            help="Only keys that expire within DAYS days (expired ones included).",
+        ),
+    ] = None,
+    unused_for: Annotated[
+        int | None,
+        typer.Option(
+            "--unused-for",
+            metavar="DAYS",
+            min=0,
+            help="Only keys not used (tested) for DAYS days, never-used ones included.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="COLUMN",
+            help=f"Order by {', '.join(SORT_KEYS)} (default: name).",
+        ),
+    ] = "name",
     no_emoji: NoEmojiOption = False,
     unmask: UnmaskOption = False,
     json_output: JsonOption = False,
@@ -151,7 +182,10 @@ def list_keys(
 
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
+    Example: n8n-deploy apikey list --expiring-within 14 --sort expires
     """
+    if sort not in SORT_KEYS:
+        raise UsageError(f"--sort {sort}: not a column", hint=f"Use one of: {', '.join(SORT_KEYS)}")
     if only_active and only_inactive:
         raise UsageError(
             "--active and --inactive together would list nothing", hint="Give one of them"
@@ -167,7 +201,13 @@ def list_keys(
             if server is not None
             else None
         )
-        keys = repo.list(active=active, server=linked_to)
+        keys = _filtered(
+            repo.list(active=active, server=linked_to),
+            expired=expired,
+            expiring_within=expiring_within,
+            unused_for=unused_for,
+            sort=sort,
+        )
         store_empty = not keys and not repo.names()
         records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
     if unmask:
@@ -185,6 +225,48 @@ def list_keys(
         note(f"No API keys match ({_describe_filter(server, active)}).")
         return
     print_keys_table(keys, emoji=emoji, unmask=unmask, wide=wide)
+
+
+SORT_KEYS = ("name", "created", "last-used", "expires")
+
+
+def _filtered(
+    keys: Sequence[ApiKey],
+    *,
+    expired: bool,
+    expiring_within: int | None,
+    unused_for: int | None,
+    sort: str,
+) -> list[ApiKey]:
+    """The keys the list filters keep, in the order --sort asks for (missing dates last)."""
+    from datetime import datetime, timedelta, timezone
+
+    from n8n_deploy.base.dates import utcnow
+    from n8n_deploy.cli.views import key_expiry
+
+    now = utcnow()
+    kept = []
+    for key in keys:
+        expires = key_expiry(key)
+        if expired and (expires is None or expires > now):
+            continue
+        if expiring_within is not None and (
+            expires is None or expires > now + timedelta(days=expiring_within)
+        ):
+            continue
+        if unused_for is not None:
+            used = key.last_used_at
+            if used is not None and used > now - timedelta(days=unused_for):
+                continue
+        kept.append(key)
+    last = datetime.max.replace(tzinfo=timezone.utc)
+    order = {
+        "name": lambda k: (k.name,),
+        "created": lambda k: (k.created_at, k.name),
+        "last-used": lambda k: (k.last_used_at or last, k.name),
+        "expires": lambda k: (key_expiry(k) or last, k.name),
+    }[sort]
+    return sorted(kept, key=order)
 
 
 def _warn_stranded(servers: Sequence[str], emoji: bool) -> None:
@@ -276,22 +358,77 @@ def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = Fal
     sys.stdout.flush()
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: KeyNameArgument,
+    description: Annotated[
+        str | None, description_option('New description; --description "" clears it.')
+    ] = None,
+    rename: Annotated[
+        str | None, typer.Option("--rename", metavar="NEW", help="New unique name.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Change a key's description or name; the key itself and its links stay.
+
+    Example: n8n-deploy apikey update prod_key --rename prod_key_2026 --description "CI deploys"
+    """
+    from n8n_deploy.base.names import clean_description
+    from n8n_deploy.store.repositories import ApiKeyRepository
+
+    if description is None and rename is None:
+        raise UsageError("Nothing to change", hint="Give --description TEXT and/or --rename NEW")
+    new_name = clean_name(rename) if rename is not None else None
+    new_description = clean_description(description) if description is not None else None
+    if description is not None and new_description is None:
+        new_description = ""  # --description "" clears it
+
+    def change(session: Session) -> tuple[str, dict[str, object]]:
+        repo = ApiKeyRepository(session)
+        key = repo.get(lookup_name(name))
+        before = key.name
+        repo.update(key, name=new_name, description=new_description)
+        return before, key_record(key)
+
+    before, record = state(ctx).database().write(change)
+    if json_output:
+        print_json(record)
+        return
+    renamed = f", renamed to '{record['name']}'" if record["name"] != before else ""
+    say(f"API key '{before}' updated{renamed}")
+
+
 @app.command("deactivate")
-def deactivate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
+def deactivate(
+    ctx: typer.Context,
+    name: KeyNameArgument,
+    no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
+) -> None:
     """Deactivate a key (soft delete); 'apikey activate' undoes it.
 
     The key is kept and listed as inactive; commands that would use it refuse it (exit 9).
-    Repeating it changes nothing."""
-    _set_active(ctx, name, active=False, emoji=not no_emoji)
+    Repeating it changes nothing. Example: n8n-deploy apikey deactivate old_key"""
+    _set_active(ctx, name, active=False, emoji=not no_emoji, json_output=json_output)
 
 
 @app.command("activate")
-def activate(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
-    """Make a deactivated key usable again. Repeating it changes nothing."""
-    _set_active(ctx, name, active=True, emoji=not no_emoji)
+def activate(
+    ctx: typer.Context,
+    name: KeyNameArgument,
+    no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Make a deactivated key usable again. Repeating it changes nothing.
+
+    Example: n8n-deploy apikey activate old_key"""
+    _set_active(ctx, name, active=True, emoji=not no_emoji, json_output=json_output)
 
 
-def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> None:
+def _set_active(
+    ctx: typer.Context, name: str, *, active: bool, emoji: bool, json_output: bool = False
+) -> None:
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     with state(ctx).session(write=True) as session:
@@ -301,7 +438,11 @@ def _set_active(ctx: typer.Context, name: str, *, active: bool, emoji: bool) -> 
             [] if active or not key.is_active else repo.servers_left_without_an_active_key(key)
         )
         changed = repo.set_active(key, active)
+        record = key_record(key)
     _warn_stranded(stranded, emoji)
+    if json_output:
+        print_json({**record, "changed": changed})
+        return
     word = "active" if active else "inactive"
     if not changed:
         say(f"API key '{key.name}' is already {word}; nothing changed")

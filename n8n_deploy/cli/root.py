@@ -128,7 +128,20 @@ def _report_usage_error(exc: Exception) -> None:
     message = str(getattr(exc, "format_message", lambda: str(exc))()).rstrip(".")
     context = getattr(exc, "ctx", None)
     command = context.command_path if context is not None else "n8n-deploy"
+    for option in GLOBAL_OPTIONS:
+        if message.startswith(f"No such option: {option}"):
+            rest = command.removeprefix("n8n-deploy").strip()
+            _error(
+                message,
+                f"{option} is a global option: it goes before the command group, e.g. "
+                f"n8n-deploy {option} VALUE {rest}",
+            )
+            return
     _error(message, f"See '{command} --help'")
+
+
+#: The root's own options, which a user may type after the group by mistake.
+GLOBAL_OPTIONS = ("--data-dir", "--database-url")
 
 
 def silence_stdout() -> None:

@@ -82,13 +82,14 @@ def create(
         ),
     ] = False,
     no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Store a server record.
 
     The URL is stored in normal form: lower-case scheme and host, no default port, no
     trailing slash; a path prefix (https://host/n8n) is kept. A plain http:// URL to a
     host other than this machine is stored with a warning: keys sent to it travel
-    unencrypted.
+    unencrypted. Example: n8n-deploy server create Production https://n8n.example.com
     """
     from n8n_deploy.store.repositories import ServerRepository
 
@@ -98,13 +99,17 @@ def create(
         servers = ServerRepository(session)
         twin = servers.find_by_url(server_url)
         twin_name = twin.name if twin is not None else None
-        servers.create(
+        created = servers.create(
             server_name,
             server_url,
             description=_description(description),
             skip_ssl_verify=skip_ssl_verify,
         )
+        record = server_record(created, counts=(0, 0))
     _warn_about_url(server_url, twin_name, emoji=not no_emoji)
+    if json_output:
+        print_json(record)
+        return
     tls = " (TLS certificate not verified)" if skip_ssl_verify and _is_https(server_url) else ""
     say(f"Server '{server_name}' created: {server_url}{tls}")
 
@@ -229,8 +234,12 @@ def update(
 
 
 @app.command("link")
-def link(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
-    """Link an API key to a server (harmless if they are linked already)."""
+def link(
+    ctx: typer.Context, key: KeyName, server: ServerArg, json_output: JsonOption = False
+) -> None:
+    """Link an API key to a server (harmless if they are linked already).
+
+    Example: n8n-deploy server link prod_key Production"""
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
@@ -241,6 +250,9 @@ def link(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
         )
         added = servers.link(api_key, target)
         inactive = not api_key.is_active
+    if json_output:
+        print_json({"key": key_name, "server": server_name, "linked": True, "changed": added})
+        return
     if added:
         say(f"Linked API key '{key_name}' to server '{server_name}'")
     else:
@@ -250,9 +262,11 @@ def link(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
 
 
 @app.command("unlink")
-def unlink(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
+def unlink(
+    ctx: typer.Context, key: KeyName, server: ServerArg, json_output: JsonOption = False
+) -> None:
     """Remove the link between an API key and a server (harmless if there is none).
-    Both stay stored."""
+    Both stay stored. Example: n8n-deploy server unlink old_key Production"""
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
@@ -262,6 +276,9 @@ def unlink(ctx: typer.Context, key: KeyName, server: ServerArg) -> None:
             ApiKeyRepository(session), servers, key_name, server_name, "unlink"
         )
         removed = servers.unlink(api_key, target)
+    if json_output:
+        print_json({"key": key_name, "server": server_name, "linked": False, "changed": removed})
+        return
     if removed:
         say(f"Unlinked API key '{key_name}' from server '{server_name}'")
     else:

@@ -134,6 +134,23 @@ class ApiKeyRepository(_Named):
             raise self._exists(name) from None
         return key
 
+    def update(
+        self, key: ApiKey, *, name: str | None = None, description: str | None = None
+    ) -> ApiKey:
+        """Rename the key and/or set its description (``""`` clears it)."""
+        if name is not None and name != key.name:
+            if self.find(name) is not None:
+                raise self._exists(name)
+            key.name = name
+        if description is not None:
+            key.description = description or None
+        try:
+            with self.session.begin_nested():
+                self.session.flush()
+        except IntegrityError:
+            raise self._exists(name or key.name) from None
+        return key
+
     def servers_left_without_an_active_key(self, key: ApiKey) -> tuple[str, ...]:
         """The servers ``key`` is linked to on which no other key is active: what retiring
         it leaves without a working key (the rotation script's last step, gone wrong)."""
