@@ -143,9 +143,15 @@ def root(
     configure(no_color=state(ctx).settings.no_color)
 
 
-keys.app.command("test", epilog=verify.TEST_EPILOG)(verify.test)
-keys.app.command("rotate", epilog=verify.ROTATE_EPILOG)(verify.rotate)
-keys.app.command("scopes")(verify.scopes_command)
+keys.app.command(
+    "test", epilog=verify.TEST_EPILOG, short_help="Check a key against its servers (a CI gate)."
+)(verify.test)
+keys.app.command(
+    "rotate",
+    epilog=verify.ROTATE_EPILOG,
+    short_help="Replace a key by a new one, tested first on every server.",
+)(verify.rotate)
+keys.app.command("scopes", short_help="List a key's scopes on each server.")(verify.scopes_command)
 app.add_typer(keys.app, name="apikey")
 app.add_typer(servers.app, name="server")
 app.add_typer(database.app, name="db")

@@ -35,7 +35,7 @@ NoBackupOption = Annotated[
 ]
 
 
-@app.command("path")
+@app.command("path", short_help="Print the data folder and database URL in use.")
 def path(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Print the data folder and database URL in use, and where each came from."""
     info = state(ctx).settings.describe()
@@ -48,7 +48,7 @@ def path(ctx: typer.Context, json_output: JsonOption = False) -> None:
         say(f"Database file: {info['database_path']}")
 
 
-@app.command("init")
+@app.command("init", short_help="Create the database at the newest revision.")
 def init(ctx: typer.Context) -> None:
     """Create the database at the newest schema revision (harmless when it exists).
 
@@ -67,7 +67,7 @@ def init(ctx: typer.Context) -> None:
         say(f"The database is now at the newest revision ({schema.HEAD}): {_where(settings)}")
 
 
-@app.command("upgrade")
+@app.command("upgrade", short_help="Upgrade the database (a SQLite file is backed up first).")
 def upgrade(
     ctx: typer.Context,
     revision: Annotated[
@@ -118,7 +118,7 @@ def upgrade(
         note(f"The newest revision is {schema.HEAD}; other commands need it.")
 
 
-@app.command("downgrade")
+@app.command("downgrade", short_help="Downgrade the database, keeping every row.")
 def downgrade(
     ctx: typer.Context,
     revision: Annotated[
@@ -161,7 +161,7 @@ def downgrade(
     say(f"Downgraded the database from {report.before.describe()} to {report.after}.")
 
 
-@app.command("current")
+@app.command("current", short_help="Print the database's revision and whether it is current.")
 def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Print the database's schema revision, the newest this program knows, and whether an
     upgrade is needed."""
@@ -190,7 +190,7 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     say(f"Revision: {found.describe()} (newest: {schema.HEAD}) - {verdict}")
 
 
-@app.command("check")
+@app.command("check", short_help="Exit 0 if the database is current, 3 if not (a CI gate).")
 def check(ctx: typer.Context) -> None:
     """Exit 0 when the database is at the newest revision, 3 otherwise (a CI gate).
 
@@ -205,7 +205,7 @@ def check(ctx: typer.Context) -> None:
     say(f"The database is at the newest revision ({schema.HEAD}).")
 
 
-@app.command("history")
+@app.command("history", short_help="List the revisions this program ships.")
 def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List the schema revisions this program ships, newest first, marking the database's."""
     from n8n_deploy.store import lifecycle, migrations, schema
@@ -254,7 +254,7 @@ def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
         note("The database has no schema yet.")
 
 
-@app.command("backup")
+@app.command("backup", short_help="Back the SQLite database up, mode 0600.")
 def backup(
     ctx: typer.Context,
     target: Annotated[
@@ -276,7 +276,7 @@ def backup(
     say(f"Backed up the database to {written}")
 
 
-@app.command("restore")
+@app.command("restore", short_help="Replace the database with a backup.")
 def restore(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="The backup file to restore.")],

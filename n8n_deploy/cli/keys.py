@@ -358,7 +358,7 @@ def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = Fal
     sys.stdout.flush()
 
 
-@app.command("update")
+@app.command("update", short_help="Change a key's description or name.")
 def update(
     ctx: typer.Context,
     name: KeyNameArgument,

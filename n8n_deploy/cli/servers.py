@@ -114,7 +114,7 @@ def create(
     say(f"Server '{server_name}' created: {server_url}{tls}")
 
 
-@app.command("list")
+@app.command("list", short_help="List servers with their URL, keys and TLS setting.")
 def list_servers(
     ctx: typer.Context,
     json_output: JsonOption = False,
@@ -137,7 +137,7 @@ def list_servers(
         print_servers_table(found, counts, emoji=not no_emoji, wide=wide)
 
 
-@app.command("show")
+@app.command("show", short_help="Show one server and the keys linked to it.")
 def show(
     ctx: typer.Context,
     name: ServerName,
@@ -261,7 +261,7 @@ def link(
         note(f"Note: API key '{key_name}' is deactivated, so it cannot be used for operations")
 
 
-@app.command("unlink")
+@app.command("unlink", short_help="Remove the link between a key and a server.")
 def unlink(
     ctx: typer.Context, key: KeyName, server: ServerArg, json_output: JsonOption = False
 ) -> None:
@@ -285,7 +285,7 @@ def unlink(
         say(f"API key '{key_name}' is not linked to server '{server_name}'; nothing changed")
 
 
-@app.command("keys")
+@app.command("keys", short_help="List the API keys linked to a server.")
 def keys(
     ctx: typer.Context,
     server: ServerArg,
@@ -313,7 +313,7 @@ def keys(
         )
 
 
-@app.command("delete")
+@app.command("delete", short_help="Delete a server and its links; the keys stay.")
 def delete(ctx: typer.Context, name: ServerName, confirm: ConfirmOption = False) -> None:
     """Delete a server and its key links; the keys themselves stay (a key may serve other
     servers). Asks first at a terminal; elsewhere --confirm is required."""
