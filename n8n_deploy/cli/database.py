@@ -260,6 +260,7 @@ def backup(
     target: Annotated[
         Path | None,
         typer.Argument(
+            metavar="[PATH]",
             help="File to write (must not exist) or folder to write into; "
             "default: beside the database.",
             show_default=False,
@@ -279,7 +280,7 @@ def backup(
 @app.command("restore", short_help="Replace the database with a backup.")
 def restore(
     ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="The backup file to restore.")],
+    source: Annotated[Path, typer.Argument(metavar="PATH", help="The backup file to restore.")],
     confirm: ConfirmOption = False,
 ) -> None:
     """Replace the database with a backup, after backing the current one up.

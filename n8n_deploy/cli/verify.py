@@ -84,9 +84,7 @@ ROTATE_EPILOG = (
 
 ServerOption = Annotated[
     str | None,
-    server_option(
-        "Test against this stored server (its skip_ssl_verify setting applies).", metavar="NAME"
-    ),
+    server_option("Test against this stored server (its skip_ssl_verify setting applies)."),
 ]
 ServerUrlOption = Annotated[
     str | None,
