@@ -868,3 +868,12 @@ def test_create_link_and_unlink_print_json_when_asked(cli: Cli) -> None:
     assert unlinked == {"key": "k", "server": "Prod", "linked": False, "changed": True}
     failed = cli("server", "link", "nope", "Prod", "--json")
     assert json.loads(failed.stdout)["exit_status"] == ExitStatus.FAILED
+
+
+def test_deletes_print_json_when_asked(cli: Cli) -> None:
+    cli("server", "create", "Prod", "https://n8n.example.com")
+    cli("apikey", "add", "-", "--name", "k", "--server", "Prod", input=make_jwt())
+    gone = json.loads(cli("apikey", "delete", "k", "--confirm", "--json").stdout)
+    assert gone == {"name": "k", "deleted": True, "unlinked_from": ["Prod"]}
+    server = json.loads(cli("server", "delete", "Prod", "--confirm", "--json").stdout)
+    assert server == {"name": "Prod", "deleted": True, "keys_unlinked": 0}

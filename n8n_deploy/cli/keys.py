@@ -461,6 +461,7 @@ def delete(
     name: KeyNameArgument,
     confirm: ConfirmOption = False,
     no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Delete a key for good, with its server links.
 
@@ -490,4 +491,7 @@ def delete(
         repo.delete(doomed)
     _warn_stranded(stranded, not no_emoji)
     line = f"{icon('trash', emoji=not no_emoji)}API key '{key_name}' deleted"
+    if json_output:
+        print_json({"name": key_name, "deleted": True, "unlinked_from": servers})
+        return
     say(line + (f" and unlinked from server(s) {linked}" if servers else ""))

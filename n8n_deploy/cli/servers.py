@@ -314,7 +314,12 @@ def keys(
 
 
 @app.command("delete", short_help="Delete a server and its links; the keys stay.")
-def delete(ctx: typer.Context, name: ServerName, confirm: ConfirmOption = False) -> None:
+def delete(
+    ctx: typer.Context,
+    name: ServerName,
+    confirm: ConfirmOption = False,
+    json_output: JsonOption = False,
+) -> None:
     """Delete a server and its key links; the keys themselves stay (a key may serve other
     servers). Asks first at a terminal; elsewhere --confirm is required."""
     from n8n_deploy.store.repositories import ServerRepository
@@ -336,6 +341,9 @@ def delete(ctx: typer.Context, name: ServerName, confirm: ConfirmOption = False)
         target = servers.get(server_name)
         linked = len(target.api_keys)
         servers.delete(target)
+    if json_output:
+        print_json({"name": server_name, "deleted": True, "keys_unlinked": linked})
+        return
     unlinked = f"; {_keys_phrase(linked)} unlinked (the keys are kept)" if linked else ""
     say(f"Server '{server_name}' deleted{unlinked}")
 
