@@ -95,3 +95,14 @@ def test_every_relative_link_points_at_a_file_that_exists(page: Path) -> None:
             no_anchor.append(target)
     assert missing == [], f"{page.relative_to(ROOT)} links to missing files: {missing}"
     assert no_anchor == [], f"{page.relative_to(ROOT)} links to missing headings: {no_anchor}"
+
+
+def test_every_test_the_security_page_names_exists() -> None:
+    """docs/security.md says how each promise is tested: the tests it names must exist."""
+    page = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)", page)
+    assert named
+    for module, test in named:
+        source = ROOT / "tests" / module
+        assert source.is_file(), module
+        assert f"def {test}(" in source.read_text(encoding="utf-8"), f"{module}::{test}"
