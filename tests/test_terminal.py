@@ -197,3 +197,42 @@ def test_apikey_get_works_in_command_substitution_and_warns_at_a_terminal(
     out, err = at_terminal(80, "apikey", "get", "production_deploy_key")
     assert out.strip().startswith("eyJ")
     assert "the raw key is on the screen" in err
+
+
+@pytest.mark.e2e
+def test_apikey_test_all_shows_progress_at_a_terminal_only(registry: None) -> None:
+    """The server is a closed port on loopback: what matters is where the progress goes."""
+    env = dict(os.environ)
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "n8n_deploy"),
+            *("server", "update", "Production Server 🚀", "--url", "http://127.0.0.1:9"),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "n8n_deploy", "apikey", "test", "--all", "--timeout", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    out, _ = process.communicate(timeout=60)
+    seen = b""
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    text = ANSI.sub("", seen.decode("utf-8", "replace"))
+    assert "Testing every active API key" in text
+    assert " -> " in text  # one line per check, as it finishes
+    assert b" -> " not in out  # never on stdout

@@ -223,7 +223,7 @@ def test(
                 "--all tests keys against their stored servers; --server-url cannot be used",
                 hint="Use --server NAME to test only the keys linked to that server",
             )
-        if not json_output:
+        if not json_output and _stderr_is_terminal():
             note(
                 f"{icon('test', emoji)}Testing every active API key "
                 f"({MAX_CONCURRENCY} checks at a time)..."
@@ -616,12 +616,24 @@ def _errors_to_stderr(results: Sequence[TargetResult], *, key_name: str | None =
         report_error(N8nDeployError(message, hint=result.hint))
 
 
-def _progress(emoji: bool) -> OnDone:
+def _progress(emoji: bool) -> OnDone | None:
+    """One line on stderr as each check finishes, at a terminal only: piped or in a CI log,
+    the table says it all."""
+    if not _stderr_is_terminal():
+        return None
+
     def done(key_name: str | None, target: Target, result: ValidationResult) -> None:
         mark = icon("check" if result.ok else "cross", emoji) or ("PASS " if result.ok else "FAIL ")
         note(f"{mark}{key_name} -> {_where(target, result)}: {result.outcome.value}")
 
     return done
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _finish_all(
