@@ -877,3 +877,15 @@ def test_deletes_print_json_when_asked(cli: Cli) -> None:
     assert gone == {"name": "k", "deleted": True, "unlinked_from": ["Prod"]}
     server = json.loads(cli("server", "delete", "Prod", "--confirm", "--json").stdout)
     assert server == {"name": "Prod", "deleted": True, "keys_unlinked": 0}
+
+
+def test_update_prints_the_record_with_json(cli: Cli) -> None:
+    cli("server", "create", "Prod", "https://n8n.example.com")
+    done = json.loads(
+        cli("server", "update", "Prod", "--url", "https://n8n2.example.com", "--json").stdout
+    )
+    assert (done["name"], done["url"], done["changed"]) == (
+        "Prod",
+        "https://n8n2.example.com",
+        True,
+    )

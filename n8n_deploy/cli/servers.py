@@ -197,8 +197,11 @@ def update(
         ),
     ] = None,
     no_emoji: NoEmojiOption = False,
+    json_output: JsonOption = False,
 ) -> None:
-    """Change a server's URL, name, description or TLS verification. Its key links stay."""
+    """Change a server's URL, name, description or TLS verification. Its key links stay.
+
+    Example: n8n-deploy server update Production --url https://n8n.example.com"""
     from n8n_deploy.store.repositories import ServerRepository
 
     if url is None and rename is None and description is None and skip_ssl_verify is None:
@@ -225,11 +228,15 @@ def update(
             skip_ssl_verify=skip_ssl_verify,
         )
         final_url = server.url
+        record = server_record(server)
+    if url_changed and final_url is not None:
+        _warn_about_url(final_url, twin_name, emoji=not no_emoji)
+    if json_output:
+        print_json({**record, "changed": bool(changes)})
+        return
     if not changes:
         say(f"Server '{current}' unchanged: it already has these settings")
         return
-    if url_changed and final_url is not None:
-        _warn_about_url(final_url, twin_name, emoji=not no_emoji)
     say(f"Server '{current}' updated: " + "; ".join(changes))
 
 
