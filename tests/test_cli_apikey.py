@@ -1328,3 +1328,13 @@ def test_activate_and_deactivate_print_the_record_with_json(cli: Cli) -> None:
     assert (done["name"], done["is_active"], done["changed"]) == ("k", False, True)
     again = json.loads(cli("apikey", "deactivate", "k", "--json").stdout)
     assert again["changed"] is False
+
+
+def test_a_server_without_a_url_reads_so_everywhere_and_survives_a_downgrade(cli: Cli) -> None:
+    cli("apikey", "add", "-", "--name", "k", "--server", "New Server", input=make_jwt())
+    assert "URL:              (no URL yet)" in cli("server", "show", "New Server").stdout
+    assert "New Server (no URL yet)" in cli("apikey", "show", "k").stdout
+    assert cli("db", "downgrade", "0005", "--confirm").exit_code == 0
+    assert cli("db", "upgrade").exit_code == 0
+    (server,) = json.loads(cli("server", "list", "--json").stdout)
+    assert server["url"] is None

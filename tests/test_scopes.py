@@ -451,3 +451,59 @@ def test_end_to_end_against_a_real_local_server(
         ("POST", "/api/v1/tags"),
     }
     assert all(s.body in (b"", b"{}") for s in seen)
+
+
+def test_a_discover_answer_is_never_shown_as_it_came(
+    cli: Cli, stored_keys: None, keys: dict[str, str]
+) -> None:
+    """A hostile server lists the key itself, and terminal escapes, as 'scopes'."""
+    secret = keys["restricted"]
+
+    def respond(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if seen.path.startswith("/api/v1/discover"):
+            body = {
+                "data": {
+                    "scopes": [secret, f"tag:{secret}", "\x1b[31mevil:x\x1b[0m", "workflow:list"]
+                }
+            }
+            return json_answer(200, body)
+        return scoped_n8n({secret: RESTRICTED})(seen)
+
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="n8n.example.com").mock(side_effect=Recorder(respond))
+        table = cli("apikey", "scopes", "restricted")
+        data = cli("apikey", "test", "restricted", "--require", "workflow:list", "--json")
+    for output in (table.output, data.output):
+        assert leaked_piece(secret, output) is None
+        assert "\x1b" not in output
+    assert json.loads(data.stdout)["scopes"] == ["workflow:list"]
+
+
+@pytest.mark.parametrize("value", ["", ",,,", " , "])
+def test_a_require_that_names_no_scope_is_refused_not_dropped(cli: Cli, value: str) -> None:
+    result = cli("apikey", "test", "k", "--require", value)
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--require names no scope" in result.stderr
+
+
+def test_scopes_in_another_case_are_the_known_ones(
+    cli: Cli, stored_keys: None, n8n_2_41: Recorder
+) -> None:
+    assert (
+        cli("apikey", "test", "full", "--require", "WORKFLOW:LIST,workflowtags:UPDATE").exit_code
+        == 0
+    )
+
+
+def test_an_empty_format_is_refused(cli: Cli) -> None:
+    assert cli("apikey", "test", "k", "--format", "").exit_code == ExitStatus.USAGE
+
+
+def test_the_junit_file_is_written_also_when_the_key_cannot_be_tested(
+    cli: Cli, tmp_path: Path
+) -> None:
+    report = tmp_path / "junit.xml"
+    result = cli("apikey", "test", "nope", "--format", "junit", "--output", str(report))
+    assert result.exit_code == ExitStatus.FAILED
+    failure = ET.parse(report).getroot().find("testsuite/testcase/failure")  # noqa: S314
+    assert failure is not None and failure.get("type") == "not_found"

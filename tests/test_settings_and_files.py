@@ -106,3 +106,8 @@ def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
     database.dispose()
     assert file_mode(folder) == 0o750
     assert file_mode(folder / "n8n-deploy.db") == 0o600
+
+
+def test_a_password_holding_a_question_mark_is_masked_whole() -> None:
+    shown = mask_url_password("postgresql://u:S3cr3t?Pw#x/y@127.0.0.1:1/db?password=z")
+    assert shown == "postgresql://u:***@127.0.0.1:1/db?password=***"

@@ -8,8 +8,9 @@ The reference's ``apikey add - --name prod_key --server "Production Server 🚀"
 the server when it does not exist, and nothing on that line says where the server is.
 Such a server is now stored without a URL, shown as having none in every listing, and
 ``apikey test`` on it fails naming ``server update NAME --url URL``.  The upgrade changes
-no row.  The downgrade gives a server without a URL an empty one (which earlier
-revisions cannot test against either) and reports it; every server and link is kept.
+no row but one with an empty URL (what the downgrade wrote), which has none again.  The
+downgrade gives a server without a URL an empty one (which earlier revisions cannot test
+against either) and reports it; every server and link is kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ servers = sa.table("servers", sa.column("name", sa.String()), sa.column("url", s
 def upgrade() -> None:
     with op.batch_alter_table("servers", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("url", existing_type=sa.String(length=2048), nullable=True)
+    # An empty URL is what the downgrade gave a server without one: it has none again.
+    op.get_bind().execute(servers.update().where(servers.c.url == "").values(url=None))
 
 
 def downgrade() -> None:

@@ -213,12 +213,12 @@ def mask_url_password(url: str) -> str:
     if scheme_end < 0:
         return url
     head, rest = url[: scheme_end + 3], url[scheme_end + 3 :]
+    # The user part ends at the last "@": a password may hold "?", "/" or "#" unencoded.
+    at = rest.rfind("@")
+    if at >= 0 and ":" in rest[:at]:
+        user = rest[:at].partition(":")[0]
+        rest = f"{user}:***{rest[at:]}"
     main, question, query = rest.partition("?")
-    at = main.rfind("@")
-    if at >= 0:
-        user, colon, _password = main[:at].partition(":")
-        if colon:
-            main = f"{user}:***{main[at:]}"
     if question:
         query = _SECRET_PARAMETER.sub(r"\1***", query)
     return head + main + question + query

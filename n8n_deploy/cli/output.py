@@ -134,8 +134,12 @@ def print_table(
         show_lines=False,
         header_style="" if plain else "bold",
     )
+    # Still too wide with every droppable column gone: names fold rather than be cropped.
+    squeezed = _is_tty(sys.stdout) and not wide and needed(shown) > out.width
     for i in shown:
-        whole = headers[i] in keep_whole or not _is_tty(sys.stdout)
+        whole = (headers[i] in keep_whole and not (squeezed and headers[i] == "Name")) or (
+            not _is_tty(sys.stdout)
+        )
         table.add_column(
             headers[i],
             overflow="fold",

@@ -25,6 +25,7 @@ from n8n_deploy.cli.options import (
 from n8n_deploy.cli.output import icon, note, print_json, say, warn
 from n8n_deploy.cli.state import state
 from n8n_deploy.cli.views import (
+    NO_URL,
     key_record,
     print_keys_table,
     print_servers_table,
@@ -157,7 +158,7 @@ def show(
             return
         say(f"{icon('server', emoji)}{server.name}")
         details = (
-            ("URL", server.url),
+            ("URL", server.url or NO_URL),
             ("Description", server.description or "-"),
             ("TLS verification", tls_label(server, emoji)),
             ("Created", human_time(server.created_at)),

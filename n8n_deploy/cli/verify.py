@@ -237,6 +237,7 @@ def test(
             )
         except check.CANNOT_RUN as error:
             if not json_output:
+                report_format.extras([check.KeyReport.not_run(None, error)])  # the file too
                 raise
             reports = [check.KeyReport.not_run(None, error)]
         report_format.extras(reports)
@@ -271,6 +272,7 @@ def test(
             )
     except check.CANNOT_RUN as error:
         if not json_output:
+            report_format.extras([check.KeyReport.not_run(key_name, error)])  # the file too
             raise
         report = check.KeyReport.not_run(key_name, error)
     subject = "from stdin" if name == "-" else name
@@ -288,13 +290,18 @@ def _required(values: list[str] | None) -> tuple[str, ...]:
     """The scopes --require asks for; a value that is neither a scope nor a bundle is a
     usage error."""
     try:
-        return scopes.expand(values or [])
+        wanted = scopes.expand(values or [])
     except ValueError as bad:
         raise UsageError(
             f"--require {bad}: not a scope (resource:operation, e.g. workflow:create) or a "
             f"bundle ({', '.join(scopes.BUNDLES)})",
             hint="e.g. --require deploy or --require workflow:list,tag:create",
         ) from None
+    if values and not wanted:  # an empty $SCOPES in a CI job must not pass the gate
+        raise UsageError(
+            "--require names no scope", hint="e.g. --require deploy or --require workflow:list"
+        )
+    return wanted
 
 
 class _ReportFormat:
@@ -336,7 +343,7 @@ class _ReportFormat:
 def _report_format(
     ctx: typer.Context, name: str | None, output: Path | None, *, json_output: bool
 ) -> _ReportFormat:
-    chosen = (name or ("json" if json_output else "table")).strip().lower()
+    chosen = (name if name is not None else ("json" if json_output else "table")).strip().lower()
     if chosen not in FORMATS:
         raise UsageError(
             f"--format {name}: not a report format", hint=f"Use one of: {', '.join(FORMATS)}"

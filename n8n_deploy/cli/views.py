@@ -128,7 +128,9 @@ def key_details(
     expires = expiry_label(key)
     if info is not None and info.problems:
         expires += f" ({'; '.join(info.problems)})"
-    servers = [f"{server.name} ({server.url or NO_URL})" for server in key.servers] or ["none"]
+    servers = [f"{server.name} ({server.url or 'no URL yet'})" for server in key.servers] or [
+        "none"
+    ]
     lines = [
         ("Name", key.name),
         ("Status", status_label(key_status(key, now), emoji)),

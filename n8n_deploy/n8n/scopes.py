@@ -35,6 +35,8 @@ DEPLOY = (
 #: What reading workflows, tags and executions needs (``--require read-only``).
 READ_ONLY = ("workflow:list", "workflow:read", "tag:list", "execution:list")
 BUNDLES: dict[str, tuple[str, ...]] = {"deploy": DEPLOY, "read-only": READ_ONLY}
+#: Every scope named here, to match --require values written in another case.
+KNOWN = {s.lower(): s for s in (*DEPLOY, *READ_ONLY)}
 
 DISCOVER_PATH = "/discover"
 #: An id n8n can never have (its ids are alphanumeric), so a probe never touches a record.
@@ -42,7 +44,8 @@ NO_SUCH_ID = "0-probe"
 #: Where a key's scopes are set in n8n.
 SCOPES_SCREEN = "n8n: Settings -> n8n API -> the key's Scopes"
 
-_SCOPE = re.compile(r"[A-Za-z]+:[A-Za-z]+")
+_SCOPE = re.compile(r"[A-Za-z]{1,40}:[A-Za-z]{1,40}")
+
 _LICENCE = re.compile(r"does not allow for (feat:[\w:.-]+)")
 
 
@@ -103,7 +106,8 @@ def expand(values: list[str]) -> tuple[str, ...]:
             if scopes is None:
                 if not _SCOPE.fullmatch(item):
                     raise ValueError(item)
-                scopes = (item,)
+                known = {**KNOWN, **{p.lower(): p for p in PROBES}}
+                scopes = (known.get(item.lower(), item),)
             wanted.extend(scope for scope in scopes if scope not in wanted)
     return tuple(wanted)
 
@@ -119,9 +123,11 @@ def read_discover(status: int | None, body: bytes) -> tuple[str, ...] | None:
         return None
     inner = data.get("data") if isinstance(data, dict) else None
     scopes = inner.get("scopes") if isinstance(inner, dict) else None
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+    if not isinstance(scopes, list):
         return None
-    return tuple(sorted(set(scopes)))
+    # Only what has the shape of a scope: a server's text is never shown as it came
+    # (it could hold the key it was sent, or terminal escapes).
+    return tuple(sorted({s for s in scopes if isinstance(s, str) and _SCOPE.fullmatch(s)}))
 
 
 def read_probe(probe: ScopeProbe, status: int | None, body: bytes) -> ProbeVerdict:
