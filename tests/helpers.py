@@ -264,46 +264,46 @@ def server_admin_url(kind: str) -> str | None:
     return os.environ.get(SERVER_URL_VARIABLES[kind]) or None
 
 
+def _on_admin_database(kind: str, admin_url: str, statement: str) -> None:
+    """Run ``statement`` on the server's admin database, outside any transaction."""
+    from sqlalchemy import create_engine, make_url, text
+
+    driver = "postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
+    engine = create_engine(make_url(admin_url).set(drivername=driver), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def create_server_database(kind: str, admin_url: str) -> str:
     """A new, empty database on the server, with a name of its own; returns its URL."""
     import uuid
 
-    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy import make_url
 
     name = f"n8n_deploy_test_{uuid.uuid4().hex[:12]}"
-    admin = make_url(admin_url)
     if kind == "postgresql":
-        admin = admin.set(drivername="postgresql+psycopg")
+        _on_admin_database(kind, admin_url, f'CREATE DATABASE "{name}"')
     else:
-        admin = admin.set(drivername="mysql+pymysql")
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if kind == "postgresql":
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        engine.dispose()
-    return admin.set(database=name).render_as_string(hide_password=False)
+        _on_admin_database(kind, admin_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    driver = "postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
+    return (
+        make_url(admin_url)
+        .set(drivername=driver, database=name)
+        .render_as_string(hide_password=False)
+    )
 
 
 def drop_server_database(kind: str, admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy import make_url
 
     name = make_url(url).database
-    admin = make_url(admin_url).set(
-        drivername="postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
-    )
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if kind == "postgresql":
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        engine.dispose()
+    if kind == "postgresql":
+        _on_admin_database(kind, admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        _on_admin_database(kind, admin_url, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def backups(folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from n8n_deploy.base.errors import OperationFailed
+from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption
@@ -48,12 +49,15 @@ def path(ctx: typer.Context, json_output: JsonOption = False) -> None:
         say(f"Database file: {info['database_path']}")
 
 
-@app.command("init", short_help="Create the database at the newest revision.")
-def init(ctx: typer.Context) -> None:
-    """Create the database at the newest schema revision (harmless when it exists).
+INIT_HELP = f"""Create the database at the newest schema revision (harmless when it exists).
 
-    A database at an older revision, from a newer n8n-deploy or from n8n-deploy 0.9 is
-    refused (exit 3); 'db upgrade' carries it forward."""
+A database at an older revision, from a newer n8n-deploy or from n8n-deploy 0.9 is
+refused (exit {int(ExitStatus.SCHEMA)}); 'db upgrade' carries it forward."""
+
+
+@app.command("init", help=INIT_HELP, short_help="Create the database at the newest revision.")
+def init(ctx: typer.Context) -> None:
+    """Create the database at the newest revision (help: INIT_HELP)."""
     from n8n_deploy.store import lifecycle, schema
 
     settings = state(ctx).settings
@@ -277,21 +281,25 @@ def backup(
     say(f"Backed up the database to {written}")
 
 
-@app.command("restore", short_help="Replace the database with a backup.")
+RESTORE_HELP = f"""Replace the database with a backup, after backing the current one up.
+
+The file must be an n8n-deploy database (of this release, an older revision, or
+n8n-deploy 0.9) and pass SQLite's integrity check; it is read once, and what is checked
+is what is restored. A database written by a newer n8n-deploy, or another program's, is
+never replaced (exit {int(ExitStatus.SCHEMA)}); an n8n-deploy 0.9 database is, after it is
+backed up whole.
+Asks for confirmation at a terminal (pass --confirm otherwise). The replacement is one
+transaction: other commands see the old database or the restored one, never a
+mixture."""
+
+
+@app.command("restore", help=RESTORE_HELP, short_help="Replace the database with a backup.")
 def restore(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(metavar="PATH", help="The backup file to restore.")],
     confirm: ConfirmOption = False,
 ) -> None:
-    """Replace the database with a backup, after backing the current one up.
-
-    The file must be an n8n-deploy database (of this release, an older revision, or
-    n8n-deploy 0.9) and pass SQLite's integrity check; it is read once, and what is checked
-    is what is restored. A database written by a newer n8n-deploy, or another program's, is
-    never replaced (exit 3); an n8n-deploy 0.9 database is, after it is backed up whole.
-    Asks for confirmation at a terminal (pass --confirm otherwise). The replacement is one
-    transaction: other commands see the old database or the restored one, never a
-    mixture."""
+    """Replace the database with a backup, after backing the current one up. (help: RESTORE_HELP)"""
     from n8n_deploy.store import schema
     from n8n_deploy.store.backups import staged_restore
 

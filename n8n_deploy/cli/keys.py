@@ -399,17 +399,21 @@ def update(
     say(f"API key '{before}' updated{renamed}")
 
 
-@app.command("deactivate")
+DEACTIVATE_HELP = f"""Deactivate a key (soft delete); 'apikey activate' undoes it.
+
+The key is kept and listed as inactive; commands that would use it refuse it
+(exit {int(ExitStatus.KEY_INACTIVE)}). Repeating it changes nothing.
+Example: n8n-deploy apikey deactivate old_key"""
+
+
+@app.command("deactivate", help=DEACTIVATE_HELP)
 def deactivate(
     ctx: typer.Context,
     name: KeyNameArgument,
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Deactivate a key (soft delete); 'apikey activate' undoes it.
-
-    The key is kept and listed as inactive; commands that would use it refuse it (exit 9).
-    Repeating it changes nothing. Example: n8n-deploy apikey deactivate old_key"""
+    """Deactivate a key (soft delete); 'apikey activate' undoes it. (help: DEACTIVATE_HELP)"""
     _set_active(ctx, name, active=False, emoji=not no_emoji, json_output=json_output)
 
 
