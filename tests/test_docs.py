@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +17,8 @@ import typer
 
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import app
+from n8n_deploy.cli.helptext import EXAMPLES_HEADING
+from tests.helpers import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -57,6 +61,60 @@ def test_every_command_has_help_and_is_in_the_command_reference(name: str, comma
     assert f"n8n-deploy {name}" in COMMANDS, (
         f"docs/commands.md does not mention 'n8n-deploy {name}'; run 'make docs'"
     )
+
+
+def _example_commands(epilog: str) -> list[list[str]]:
+    """The n8n-deploy argument lists in a help's examples (inside $(...) and before | or <)."""
+    found = []
+    for line in epilog.split(EXAMPLES_HEADING if EXAMPLES_HEADING in epilog else "Example:")[
+        -1
+    ].splitlines():
+        line = line.strip().lstrip("\b").strip()
+        if not line:
+            continue
+        inner = re.search(r"\$\((n8n-deploy [^)]*)\)", line)
+        lexer = shlex.shlex(inner.group(1) if inner else line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+        start = tokens.index("n8n-deploy") + 1
+        words = []
+        for token in tokens[start:]:
+            if token in {"|", "||", "&&", "<", ">", ";", ")"}:
+                break
+            words.append(token)
+        found.append(words)
+    return found
+
+
+def _unparsed(ctx: typer.Context) -> list[str]:
+    """What a group left for its subcommand (click keeps the first word apart)."""
+    first = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", [])
+    return [*first, *ctx.args]
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(), ids=lambda v: str(v))
+def test_every_command_help_ends_with_examples_of_itself_that_parse(
+    name: str, command: object
+) -> None:
+    epilog = getattr(command, "epilog", None) or ""
+    assert "Example" in epilog, f"{name}: no examples at the end of its help"
+    root = typer.main.get_command(app)
+    for args in _example_commands(epilog):
+        # Parse as the shell would hand them over, down to the command: a misspelled
+        # option or a missing argument in an example fails here.
+        ctx = root.make_context("n8n-deploy", list(args), resilient_parsing=False)
+        command_args = _unparsed(ctx)
+        while hasattr(ctx.command, "resolve_command") and command_args:
+            sub_name, sub, rest = ctx.command.resolve_command(ctx, command_args)  # type: ignore[attr-defined]
+            assert sub is not None and sub_name is not None
+            ctx = sub.make_context(sub_name, rest, parent=ctx)
+            command_args = _unparsed(ctx)
+        assert ctx.command_path == f"n8n-deploy {name}", (name, args)
+
+
+def test_examples_are_shown_verbatim_never_rewrapped(cli: Callable[..., Run]) -> None:
+    result = cli("apikey", "test", "--help", env={"COLUMNS": "60"})
+    assert "  n8n-deploy apikey test --all --format junit --output n8n-keys.xml\n" in result.stdout
 
 
 def test_every_exit_status_is_documented() -> None:

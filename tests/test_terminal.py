@@ -232,7 +232,14 @@ def test_apikey_test_all_shows_progress_at_a_terminal_only(registry: None) -> No
             break
         seen += chunk
     os.close(leader)
-    text = ANSI.sub("", seen.decode("utf-8", "replace"))
-    assert "Testing every active API key" in text
-    assert " -> " in text  # one line per check, as it finishes
-    assert b" -> " not in out  # never on stdout
+    raw = seen.decode("utf-8", "replace")
+    text = ANSI.sub("", raw)
+    # A bar redrawn in place, counting up to every check and the failures among them...
+    assert re.search(r"Testing API keys \[[#.]+\] 1/3", text), text
+    assert "3/3 · 3 failed" in text
+    # ...a line above it for each failed check, as it happens...
+    failures = [line for line in text.replace("\r\n", "\n").split("\n") if " -> " in line]
+    assert len(failures) == 3 and all(line.endswith(": unreachable") for line in failures)
+    # ...and erased at the end, so the summary starts on a clean line.
+    assert "3/3 · 3 failed\r\x1b[KError: 3 of 3 checks failed" in raw
+    assert b" -> " not in out and b"Testing" not in out  # never on stdout

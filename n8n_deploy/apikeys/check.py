@@ -141,7 +141,8 @@ class CheckOptions:
     allow_unknown_scopes: bool = False
 
 
-OnDone = Callable[[str | None, Target, ValidationResult], None]
+# Called as each check finishes: (key name, target, result, checks finished, checks in all).
+OnDone = Callable[[str | None, Target, ValidationResult, int, int], None]
 
 
 def choose_targets(
@@ -355,9 +356,13 @@ def run_checks(
         for _, secret, target in flat
     ]
 
+    finished = 0
+
     def done(index: int, result: ValidationResult) -> None:
+        nonlocal finished
+        finished += 1
         if on_done is not None:
-            on_done(flat[index][0], flat[index][2], result)
+            on_done(flat[index][0], flat[index][2], result, finished, len(flat))
 
     results = validate_many(
         probes,

@@ -14,6 +14,7 @@ from typer._completion_classes import completion_init
 from n8n_deploy.base.settings import DATA_DIR_ENV, DATABASE_URL_ENV
 from n8n_deploy.base.version import __version__
 from n8n_deploy.cli import database, keys, servers, verify
+from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.output import configure
 from n8n_deploy.cli.root import RootGroup
 from n8n_deploy.cli.state import state
@@ -144,14 +145,29 @@ def root(
 
 
 keys.app.command(
-    "test", epilog=verify.TEST_EPILOG, short_help="Check a key against its servers (a CI gate)."
+    "test",
+    epilog=examples(
+        "n8n-deploy apikey test prod_key --require workflow:list,workflow:update",
+        "n8n-deploy apikey test --all --format junit --output n8n-keys.xml",
+        note=verify.TEST_EPILOG,
+    ),
+    short_help="Check a key against its servers (a CI gate).",
 )(verify.test)
 keys.app.command(
     "rotate",
-    epilog=verify.ROTATE_EPILOG,
+    epilog=examples(
+        'echo "$NEW_KEY" | n8n-deploy apikey rotate prod_key - --name prod_key_2026',
+        note=verify.ROTATE_EPILOG,
+    ),
     short_help="Replace a key by a new one, tested first on every server.",
 )(verify.rotate)
-keys.app.command("scopes", short_help="List a key's scopes on each server.")(verify.scopes_command)
+keys.app.command(
+    "scopes",
+    epilog=examples(
+        "n8n-deploy apikey scopes prod_key", "n8n-deploy apikey scopes prod_key --json"
+    ),
+    short_help="List a key's scopes on each server.",
+)(verify.scopes_command)
 app.add_typer(keys.app, name="apikey")
 app.add_typer(servers.app, name="server")
 app.add_typer(database.app, name="db")

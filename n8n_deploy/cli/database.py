@@ -12,6 +12,7 @@ from n8n_deploy.base.errors import OperationFailed
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
+from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption
 from n8n_deploy.cli.output import note, print_json, say, warn
 from n8n_deploy.cli.state import state
@@ -36,7 +37,11 @@ NoBackupOption = Annotated[
 ]
 
 
-@app.command("path", short_help="Print the data folder and database URL in use.")
+@app.command(
+    "path",
+    short_help="Print the data folder and database URL in use.",
+    epilog=examples("n8n-deploy db path", "n8n-deploy --data-dir ./team db path --json"),
+)
 def path(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Print the data folder and database URL in use, and where each came from."""
     info = state(ctx).settings.describe()
@@ -55,7 +60,15 @@ A database at an older revision, from a newer n8n-deploy or from n8n-deploy 0.9 
 refused (exit {int(ExitStatus.SCHEMA)}); 'db upgrade' carries it forward."""
 
 
-@app.command("init", help=INIT_HELP, short_help="Create the database at the newest revision.")
+@app.command(
+    "init",
+    help=INIT_HELP,
+    short_help="Create the database at the newest revision.",
+    epilog=examples(
+        "n8n-deploy db init",
+        "n8n-deploy --database-url postgresql://deploy@db.example.com/n8n_deploy db init",
+    ),
+)
 def init(ctx: typer.Context) -> None:
     """Create the database at the newest revision (help: INIT_HELP)."""
     from n8n_deploy.store import lifecycle, schema
@@ -71,12 +84,20 @@ def init(ctx: typer.Context) -> None:
         say(f"The database is now at the newest revision ({schema.HEAD}): {_where(settings)}")
 
 
-@app.command("upgrade", short_help="Upgrade the database (a SQLite file is backed up first).")
+@app.command(
+    "upgrade",
+    short_help="Upgrade the database (a SQLite file is backed up first).",
+    epilog=examples("n8n-deploy db upgrade", "n8n-deploy db upgrade 0003 --no-backup"),
+)
 def upgrade(
     ctx: typer.Context,
     revision: Annotated[
         str,
-        typer.Argument(help="Revision to upgrade to (see 'db history'); default: the newest."),
+        typer.Argument(
+            metavar="[REVISION]",
+            help="Revision to upgrade to (see 'db history'); default: the newest.",
+            show_default=False,
+        ),
     ] = "head",
     no_backup: NoBackupOption = False,
     no_emoji: NoEmojiOption = False,
@@ -122,11 +143,18 @@ def upgrade(
         note(f"The newest revision is {schema.HEAD}; other commands need it.")
 
 
-@app.command("downgrade", short_help="Downgrade the database, keeping every row.")
+@app.command(
+    "downgrade",
+    short_help="Downgrade the database, keeping every row.",
+    epilog=examples("n8n-deploy db downgrade 0002 --confirm"),
+)
 def downgrade(
     ctx: typer.Context,
     revision: Annotated[
-        str, typer.Argument(help="Revision to go back to, e.g. 0002 (see 'db history').")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Revision to go back to, e.g. 0002 (see 'db history')."
+        ),
     ],
     confirm: ConfirmOption = False,
     no_backup: NoBackupOption = False,
@@ -165,7 +193,11 @@ def downgrade(
     say(f"Downgraded the database from {report.before.describe()} to {report.after}.")
 
 
-@app.command("current", short_help="Print the database's revision and whether it is current.")
+@app.command(
+    "current",
+    short_help="Print the database's revision and whether it is current.",
+    epilog=examples("n8n-deploy db current", "n8n-deploy db current --json"),
+)
 def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Print the database's schema revision, the newest this program knows, and whether an
     upgrade is needed."""
@@ -194,7 +226,11 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     say(f"Revision: {found.describe()} (newest: {schema.HEAD}) - {verdict}")
 
 
-@app.command("check", short_help="Exit 0 if the database is current, 3 if not (a CI gate).")
+@app.command(
+    "check",
+    short_help="Exit 0 if the database is current, 3 if not (a CI gate).",
+    epilog=examples("n8n-deploy db check || n8n-deploy db upgrade"),
+)
 def check(ctx: typer.Context) -> None:
     """Exit 0 when the database is at the newest revision, 3 otherwise (a CI gate).
 
@@ -209,7 +245,11 @@ def check(ctx: typer.Context) -> None:
     say(f"The database is at the newest revision ({schema.HEAD}).")
 
 
-@app.command("history", short_help="List the revisions this program ships.")
+@app.command(
+    "history",
+    short_help="List the revisions this program ships.",
+    epilog=examples("n8n-deploy db history"),
+)
 def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List the schema revisions this program ships, newest first, marking the database's."""
     from n8n_deploy.store import lifecycle, migrations, schema
@@ -258,7 +298,11 @@ def history(ctx: typer.Context, json_output: JsonOption = False) -> None:
         note("The database has no schema yet.")
 
 
-@app.command("backup", short_help="Back the SQLite database up, mode 0600.")
+@app.command(
+    "backup",
+    short_help="Back the SQLite database up, mode 0600.",
+    epilog=examples("n8n-deploy db backup", "n8n-deploy db backup ~/backups/"),
+)
 def backup(
     ctx: typer.Context,
     target: Annotated[
@@ -293,7 +337,12 @@ transaction: other commands see the old database or the restored one, never a
 mixture."""
 
 
-@app.command("restore", help=RESTORE_HELP, short_help="Replace the database with a backup.")
+@app.command(
+    "restore",
+    help=RESTORE_HELP,
+    short_help="Replace the database with a backup.",
+    epilog=examples("n8n-deploy db restore ~/backups/n8n-deploy.db.20261201T120000Z.bak --confirm"),
+)
 def restore(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(metavar="PATH", help="The backup file to restore.")],

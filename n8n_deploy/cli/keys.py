@@ -23,6 +23,7 @@ from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts
+from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import (
     ConfirmOption,
     JsonOption,
@@ -56,18 +57,25 @@ The key must be an n8n JWT (it is decoded, never verified: only the server can) 
 legacy n8n_api_ key. Surrounding whitespace is stripped. An expired key is refused
 (exit {int(ExitStatus.KEY_EXPIRED)}); one expiring within {EXPIRY_WARNING_DAYS} days is
 stored with a warning. Without --server, {SERVER_URL_ENV} links the key to the server with
-that URL, created (named host[:port]) when there is none. Example: echo "$KEY" |
-n8n-deploy apikey add - --name prod_key
+that URL, created (named host[:port]) when there is none.
 """
 
 
-@app.command("add", help=ADD_HELP)
+@app.command(
+    "add",
+    help=ADD_HELP,
+    epilog=examples(
+        'echo "$KEY" | n8n-deploy apikey add - --name prod_key --server Production',
+        'n8n-deploy apikey add - --name ci_key --description "CI deploys" < key.txt',
+    ),
+)
 def add(
     ctx: typer.Context,
     name: Annotated[
         str,
         typer.Option(
             "--name",
+            metavar="NAME",
             help="Unique name for the key: trimmed, UTF-8 and emoji welcome, at most "
             f"{MAX_NAME_LENGTH} characters, no control characters.",
             show_default=False,
@@ -134,7 +142,13 @@ def add(
     say(line)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "n8n-deploy apikey list --expiring-within 14 --sort expires",
+        "n8n-deploy apikey list --server Production --active --json",
+    ),
+)
 def list_keys(
     ctx: typer.Context,
     server: Annotated[str | None, server_option("Only keys linked to this server.")] = None,
@@ -182,7 +196,6 @@ def list_keys(
 
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
-    Example: n8n-deploy apikey list --expiring-within 14 --sort expires
     """
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort {sort}: not a column", hint=f"Use one of: {', '.join(SORT_KEYS)}")
@@ -302,7 +315,10 @@ def _describe_filter(server: str | None, active: bool | None) -> str:
     return ", ".join(parts)
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog=examples("n8n-deploy apikey show prod_key", "n8n-deploy apikey show prod_key --json"),
+)
 def show(
     ctx: typer.Context,
     name: KeyNameArgument,
@@ -327,13 +343,17 @@ def show(
 
 GET_HELP = f"""Print the raw key and nothing else, for scripts.
 
-For example: export N8N_API_KEY=$(n8n-deploy apikey get prod_key). A deactivated key
-is refused (exit {int(ExitStatus.KEY_INACTIVE)}); at a terminal a warning on stderr says the
-key is on the screen. Reading a key is not a use: last_used_at is not changed.
+A deactivated key is refused (exit {int(ExitStatus.KEY_INACTIVE)}); at a terminal a
+warning on stderr says the key is on the screen. Reading a key is not a use: last_used_at
+is not changed.
 """
 
 
-@app.command("get", help=GET_HELP)
+@app.command(
+    "get",
+    help=GET_HELP,
+    epilog=examples('export N8N_API_KEY="$(n8n-deploy apikey get prod_key)"'),
+)
 def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = False) -> None:
     """Print the raw key (help: GET_HELP)."""
     import sys
@@ -358,7 +378,14 @@ def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = Fal
     sys.stdout.flush()
 
 
-@app.command("update", short_help="Change a key's description or name.")
+@app.command(
+    "update",
+    short_help="Change a key's description or name.",
+    epilog=examples(
+        'n8n-deploy apikey update prod_key --description "CI deploys"',
+        "n8n-deploy apikey update prod_key --rename prod_key_2026",
+    ),
+)
 def update(
     ctx: typer.Context,
     name: KeyNameArgument,
@@ -370,10 +397,7 @@ def update(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Change a key's description or name; the key itself and its links stay.
-
-    Example: n8n-deploy apikey update prod_key --rename prod_key_2026 --description "CI deploys"
-    """
+    """Change a key's description or name; the key itself and its links stay."""
     from n8n_deploy.base.names import clean_description
     from n8n_deploy.store.repositories import ApiKeyRepository
 
@@ -402,11 +426,14 @@ def update(
 DEACTIVATE_HELP = f"""Deactivate a key (soft delete); 'apikey activate' undoes it.
 
 The key is kept and listed as inactive; commands that would use it refuse it
-(exit {int(ExitStatus.KEY_INACTIVE)}). Repeating it changes nothing.
-Example: n8n-deploy apikey deactivate old_key"""
+(exit {int(ExitStatus.KEY_INACTIVE)}). Repeating it changes nothing."""
 
 
-@app.command("deactivate", help=DEACTIVATE_HELP)
+@app.command(
+    "deactivate",
+    help=DEACTIVATE_HELP,
+    epilog=examples("n8n-deploy apikey deactivate old_key"),
+)
 def deactivate(
     ctx: typer.Context,
     name: KeyNameArgument,
@@ -417,16 +444,14 @@ def deactivate(
     _set_active(ctx, name, active=False, emoji=not no_emoji, json_output=json_output)
 
 
-@app.command("activate")
+@app.command("activate", epilog=examples("n8n-deploy apikey activate old_key"))
 def activate(
     ctx: typer.Context,
     name: KeyNameArgument,
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Make a deactivated key usable again. Repeating it changes nothing.
-
-    Example: n8n-deploy apikey activate old_key"""
+    """Make a deactivated key usable again. Repeating it changes nothing."""
     _set_active(ctx, name, active=True, emoji=not no_emoji, json_output=json_output)
 
 
@@ -459,7 +484,12 @@ def _set_active(
         )
 
 
-@app.command("delete")
+@app.command(
+    "delete",
+    epilog=examples(
+        "n8n-deploy apikey delete old_key", "n8n-deploy apikey delete old_key --confirm"
+    ),
+)
 def delete(
     ctx: typer.Context,
     name: KeyNameArgument,

@@ -207,3 +207,40 @@ def error_line(message: str, hint: str | None = None) -> str:
     if hint:
         text += f". {hint}" if not message.endswith((".", "?", "!")) else f" {hint}"
     return text
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place: ``label [#####.....] 12/100 · 1 failed``.
+
+    For a terminal only (the caller checks): lines printed with :meth:`above` stay on the
+    screen above the bar, and :meth:`close` erases the bar, so what follows starts on a
+    clean line.  Plain ASCII, so it reads the same with or without --no-emoji.
+    """
+
+    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.shown = False
+
+    def update(self, finished: int, total: int, failed: int = 0) -> None:
+        import shutil
+
+        counts = f" {finished}/{total}" + (f" · {failed} failed" if failed else "")
+        room = shutil.get_terminal_size().columns - len(self.label) - len(counts) - 4
+        width = max(0, min(30, room))
+        filled = width * finished // total if total else width
+        bar = f" [{'#' * filled}{'.' * (width - filled)}]" if width >= 5 else ""
+        self.stream.write(f"\r\x1b[K{self.label}{bar}{counts}")
+        self.stream.flush()
+        self.shown = True
+
+    def above(self, message: str) -> None:
+        self.stream.write(("\r\x1b[K" if self.shown else "") + message + "\n")
+        self.stream.flush()
+        self.shown = False
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False

@@ -12,6 +12,7 @@ from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.names import clean_description, clean_name, lookup_name
 from n8n_deploy.base.urls import normalize_server_url, server_url_warnings
 from n8n_deploy.cli import prompts
+from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import (
     ConfirmOption,
     JsonOption,
@@ -54,7 +55,13 @@ KeyName = Annotated[
 DescriptionOption = Annotated[str | None, description_option("Free text about the server.")]
 
 
-@app.command("create")
+@app.command(
+    "create",
+    epilog=examples(
+        "n8n-deploy server create Production https://n8n.example.com",
+        'n8n-deploy server create "Staging 🧪" https://n8n.test.local --skip-ssl-verify',
+    ),
+)
 def create(
     ctx: typer.Context,
     name: Annotated[
@@ -90,7 +97,7 @@ def create(
     The URL is stored in normal form: lower-case scheme and host, no default port, no
     trailing slash; a path prefix (https://host/n8n) is kept. A plain http:// URL to a
     host other than this machine is stored with a warning: keys sent to it travel
-    unencrypted. Example: n8n-deploy server create Production https://n8n.example.com
+    unencrypted.
     """
     from n8n_deploy.store.repositories import ServerRepository
 
@@ -115,7 +122,11 @@ def create(
     say(f"Server '{server_name}' created: {server_url}{tls}")
 
 
-@app.command("list", short_help="List servers with their URL, keys and TLS setting.")
+@app.command(
+    "list",
+    short_help="List servers with their URL, keys and TLS setting.",
+    epilog=examples("n8n-deploy server list", "n8n-deploy server list --json"),
+)
 def list_servers(
     ctx: typer.Context,
     json_output: JsonOption = False,
@@ -138,7 +149,11 @@ def list_servers(
         print_servers_table(found, counts, emoji=not no_emoji, wide=wide)
 
 
-@app.command("show", short_help="Show one server and the keys linked to it.")
+@app.command(
+    "show",
+    short_help="Show one server and the keys linked to it.",
+    epilog=examples("n8n-deploy server show Production"),
+)
 def show(
     ctx: typer.Context,
     name: ServerName,
@@ -175,7 +190,13 @@ def show(
         )
 
 
-@app.command("update")
+@app.command(
+    "update",
+    epilog=examples(
+        "n8n-deploy server update Production --url https://n8n.example.com",
+        'n8n-deploy server update Production --rename "Production EU"',
+    ),
+)
 def update(
     ctx: typer.Context,
     name: ServerName,
@@ -200,9 +221,7 @@ def update(
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Change a server's URL, name, description or TLS verification. Its key links stay.
-
-    Example: n8n-deploy server update Production --url https://n8n.example.com"""
+    """Change a server's URL, name, description or TLS verification. Its key links stay."""
     from n8n_deploy.store.repositories import ServerRepository
 
     if url is None and rename is None and description is None and skip_ssl_verify is None:
@@ -241,13 +260,11 @@ def update(
     say(f"Server '{current}' updated: " + "; ".join(changes))
 
 
-@app.command("link")
+@app.command("link", epilog=examples("n8n-deploy server link prod_key Production"))
 def link(
     ctx: typer.Context, key: KeyName, server: ServerArg, json_output: JsonOption = False
 ) -> None:
-    """Link an API key to a server (harmless if they are linked already).
-
-    Example: n8n-deploy server link prod_key Production"""
+    """Link an API key to a server (harmless if they are linked already)."""
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
@@ -269,12 +286,16 @@ def link(
         note(f"Note: API key '{key_name}' is deactivated, so it cannot be used for operations")
 
 
-@app.command("unlink", short_help="Remove the link between a key and a server.")
+@app.command(
+    "unlink",
+    short_help="Remove the link between a key and a server.",
+    epilog=examples("n8n-deploy server unlink old_key Production"),
+)
 def unlink(
     ctx: typer.Context, key: KeyName, server: ServerArg, json_output: JsonOption = False
 ) -> None:
     """Remove the link between an API key and a server (harmless if there is none).
-    Both stay stored. Example: n8n-deploy server unlink old_key Production"""
+    Both stay stored."""
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 
     key_name, server_name = lookup_name(key, "API key"), lookup_name(server, "server")
@@ -293,7 +314,13 @@ def unlink(
         say(f"API key '{key_name}' is not linked to server '{server_name}'; nothing changed")
 
 
-@app.command("keys", short_help="List the API keys linked to a server.")
+@app.command(
+    "keys",
+    short_help="List the API keys linked to a server.",
+    epilog=examples(
+        "n8n-deploy server keys Production", "n8n-deploy server keys Production --json"
+    ),
+)
 def keys(
     ctx: typer.Context,
     server: ServerArg,
@@ -321,7 +348,11 @@ def keys(
         )
 
 
-@app.command("delete", short_help="Delete a server and its links; the keys stay.")
+@app.command(
+    "delete",
+    short_help="Delete a server and its links; the keys stay.",
+    epilog=examples("n8n-deploy server delete Staging --confirm"),
+)
 def delete(
     ctx: typer.Context,
     name: ServerName,

@@ -37,14 +37,23 @@ from n8n_deploy.cli.options import (
     key_name_argument,
     server_option,
 )
-from n8n_deploy.cli.output import error_line, icon, note, print_json, print_table, say, warn
+from n8n_deploy.cli.output import (
+    ProgressBar,
+    error_line,
+    icon,
+    note,
+    print_json,
+    print_table,
+    say,
+    warn,
+)
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
 from n8n_deploy.n8n import scopes
 from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
-    from n8n_deploy.apikeys.check import CheckOptions, KeyReport, OnDone, Target, TargetResult
+    from n8n_deploy.apikeys.check import CheckOptions, KeyReport, Target, TargetResult
     from n8n_deploy.apikeys.rotate import RotationReport
     from n8n_deploy.n8n.results import Check, ValidationResult
 
@@ -223,23 +232,22 @@ def test(
                 "--all tests keys against their stored servers; --server-url cannot be used",
                 hint="Use --server NAME to test only the keys linked to that server",
             )
-        if not json_output and _stderr_is_terminal():
-            note(
-                f"{icon('test', emoji)}Testing every active API key "
-                f"({MAX_CONCURRENCY} checks at a time)..."
-            )
+        progress = None if json_output else _Progress.at_a_terminal(emoji)
         try:
             reports = check.check_all_keys(
                 state(ctx).database(),
                 server_name=server,
                 options=options,
-                on_done=None if json_output else _progress(emoji),
+                on_done=progress,
             )
         except check.CANNOT_RUN as error:
             if not json_output:
                 report_format.extras([check.KeyReport.not_run(None, error)])  # the file too
                 raise
             reports = [check.KeyReport.not_run(None, error)]
+        finally:
+            if progress is not None:
+                progress.close()
         report_format.extras(reports)
         _finish_all(reports, json_output=json_output, emoji=emoji, report_format=report_format)
         return
@@ -623,17 +631,36 @@ def _errors_to_stderr(results: Sequence[TargetResult], *, key_name: str | None =
         report_error(N8nDeployError(message, hint=result.hint))
 
 
-def _progress(emoji: bool) -> OnDone | None:
-    """One line on stderr as each check finishes, at a terminal only: piped or in a CI log,
-    the table says it all."""
-    if not _stderr_is_terminal():
-        return None
+class _Progress:
+    """``apikey test --all`` at a terminal: a progress bar on stderr, with a line above it
+    for each failed check as it happens.  Piped or in a CI log there is none: the table
+    (or the report) says it all."""
 
-    def done(key_name: str | None, target: Target, result: ValidationResult) -> None:
-        mark = icon("check" if result.ok else "cross", emoji) or ("PASS " if result.ok else "FAIL ")
-        note(f"{mark}{key_name} -> {_where(target, result)}: {result.outcome.value}")
+    def __init__(self, emoji: bool) -> None:
+        self.emoji = emoji
+        self.failed = 0
+        self.bar = ProgressBar(f"{icon('test', emoji)}Testing API keys")
 
-    return done
+    @classmethod
+    def at_a_terminal(cls, emoji: bool) -> _Progress | None:
+        return cls(emoji) if _stderr_is_terminal() else None
+
+    def __call__(
+        self,
+        key_name: str | None,
+        target: Target,
+        result: ValidationResult,
+        finished: int,
+        total: int,
+    ) -> None:
+        if not result.ok:
+            self.failed += 1
+            mark = icon("cross", self.emoji) or "FAIL "
+            self.bar.above(f"{mark}{key_name} -> {_where(target, result)}: {result.outcome.value}")
+        self.bar.update(finished, total, self.failed)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _stderr_is_terminal() -> bool:
