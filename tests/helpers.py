@@ -123,10 +123,25 @@ def dump_database(data_dir: Path) -> list[str] | None:
 
 def database_rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """The rows ``sql`` (``?`` placeholders) finds in the database the commands use."""
+    return _run_sql(data_dir, sql, params, write=False)
+
+
+def change_database(data_dir: Path, sql: str, *params: Any) -> None:
+    """Run one writing statement (``?`` placeholders) on the database the commands use,
+    committed: a change made behind n8n-deploy's back."""
+    _run_sql(data_dir, sql, params, write=True)
+
+
+def _run_sql(
+    data_dir: Path, sql: str, params: tuple[Any, ...], *, write: bool
+) -> list[tuple[Any, ...]]:
     url = os.environ.get("N8N_DEPLOY_DATABASE_URL")
     if not url:
         with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn:
-            return conn.execute(sql, params).fetchall()
+            found = conn.execute(sql, params)
+            rows = [] if write else found.fetchall()
+            conn.commit()
+            return rows
     from sqlalchemy import create_engine, text
 
     from n8n_deploy.store.engine import database_url
@@ -135,9 +150,9 @@ def database_rows(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...
     named = "".join(f"{piece}:p{i}" for i, piece in enumerate(pieces[:-1])) + pieces[-1]
     engine = create_engine(database_url(url))
     try:
-        with engine.connect() as conn:
+        with engine.begin() as conn:
             found = conn.execute(text(named), {f"p{i}": v for i, v in enumerate(params)})
-            return [tuple(_plain(value) for value in row) for row in found]
+            return [] if write else [tuple(_plain(value) for value in row) for row in found]
     finally:
         engine.dispose()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,11 @@ import pytest
 from n8n_deploy import __version__
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store import schema
-from tests.helpers import Run, file_mode, make_jwt
+from tests.helpers import Run, change_database, database_rows, dump_database, file_mode, make_jwt
+
+# Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
+# marked sqlite_only: they are about the SQLite file itself.
+pytestmark = pytest.mark.usefixtures("engine")
 
 Cli = Callable[..., Run]
 
@@ -30,6 +33,7 @@ def test_the_three_command_groups_are_registered(cli: Cli) -> None:
         assert group in result.stdout
 
 
+@pytest.mark.sqlite_only
 def test_db_path_reports_each_value_and_its_source(cli: Cli, data_dir: Path) -> None:
     result = cli("db", "path", "--json")
     info = json.loads(result.stdout)
@@ -56,12 +60,10 @@ def test_db_path_does_not_create_anything(cli: Cli, data_dir: Path) -> None:
     assert not data_dir.exists()
 
 
-def test_db_init_creates_a_private_database_and_is_idempotent(cli: Cli, data_dir: Path) -> None:
+def test_db_init_creates_the_database_and_is_idempotent(cli: Cli, engine: str) -> None:
     first = cli("db", "init")
     assert first.exit_code == 0, first.output
     assert "Created the database" in first.stdout
-    assert file_mode(data_dir) == 0o700
-    assert file_mode(data_dir / "n8n-deploy.db") == 0o600
     second = cli("db", "init")
     assert second.exit_code == 0
     assert "already at the newest revision" in second.stdout
@@ -81,29 +83,31 @@ def test_db_current_says_whether_the_database_is_newest(cli: Cli) -> None:
     assert "up to date" in cli("db", "current").stdout
 
 
+@pytest.mark.sqlite_only
+def test_a_new_sqlite_database_is_private(cli: Cli, data_dir: Path) -> None:
+    assert cli("db", "init").exit_code == 0
+    assert file_mode(data_dir) == 0o700
+    assert file_mode(data_dir / "n8n-deploy.db") == 0o600
+
+
 def test_db_upgrade_creates_a_fresh_database_at_head(cli: Cli, data_dir: Path) -> None:
     result = cli("db", "upgrade")
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(data_dir / "n8n-deploy.db") as conn:
-        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert revision == schema.HEAD
+    assert database_rows(data_dir, "SELECT version_num FROM alembic_version") == [(schema.HEAD,)]
 
 
 def test_a_database_from_a_newer_release_is_refused_and_left_alone(
     cli: Cli, data_dir: Path
 ) -> None:
     cli("db", "init")
-    db_file = data_dir / "n8n-deploy.db"
-    with sqlite3.connect(db_file) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
-    conn.close()
-    before = db_file.read_bytes()
-    for args in (("db", "upgrade"), ("db", "init")):
+    change_database(data_dir, "UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    before = dump_database(data_dir)
+    for args in (("db", "upgrade"), ("db", "init"), ("apikey", "list")):
         result = cli(*args)
         assert result.exit_code == ExitStatus.SCHEMA, result.output
         assert "ffff_from_the_future" in result.stderr
         assert "Traceback" not in result.output
-    assert db_file.read_bytes() == before
+    assert dump_database(data_dir) == before
 
 
 @pytest.mark.parametrize(
@@ -125,6 +129,7 @@ def test_a_bad_database_url_is_a_one_line_usage_error_that_never_shows_it(
     assert "s3cr" not in result.output and "3t@" not in result.output
 
 
+@pytest.mark.sqlite_only
 def test_an_unwritable_data_folder_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -16,6 +16,10 @@ from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 from tests.helpers import Run, installed_script, make_jwt, one_line_error
 from tests.helpers import dump_database as snapshot
 
+# Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
+# marked sqlite_only: they are about the SQLite file itself.
+pytestmark = pytest.mark.usefixtures("engine")
+
 Cli = Callable[..., Run]
 
 

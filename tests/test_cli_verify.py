@@ -33,6 +33,10 @@ from tests.helpers import (
     stored,
 )
 
+# Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
+# marked sqlite_only: they are about the SQLite file itself.
+pytestmark = pytest.mark.usefixtures("engine")
+
 Cli = Callable[..., Run]
 
 PROD = "https://n8n.example.com"
