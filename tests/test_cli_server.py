@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -826,7 +828,8 @@ def test_the_reference_multi_environment_workflow_runs_as_written(
 # --- shell completion ---------------------------------------------------------------
 
 
-def _complete(words: str, data_dir: Path) -> list[str]:
+def _completion_run(words: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Ask n8n-deploy for completions as bash does on Tab (with -X importtime on stderr)."""
     env = dict(
         os.environ,
         _N8N_DEPLOY_COMPLETE="complete_bash",
@@ -835,10 +838,57 @@ def _complete(words: str, data_dir: Path) -> list[str]:
         N8N_DEPLOY_DATA_DIR=str(data_dir),
     )
     code = "import sys; sys.argv=['n8n-deploy']; from n8n_deploy.cli import main; main()"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
-    return result.stdout.split()
+
+
+def _complete(words: str, data_dir: Path) -> list[str]:
+    return _completion_run(words, data_dir).stdout.split()
+
+
+def _not_import_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+@pytest.mark.e2e
+@pytest.mark.sqlite_only
+def test_name_completion_on_sqlite_reads_without_sqlalchemy(
+    seeded: Database, data_dir: Path
+) -> None:
+    """Every Tab pays for what it imports: names come from the standard library's sqlite3."""
+    result = _completion_run("n8n-deploy apikey show pro", data_dir)
+    assert result.stdout.split() == ["prod_key"]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert not {name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic")}
+    assert _not_import_lines(result.stderr) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.sqlite_only
+def test_completion_reads_past_a_writer_and_a_damaged_file_completes_nothing(
+    seeded: Database, data_dir: Path
+) -> None:
+    db_file = data_dir / "n8n-deploy.db"
+    with closing(sqlite3.connect(db_file, isolation_level=None)) as writer:
+        writer.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write (WAL)
+        writer.execute("DELETE FROM servers")
+        during = _completion_run("n8n-deploy server show Pro", data_dir)
+        writer.execute("ROLLBACK")
+    assert during.stdout.split() == ["Production"]  # the last committed names
+    assert _not_import_lines(during.stderr) == []
+    seeded.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    db_file.write_bytes(b"not a database" * 100)
+    damaged = _completion_run("n8n-deploy server show Pro", data_dir)
+    assert damaged.returncode == 0 and damaged.stdout.split() == []
+    assert _not_import_lines(damaged.stderr) == []
+    assert db_file.read_bytes() == b"not a database" * 100
 
 
 @pytest.mark.e2e

@@ -77,25 +77,15 @@ def detected_shell() -> str | None:
 
 
 def _names(ctx: typer.Context, kind: str, incomplete: str) -> list[str]:
+    from n8n_deploy.store.names import stored_names
+
     try:
-        from sqlalchemy import select
-
-        from n8n_deploy.store.engine import create_engine_for
-        from n8n_deploy.store.models import ApiKey, Server
-
         root = ctx.find_root()
         settings = resolve_settings(root.params.get("data_dir"), root.params.get("database_url"))
-        engine = create_engine_for(settings.database_url, create_file=False)
-        try:
-            column = ApiKey.name if kind == "key" else Server.name
-            with engine.connect() as conn:
-                names = list(conn.scalars(select(column).order_by(column)))
-        finally:
-            engine.dispose()
     except Exception:  # noqa: BLE001 - completion must never fail loudly
         return []
     typed = _unescaped(incomplete)
-    return [n for n in names if n.startswith(typed)]
+    return [n for n in stored_names(settings.database_url, kind) if n.startswith(typed)]
 
 
 def _unescaped(word: str) -> str:

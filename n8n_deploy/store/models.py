@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from n8n_deploy.base.dates import utcnow
+from n8n_deploy.store import tables
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -92,7 +93,7 @@ class Base(DeclarativeBase):
 class ServerApiKey(Base):
     """A link between a server and an API key (the ``server_api_keys`` junction table)."""
 
-    __tablename__ = "server_api_keys"
+    __tablename__ = tables.SERVER_API_KEYS
     __table_args__ = MYSQL_TABLE_OPTIONS
 
     server_id: Mapped[int] = mapped_column(
@@ -108,7 +109,7 @@ class ServerApiKey(Base):
 
 
 class ApiKey(Base):
-    __tablename__ = "api_keys"
+    __tablename__ = tables.API_KEYS
     __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -140,7 +141,7 @@ class ApiKey(Base):
 
 
 class Server(Base):
-    __tablename__ = "servers"
+    __tablename__ = tables.SERVERS
     __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
