@@ -194,15 +194,19 @@ def installed_script() -> str:
     return found
 
 
-def imported_modules(*args: str, env: dict[str, str]) -> set[str]:
+def imported_modules(
+    *args: str, env: dict[str, str], input: str | None = None, status: int = 0
+) -> set[str]:
+    """The top-level packages ``n8n-deploy ARGS`` imports (it must exit with ``status``)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "n8n_deploy", *args],
         capture_output=True,
         text=True,
         env=env,
+        input=input,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == status, result.stderr
     return {
         line.split("|")[-1].strip().split(".")[0]
         for line in result.stderr.splitlines()

@@ -1214,6 +1214,46 @@ def test_help_of_the_commands_does_not_import_heavy_libraries(command: str) -> N
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
 
 
+@pytest.mark.e2e
+@pytest.mark.sqlite_only
+def test_testing_a_key_from_stdin_loads_no_database_layer(data_dir: Path) -> None:
+    """A closed port on loopback: the request is made (exit 5), and the database layer it
+    does not need was never imported (nor a data folder created)."""
+    modules = imported_modules(
+        *("apikey", "test", "-", "--server-url", "http://127.0.0.1:9", "--timeout", "1"),
+        env=dict(os.environ),
+        input=make_jwt(exp_days=30),
+        status=ExitStatus.UNREACHABLE,
+    )
+    assert "httpx" in modules
+    assert not modules & {"sqlalchemy", "alembic"}, modules
+    assert not data_dir.exists()
+
+
+@pytest.mark.sqlite_only
+def test_a_plain_http_server_needs_no_ca_bundle_and_https_loads_it_once(
+    cli: Cli, mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    from n8n_deploy.n8n import probe as probe_module
+
+    loaded: list[str] = []
+    real_where = certifi.where
+    monkeypatch.setattr(certifi, "where", lambda: loaded.append("bundle") or real_where())
+    probe_module._tls_context.cache_clear()
+    key = make_jwt(exp_days=30)
+    plain = "http://n8n.internal:5678"
+    for url in (plain, PROD):
+        mock.get(probe(url)).mock(side_effect=n8n({key}))
+    assert cli("apikey", "test", "-", "--server-url", plain, input=key).exit_code == 0
+    assert loaded == []
+    for _ in range(2):
+        assert cli("apikey", "test", "-", "--server-url", PROD, input=key).exit_code == 0
+    assert loaded == ["bundle"]
+    probe_module._tls_context.cache_clear()
+
+
 def test_a_key_expiring_within_seven_days_passes_with_a_warning(
     cli: Cli, mock: respx.MockRouter
 ) -> None:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.errors import (
     InvalidServerUrlError,
@@ -36,9 +34,12 @@ from n8n_deploy.n8n.probe import (
     validate_many,
 )
 from n8n_deploy.n8n.results import Outcome, ValidationResult
-from n8n_deploy.store.engine import Database
-from n8n_deploy.store.models import Server
-from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+
+if TYPE_CHECKING:  # the store is imported where a database is used: `test -` needs none
+    from sqlalchemy.orm import Session
+
+    from n8n_deploy.store.engine import Database
+    from n8n_deploy.store.models import Server
 
 
 class NoServerError(OperationFailed):
@@ -212,6 +213,8 @@ def check_stored_key(
     server: with no server to test against, a key that fails them is reported as such,
     and one that passes them raises NoServerError.
     """
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
     with database.session() as session:
@@ -257,6 +260,8 @@ def check_secret(
     if server_name is not None:
         if database is None:
             raise UsageError("--server needs the database")
+        from n8n_deploy.store.repositories import ServerRepository
+
         with database.session() as session:
             server = ServerRepository(session).get(server_name)
     targets = _targets_or_local_failure(
@@ -300,6 +305,8 @@ def check_all_keys(
     linked to that server, against it), at most MAX_CONCURRENCY checks at a time.  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
     each key whose every check passed."""
+    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
@@ -387,6 +394,7 @@ def _record_use(database: Database, names: Sequence[str]) -> bool:
     """Set last_used_at of the named keys (one transaction, in name order so that runners
     recording overlapping keys take their row locks in the same order); False if none is
     left.  A key deleted meanwhile is simply not recorded."""
+    from n8n_deploy.store.repositories import ApiKeyRepository
 
     def record(session: Session) -> bool:
         repository = ApiKeyRepository(session)
