@@ -516,6 +516,37 @@ def test_a_stored_value_that_is_no_longer_a_key_is_still_listed(
     assert json.loads(cli("apikey", "show", "garbage", "--json").stdout)["kind"] == "unknown"
 
 
+def test_listings_read_the_stored_expiry_and_never_decode_a_key(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 keys decoded with PyJWT take seconds; the expiry decoded at 'add' is stored."""
+    day = (datetime.now(timezone.utc) + timedelta(days=40)).strftime("%Y-%m-%d")
+    cli("server", "create", "Prod", "https://n8n.example.com")
+    cli("apikey", "add", "-", "--name", "dated", "--server", "Prod", input=make_jwt(exp_days=40))
+    cli("apikey", "add", "-", "--name", "forever", "--server", "Prod", input=make_jwt())
+    cli("apikey", "add", "-", "--name", "legacy", "--server", "Prod", input=make_legacy_key(3))
+
+    from n8n_deploy.base import keyformat
+
+    def no_decoding(key: str) -> Any:
+        raise AssertionError("a listing decoded a key")
+
+    monkeypatch.setattr(keyformat, "_decode_unverified", no_decoding)
+    expires = {
+        row[0]: row[HEADERS.index("Expires")]
+        for row in table_lines(cli("apikey", "list").stdout)[1:]
+    }
+    assert expires == {"dated": day, "forever": "Never", "legacy": "Never"}
+    records = json.loads(cli("apikey", "list", "--json", "--sort", "expires").stdout)
+    assert [(r["name"], r["kind"], (r["expires_at"] or "")[:10]) for r in records] == [
+        ("dated", "jwt", day),
+        ("forever", "jwt", ""),
+        ("legacy", "legacy", ""),
+    ]
+    assert cli("server", "keys", "Prod").exit_code == 0
+    assert cli("server", "list", "--json").exit_code == 0
+
+
 def test_a_legacy_key_is_accepted(cli: Cli, data_dir: Path) -> None:
     key = make_legacy_key(9)
     run = cli("apikey", "add", "-", "--name", "legacy", input=key + "\n")

@@ -139,6 +139,33 @@ def check_key(raw: str, *, now: datetime | None = None) -> tuple[str, KeyInfo]:
     return key, info
 
 
+def key_kind(key: str) -> Literal["jwt", "legacy", "unknown"]:
+    """What a stored key looks like, from its shape alone (nothing decoded): cheap enough
+    for a listing of thousands.  Its expiry was decoded once, when it was stored."""
+    key = key.strip()
+    if _LEGACY_KEY.match(key):
+        return "legacy"
+    parts = key.split(".")
+    if len(parts) == 3 and all(part and _BASE64URL.match(part) for part in parts):
+        return "jwt"
+    return "unknown"
+
+
+def claims_exp(key: str) -> bool:
+    """Whether a JWT's payload has an ``exp`` claim at all: for a listing to tell a key that
+    never expires from one whose ``exp`` could not be read (both are stored with no expiry).
+    The standard library's base64 and json only, and only for such rows: no PyJWT."""
+    import base64
+    import json
+
+    try:
+        payload = key.strip().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return False
+    return isinstance(claims, dict) and "exp" in claims
+
+
 def key_info_or_none(key: str) -> KeyInfo | None:
     """Parse a stored key for display; None when it is not a recognisable key."""
     try:

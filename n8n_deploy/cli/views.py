@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import human_date, human_time, iso_utc, utcnow
-from n8n_deploy.base.keyformat import key_info_or_none, mask_key
+from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, mask_key
 from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
@@ -19,11 +19,9 @@ if TYPE_CHECKING:
 
 
 def key_expiry(key: ApiKey) -> datetime | None:
-    """The stored expiry (revision 0002); decoded from the key when none is stored."""
-    if key.expires_at is not None:
-        return key.expires_at
-    info = key_info_or_none(key.api_key)
-    return info.expires_at if info else None
+    """The expiry decoded when the key was stored (revision 0002 decoded older rows); None:
+    the key has no exp.  Listings never decode keys: 10,000 rows would take seconds."""
+    return key.expires_at
 
 
 def key_status(key: ApiKey, now: datetime | None = None) -> str:
@@ -38,12 +36,11 @@ def key_status(key: ApiKey, now: datetime | None = None) -> str:
 
 def key_record(key: ApiKey, *, unmask: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """The JSON form of a key (timestamps ISO-8601 UTC)."""
-    info = key_info_or_none(key.api_key)
     return {
         "name": key.name,
         "description": key.description,
         "api_key": key.api_key if unmask else mask_key(key.api_key),
-        "kind": info.kind if info else "unknown",
+        "kind": key_kind(key.api_key),
         "created_at": iso_utc(key.created_at),
         "last_used_at": iso_utc(key.last_used_at),
         "expires_at": iso_utc(key_expiry(key)),
@@ -66,12 +63,16 @@ def status_label(status: str, emoji: bool) -> str:
 
 
 def expiry_label(key: ApiKey) -> str:
-    """``2025-12-31``; ``Never`` when the key has no ``exp``; ``Unknown`` when the key or
-    its ``exp`` claim cannot be read (the key is still shown, never a crash)."""
-    info = key_info_or_none(key.api_key)
-    if info is None or info.problems:
+    """``2025-12-31``; ``Never`` when the key has no ``exp``; ``Unknown`` when the key is
+    not a recognisable n8n key (it is still shown, never a crash).  From what is stored:
+    nothing is decoded ('apikey show' decodes its one key, see key_details)."""
+    kind = key_kind(key.api_key)
+    if kind == "unknown":
         return "Unknown"
-    return human_date(info.expires_at)
+    expires = key_expiry(key)
+    if expires is None and kind == "jwt" and claims_exp(key.api_key):
+        return "Unknown"  # an exp that could not be read when the key was stored
+    return human_date(expires)
 
 
 # The reference's four columns first, then what the issue adds.
@@ -126,8 +127,10 @@ def key_details(
     """Every field of one key as (label, value) lines, linked servers with their URLs."""
     info = key_info_or_none(key.api_key)
     expires = expiry_label(key)
-    if info is not None and info.problems:
-        expires += f" ({'; '.join(info.problems)})"
+    if info is None:
+        expires = "Unknown"
+    elif info.problems:
+        expires = f"Unknown ({'; '.join(info.problems)})"
     servers = [f"{server.name} ({server.url or 'no URL yet'})" for server in key.servers] or [
         "none"
     ]
