@@ -199,3 +199,19 @@ def test_suggestions_are_only_close_names(database: Database) -> None:
     with database.session() as s, pytest.raises(NotFoundError) as typo:
         ApiKeyRepository(s).get("prod_ky")
     assert typo.value.suggestions == ["prod_key"]
+
+
+def test_adding_a_key_to_a_busy_server_reads_none_of_its_other_keys(database: Database) -> None:
+    """Bulk adds stay linear: linking a new key does not load the keys already linked."""
+    with database.session(write=True) as s:
+        server = ServerRepository(s).create("Prod", "https://n8n.example.com")
+        repo = ApiKeyRepository(s)
+        for i in range(30):
+            repo.add(f"key{i:02d}", make_jwt(sub=f"u{i}"), servers=[server])
+    with database.session(write=True) as s:
+        server = ServerRepository(s).get("Prod")
+        new = ApiKeyRepository(s).add("new", make_jwt(sub="new"), servers=[server])
+        loaded = [obj for obj in s.identity_map.values() if isinstance(obj, ApiKey)]
+        assert loaded == [new]
+    with database.session() as s:
+        assert len(ServerRepository(s).get("Prod").api_keys) == 31

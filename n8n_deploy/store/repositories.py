@@ -205,7 +205,9 @@ class ServerRepository(_Named):
         return list(self.session.scalars(select(Server.name).order_by(Server.name)))
 
     def find(self, name: str) -> Server | None:
-        stmt = select(Server).where(Server.name == name).options(selectinload(Server.api_keys))
+        # Its keys are loaded only if asked for (server show): linking a key to a server
+        # must not read every key already linked to it, or bulk adds grow quadratically.
+        stmt = select(Server).where(Server.name == name)
         return self.session.scalars(stmt).one_or_none()
 
     def get(self, name: str) -> Server:
@@ -223,8 +225,8 @@ class ServerRepository(_Named):
         return self.session.scalars(stmt).first()
 
     def list(self) -> list[Server]:
-        stmt = select(Server).options(selectinload(Server.api_keys)).order_by(Server.name)
-        return list(self.session.scalars(stmt))
+        """Every server by name, without its keys (count_links counts them in one query)."""
+        return list(self.session.scalars(select(Server).order_by(Server.name)))
 
     def count_links(self) -> dict[int, tuple[int, int]]:
         """server id -> (active keys, all keys) linked to it."""
