@@ -3,13 +3,13 @@
 # make test-fast : the quick loop: the suite without tests that start processes (-m "not e2e")
 # make lint      : ruff, mypy and the generated-docs check only
 # make docs      : regenerate docs/commands.md and README's exit-status table from the code
-# make bench     : start-up and command timings (benchmarks, never assertions)
+# make bench     : timings side by side with n8n-deploy 0.9.1 and the import floors (never assertions)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST := $(BIN)/python -m pytest --ignore=tests/benchmarks
+PYTEST := $(BIN)/python -m pytest
 
 .PHONY: install test test-fast lint docs bench clean
 
@@ -37,7 +37,7 @@ docs: $(STAMP)
 	$(BIN)/python docs/generate.py
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-enable --benchmark-only
+	$(BIN)/python -m tests.benchmarks.compare
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
