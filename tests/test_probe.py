@@ -26,6 +26,7 @@ from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, UsageError
 from n8n_deploy.base.status import ExitStatus, most_serious
 from n8n_deploy.n8n import probe as validator
+from n8n_deploy.n8n.limits import MAX_CONCURRENCY, MAX_PER_SERVER
 from n8n_deploy.n8n.probe import Probe, Trust, tls_context, validate_key, validate_many
 from n8n_deploy.n8n.results import Outcome
 from tests.fake_n8n import CA_FILE
@@ -826,7 +827,7 @@ def test_a_probe_and_a_result_never_show_the_key(key: str) -> None:
 # --- several checks ---------------------------------------------------------------------
 
 
-def test_validate_many_keeps_order_and_runs_at_most_8_at_a_time(key: str) -> None:
+def test_validate_many_keeps_order_and_bounds_the_checks_run_at_once(key: str) -> None:
     running = 0
     peak = 0
 
@@ -841,16 +842,24 @@ def test_validate_many_keeps_order_and_runs_at_most_8_at_a_time(key: str) -> Non
             return httpx.Response(401, json={"message": "Unauthorized"})
         return httpx.Response(200, json=WORKFLOWS)
 
-    probes = [Probe(key, f"https://n8n{i}.example.com") for i in range(11)]
+    probes = [Probe(key, f"https://n8n{i}.example.com") for i in range(MAX_CONCURRENCY + 3)]
     probes.append(Probe(key, "https://bad.example.com"))
     with respx.mock() as router:
         router.get(url__regex=r"/api/v1/workflows\?limit=1$").mock(side_effect=slow)
         done: list[int] = []
         results = validate_many(probes, on_done=lambda i, r: done.append(i))
-    assert peak == 8
-    assert [r.server_url for r in results] == [p.server_url for p in probes]
-    assert [r.ok for r in results] == [True] * 11 + [False]
-    assert sorted(done) == list(range(12))
+        assert peak == MAX_CONCURRENCY  # many servers: the overall bound
+        assert [r.server_url for r in results] == [p.server_url for p in probes]
+        assert [r.ok for r in results] == [True] * (MAX_CONCURRENCY + 3) + [False]
+        assert sorted(done) == list(range(len(probes)))
+        peak = 0
+        # One server (written two ways): never more than MAX_PER_SERVER at once.
+        one_server = [
+            Probe(key, "https://n8n0.example.com" + ("/" if i % 2 else ""))
+            for i in range(MAX_CONCURRENCY + 3)
+        ]
+        assert all(r.ok for r in validate_many(one_server))
+        assert peak == MAX_PER_SERVER < MAX_CONCURRENCY
 
 
 def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:

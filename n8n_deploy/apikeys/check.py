@@ -302,7 +302,8 @@ def check_all_keys(
     on_done: OnDone | None = None,
 ) -> list[KeyReport]:
     """Test every active key against its linked servers (with ``server_name``: only the keys
-    linked to that server, against it), at most MAX_CONCURRENCY checks at a time.  A key
+    linked to that server, against it), at most MAX_CONCURRENCY checks at a time
+    (MAX_PER_SERVER against one server).  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
     each key whose every check passed."""
     from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository

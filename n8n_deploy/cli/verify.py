@@ -50,7 +50,7 @@ from n8n_deploy.cli.output import (
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
 from n8n_deploy.n8n import scopes
-from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_PER_SERVER
 
 if TYPE_CHECKING:
     from n8n_deploy.apikeys.check import CheckOptions, KeyReport, Target, TargetResult
@@ -189,7 +189,7 @@ def test(
         typer.Option(
             "--all",
             help=f"Test every active key against its linked servers, {MAX_CONCURRENCY} checks "
-            "at a time "
+            f"at a time, at most {MAX_PER_SERVER} against one server "
             "(with --server: only the keys linked to that server).",
         ),
     ] = False,

@@ -49,7 +49,7 @@ from n8n_deploy.base.text import counted, redact_keys, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
 from n8n_deploy.n8n import scopes
-from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_PER_SERVER
 from n8n_deploy.n8n.results import (
     AUTHENTICATION,
     EXPIRY,
@@ -197,23 +197,31 @@ def validate_many(
     timeout: float = DEFAULT_TIMEOUT,
     min_days: float = 0,
     concurrency: int = MAX_CONCURRENCY,
+    per_server: int = MAX_PER_SERVER,
     on_done: Callable[[int, ValidationResult], None] | None = None,
     trust: Trust | None = None,
     require: tuple[str, ...] | None = (),
     allow_unknown_scopes: bool = False,
 ) -> list[ValidationResult]:
-    """Run several checks concurrently (at most ``concurrency`` at a time), each within its
-    own ``timeout``; results come back in the order of ``probes``.
+    """Run several checks concurrently (at most ``concurrency`` at a time, and at most
+    ``per_server`` against one server URL), each within its own ``timeout``; results come
+    back in the order of ``probes``.
 
     Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
     not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
     1, not tested there) and the other probes are still run."""
     _check_budget(timeout)
     gate = asyncio.Semaphore(max(1, concurrency))
+    servers: dict[str, asyncio.Semaphore] = {}
     chosen = trust or Trust()
 
     async def one(index: int, probe: Probe) -> ValidationResult:
-        async with gate:
+        # The server's own gate first: a check waiting for its busy server holds no slot
+        # that a check of another server could use.
+        server_gate = servers.setdefault(
+            _server_key(probe.server_url), asyncio.Semaphore(max(1, per_server))
+        )
+        async with server_gate, gate:
             result = await _validate(
                 probe.key,
                 probe.server_url,
@@ -235,6 +243,14 @@ def validate_many(
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
 
     return run_sync(every())
+
+
+def _server_key(url: str) -> str:
+    """One n8n server, however its URL was written (a URL that cannot be used: as given)."""
+    try:
+        return normalize_server_url(url)
+    except InvalidServerUrlError:
+        return url
 
 
 def _check_budget(timeout: float) -> None:
