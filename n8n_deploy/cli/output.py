@@ -214,7 +214,7 @@ class ProgressBar:
 
     For a terminal only (the caller checks): lines printed with :meth:`above` stay on the
     screen above the bar, and :meth:`close` erases the bar, so what follows starts on a
-    clean line.  Plain ASCII, so it reads the same with or without --no-emoji.
+    clean line.  The bar itself is ``#`` and ``.``: it reads the same with --no-emoji.
     """
 
     def __init__(self, label: str, stream: IO[str] | None = None) -> None:
