@@ -392,14 +392,12 @@ def run_checks(
 
 
 def _record_use(database: Database, names: Sequence[str]) -> bool:
-    """Set last_used_at of the named keys (one transaction, in name order so that runners
-    recording overlapping keys take their row locks in the same order); False if none is
-    left.  A key deleted meanwhile is simply not recorded."""
+    """Set last_used_at of the named keys (one UPDATE in one transaction, retried on a
+    deadlock by ``Database.write``); False if none is left.  A key deleted meanwhile is
+    simply not recorded."""
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     def record(session: Session) -> bool:
-        repository = ApiKeyRepository(session)
-        found = [repository.find(name) for name in sorted(set(names))]
-        return [repository.mark_used(key) for key in found if key is not None].count(True) > 0
+        return ApiKeyRepository(session).mark_names_used(names) > 0
 
     return database.write(record)

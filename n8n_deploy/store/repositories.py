@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import case, func, select, update
@@ -174,6 +174,20 @@ class ApiKeyRepository(_Named):
         key.is_active = active
         self.session.flush()
         return True
+
+    def mark_names_used(self, names: Iterable[str], when: datetime | None = None) -> int:
+        """Set ``last_used_at`` of the named keys in one UPDATE, however many (``apikey test
+        --all``); how many were set.  A key deleted meanwhile is simply not among them."""
+        chosen = sorted(set(names))
+        if not chosen:
+            return 0
+        done = self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.name.in_(chosen))
+            .values(last_used_at=when or utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(done, "rowcount", len(chosen)))
 
     def mark_used(self, key: ApiKey, when: datetime | None = None) -> bool:
         """Set ``last_used_at``; False when the key was deleted meanwhile (by another

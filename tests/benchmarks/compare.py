@@ -169,10 +169,14 @@ class _SlowN8n(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # as a real server's backlog; http.server's 5 refuses bursts
+    daemon_threads = True
+
+
 class _slow_n8n:
     def __enter__(self) -> str:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowN8n)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _SlowN8n)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
