@@ -203,7 +203,9 @@ def snapshot(path: Path) -> dict[str, Any]:
             (row["server_id"], row["api_key_id"]): _value("created_at", row["created_at"])
             for row in conn.execute("SELECT * FROM server_api_keys")
         }
-        result["sequences"] = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+        result["sequences"] = dict(conn.execute(
+                "SELECT name, seq FROM sqlite_sequence WHERE name IN ('api_keys', 'servers')"
+            ).fetchall())
         result["revision"] = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     finally:
         conn.close()
@@ -252,6 +254,8 @@ def expected_rows(
             row["expires_at"] = expected_expiry(key["api_key"])
         if at >= 4:
             row["secret_hash"] = hashes[key["id"]]
+        if at >= 6:
+            row["delete_after"] = None  # no key was ephemeral before revision 0007
         keys[key["id"]] = row
     links = {(s, k): _value("created_at", c) for s, k, c in built["links"]}
     return {"servers": servers, "api_keys": keys, "links": links}

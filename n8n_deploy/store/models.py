@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -125,6 +126,9 @@ class ApiKey(Base):
     # The JWT's exp, decoded when the key is stored (revision 0002); None: no known expiry.
     expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # An ephemeral key's deadline (apikey add --ttl): deleted by the next prune after it
+    # (revision 0007).  None: an ordinary key, kept until deleted.
+    delete_after: Mapped[datetime | None]
 
     servers: Mapped[list[Server]] = relationship(
         secondary="server_api_keys",
@@ -163,3 +167,50 @@ class Server(Base):
 
     def __repr__(self) -> str:
         return f"Server(id={self.id!r}, name={self.name!r}, url={self.url!r})"
+
+
+class KeyEvent(Base):
+    """One change to a key, for its history (revision 0007): when, who, what, and the key's
+    name at the time.  No foreign key: events outlive their key.  Never the key itself."""
+
+    __tablename__ = tables.KEY_EVENTS
+    __table_args__ = (
+        Index("ix_key_events_at", "at"),
+        Index("ix_key_events_key_id", "key_id"),
+        Index("ix_key_events_key_name", "key_name"),
+        {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    key_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    key_id: Mapped[int | None]
+    # The other name involved: the new key of a rotation, the new name of a rename.
+    other_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # The server a test or a link concerns: its name, or the URL tested with --server-url.
+    server: Mapped[str | None] = mapped_column(String(URL_LENGTH))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    # Made by revision 0007 from a key's created_at, not recorded when it happened.
+    reconstructed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    def __repr__(self) -> str:
+        return f"KeyEvent(id={self.id!r}, kind={self.kind!r}, key_name={self.key_name!r})"
+
+
+class RegistrySetting(Base):
+    """A setting shared by everyone using the database: the team's audit policy
+    (``policy set``) and when keys were last pruned (revision 0007)."""
+
+    __tablename__ = tables.REGISTRY_SETTINGS
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+    def __repr__(self) -> str:
+        return f"RegistrySetting(name={self.name!r}, value={self.value!r})"

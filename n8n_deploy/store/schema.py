@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 #: Every revision this program ships, oldest first.  Keep in step with migrations/versions.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD = KNOWN_REVISIONS[-1]
 FIRST = KNOWN_REVISIONS[0]
 

@@ -9,4 +9,6 @@ from __future__ import annotations
 API_KEYS = "api_keys"
 SERVERS = "servers"
 SERVER_API_KEYS = "server_api_keys"
+KEY_EVENTS = "key_events"
+REGISTRY_SETTINGS = "registry_settings"
 NAME_COLUMN = "name"
