@@ -203,9 +203,11 @@ def snapshot(path: Path) -> dict[str, Any]:
             (row["server_id"], row["api_key_id"]): _value("created_at", row["created_at"])
             for row in conn.execute("SELECT * FROM server_api_keys")
         }
-        result["sequences"] = dict(conn.execute(
+        result["sequences"] = dict(
+            conn.execute(
                 "SELECT name, seq FROM sqlite_sequence WHERE name IN ('api_keys', 'servers')"
-            ).fetchall())
+            ).fetchall()
+        )
         result["revision"] = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     finally:
         conn.close()

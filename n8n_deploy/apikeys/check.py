@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from n8n_deploy.base.dates import human_time, utcnow
 from n8n_deploy.base.errors import (
     InvalidServerUrlError,
+    KeyExpiredError,
     KeyInactiveError,
     N8nDeployError,
     NotFoundError,
@@ -24,8 +27,8 @@ from n8n_deploy.base.errors import (
     UsageError,
 )
 from n8n_deploy.base.settings import SERVER_URL_ENV
-from n8n_deploy.base.status import ExitStatus, most_serious
-from n8n_deploy.base.urls import normalize_server_url
+from n8n_deploy.base.status import ExitStatus, check_words, most_serious
+from n8n_deploy.base.urls import mask_url_password, normalize_server_url
 from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY
 from n8n_deploy.n8n.probe import (
     Probe,
@@ -224,6 +227,8 @@ def check_stored_key(
                 f"API key '{name}' is inactive; it was not tested",
                 hint=f"Reactivate it if it should be in use: n8n-deploy apikey activate '{name}'",
             )
+        if past_deadline(key.delete_after):
+            raise _past_deadline_error(name, key.delete_after)
         server = ServerRepository(session).get(server_name) if server_name else None
         secret = key.api_key
         targets = _targets_or_local_failure(
@@ -238,7 +243,7 @@ def check_stored_key(
         return KeyReport(name, (TargetResult(None, targets),))
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
-    if report.ok and _record_use(database, [name]):
+    if _record_checks(database, [report]):
         report = KeyReport(name, results, recorded_use=True)
     return report
 
@@ -317,6 +322,12 @@ def check_all_keys(
         server = ServerRepository(session).get(server_name) if server_name else None
         for key in ApiKeyRepository(session).list(active=True, server=server):
             order.append(key.name)
+            if past_deadline(key.delete_after):
+                error = _past_deadline_error(key.name, key.delete_after)
+                failed_locally[key.name] = ValidationResult(
+                    None, Outcome.EXPIRED, error.message, hint=error.hint
+                )
+                continue
             try:
                 targets = _targets_or_local_failure(
                     key.api_key,
@@ -340,7 +351,8 @@ def check_all_keys(
         )
     tested = dict(zip([p[0] for p in plan], run_checks(plan, options, on_done), strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
-    recorded = set(passed) if passed and _record_use(database, passed) else set()
+    checked = [KeyReport(name, results) for name, results in tested.items()]
+    recorded = set(passed) if _record_checks(database, checked) else set()
     reports = []
     for name in order:
         if name in untested:
@@ -391,13 +403,57 @@ def run_checks(
     return grouped
 
 
-def _record_use(database: Database, names: Sequence[str]) -> bool:
-    """Set last_used_at of the named keys (one UPDATE in one transaction, retried on a
-    deadlock by ``Database.write``); False if none is left.  A key deleted meanwhile is
-    simply not recorded."""
+def past_deadline(delete_after: datetime | None) -> bool:
+    """Whether an ephemeral key's deadline (``apikey add --ttl``) has passed."""
+    return delete_after is not None and delete_after <= utcnow()
+
+
+def _past_deadline_error(name: str, delete_after: datetime | None) -> KeyExpiredError:
+    return KeyExpiredError(
+        f"API key '{name}' is ephemeral and its deadline ({human_time(delete_after)} UTC) "
+        "has passed; it was not tested",
+        hint="It is deleted by the next prune: n8n-deploy apikey prune",
+    )
+
+
+def _record_checks(database: Database, reports: Sequence[KeyReport]) -> bool:
+    """Record every check of ``reports`` as a ``tested`` event and set last_used_at of the
+    keys whose every check passed, in one transaction (retried on a deadlock by
+    ``Database.write``); whether any use was recorded.  A key deleted meanwhile is simply
+    not recorded."""
     from n8n_deploy.store.repositories import ApiKeyRepository
 
+    checks = tested_events(reports)
+    passed = [report.key_name for report in reports if report.ok and report.key_name]
+    if not checks:
+        return False
+
     def record(session: Session) -> bool:
-        return ApiKeyRepository(session).mark_names_used(names) > 0
+        return ApiKeyRepository(session).record_checks(checks, passed) > 0
 
     return database.write(record)
+
+
+def tested_events(reports: Sequence[KeyReport]) -> list[tuple[str, str | None, str, str | None]]:
+    """The ``tested`` events of ``reports`` (stored keys only), as
+    ``ApiKeyRepository.record_checks`` takes them: (key name, server, outcome, detail)."""
+    return [
+        (
+            report.key_name,
+            (result.target.server or mask_url_password(result.target.url))
+            if result.target
+            else None,
+            result.result.outcome.value,
+            _event_detail(result.result),
+        )
+        for report in reports
+        if report.key_name is not None
+        for result in report.results
+    ]
+
+
+def _event_detail(result: ValidationResult) -> str:
+    """What a ``tested`` event says: the exit status and its words (never the message,
+    which may quote what a server answered)."""
+    status = result.exit_status
+    return f"exit status {int(status)}: {check_words(status)}"

@@ -11,12 +11,14 @@ from typing import Any
 
 from n8n_deploy.apikeys.check import (
     CheckOptions,
+    KeyReport,
     NoServerError,
     OnDone,
     Target,
     TargetResult,
     choose_targets,
     run_checks,
+    tested_events,
 )
 from n8n_deploy.base.errors import AlreadyExistsError, OperationFailed
 from n8n_deploy.base.keyformat import check_key
@@ -206,13 +208,21 @@ def carry_out_rotation(
                 for server in linked:
                     servers.link(new, server)
                 if plan.description is not None:
-                    new.description = plan.description
+                    keys.update(new, description=plan.description)
                 keys.set_active(new, True)
             else:
                 new = keys.add(new_name, plan.secret, description=plan.description, servers=linked)
+            keys.record_checks(tested_events([KeyReport(new_name, results)]), [])
             keys.mark_used(new)
+            keys.events.record(
+                "rotated",
+                old,
+                other_name=new.name,
+                server=", ".join(plan.server_names),
+                detail=f"old key {'deleted' if delete_old else 'deactivated'}",
+            )
             if delete_old:
-                keys.delete(old)
+                keys.delete(old, detail=f"rotated: replaced by '{new.name}'")
                 action = "deleted"
             else:
                 action = "deactivated" if keys.set_active(old, False) else "already inactive"
@@ -224,9 +234,9 @@ def carry_out_rotation(
     if not plan.resumed and not discard_on_failure:
         with database.session(write=True) as session:
             linked = [ServerRepository(session).get(n) for n in plan.server_names]
-            ApiKeyRepository(session).add(
-                new_name, plan.secret, description=plan.description, servers=linked
-            )
+            keys = ApiKeyRepository(session)
+            keys.add(new_name, plan.secret, description=plan.description, servers=linked)
+            keys.record_checks(tested_events([KeyReport(new_name, results)]), [])
     return RotationReport(
         old_name,
         new_name,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
+
+
+def _system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+#: Where "now" comes from: the system clock.  Tests of deadlines (ephemeral keys, policy
+#: ages) replace it with a fake clock instead of sleeping.
+clock: Callable[[], datetime] = _system_clock
 
 
 def utcnow() -> datetime:
     """Now, in UTC, timezone-aware.  Stored times are always UTC."""
-    return datetime.now(timezone.utc)
+    return clock()
 
 
 def local_zone_name() -> str:

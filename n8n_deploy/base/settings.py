@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from n8n_deploy.base.actor import actor_from
 from n8n_deploy.base.dates import local_zone_name
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.urls import database_backend, mask_url_password, sqlite_path, sqlite_url_for
@@ -64,6 +65,8 @@ class Settings:
     github_actions: bool = False
     #: GITHUB_STEP_SUMMARY: the file a job's Markdown summary is appended to.
     github_step_summary: str | None = None
+    #: Who the audit trail records (N8N_DEPLOY_ACTOR, the CI job, or user@host).
+    actor: str = "unknown"
 
     @property
     def database_path(self) -> Path | None:
@@ -126,6 +129,7 @@ def resolve_settings(
         lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
         github_actions=env.get("GITHUB_ACTIONS", "").strip().lower() == "true",
         github_step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
+        actor=actor_from(env),
     )
 
 

@@ -204,10 +204,13 @@ class Database:
         reader = engine
         if engine.dialect.name != "sqlite":
             reader = engine.execution_options(isolation_level="REPEATABLE READ")
-        self._sessions = sessionmaker(bind=reader, expire_on_commit=False)
+        info = {"actor": settings.actor}  # who the audit trail records (store.events)
+        self._sessions = sessionmaker(bind=reader, expire_on_commit=False, info=info)
         self._writer_sessions = sessionmaker(
-            bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+            bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False, info=info
         )
+        #: Run first in every writing unit of work (lifecycle: pruning ephemeral keys).
+        self.before_write: Callable[[Session], object] | None = None
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -216,6 +219,8 @@ class Database:
         factory = self._writer_sessions if write else self._sessions
         session = factory()
         try:
+            if write and self.before_write is not None:
+                self.before_write(session)
             yield session
             session.commit()
         except BaseException:

@@ -8,6 +8,7 @@ Alembic; a database already at the newest revision costs one query.
 from __future__ import annotations
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
 from n8n_deploy.store import migrations
@@ -32,10 +33,17 @@ def open_database(settings: Settings) -> Database:
                 database, auto_upgrade=settings.auto_upgrade, lock_timeout=settings.lock_timeout
             )
             database.warnings.extend(collation_warnings(engine))
+            database.before_write = _prune_if_due
         except BaseException:
             engine.dispose()
             raise
     return database
+
+
+def _prune_if_due(session: Session) -> None:
+    from n8n_deploy.store.pruning import prune_if_due
+
+    prune_if_due(session)
 
 
 def ensure_ready(

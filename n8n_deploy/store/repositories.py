@@ -2,7 +2,9 @@
 
 They take an open SQLAlchemy session (see ``Database.session``), raise typed domain errors
 (``NotFoundError``, ``AlreadyExistsError``, ...) and never print, exit or commit: the caller
-owns the unit of work, so a command that fails half-way stores nothing.
+owns the unit of work, so a command that fails half-way stores nothing.  Every change to a
+key records its event (``store.events``) in that same unit of work: one home for "what
+happened to a key", so no command can change a key and forget to say so.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
 from n8n_deploy.base.keyformat import key_info_or_none
+from n8n_deploy.store.events import EventRepository
 from n8n_deploy.store.models import ApiKey, Server, ServerApiKey, secret_hash
 
 
@@ -66,6 +69,7 @@ class ApiKeyRepository(_Named):
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.events = EventRepository(session)
 
     def names(self) -> list[str]:
         return list(self.session.scalars(select(ApiKey.name).order_by(ApiKey.name)))
@@ -105,8 +109,10 @@ class ApiKeyRepository(_Named):
         *,
         description: str | None = None,
         servers: Sequence[Server] = (),
+        delete_after: datetime | None = None,
     ) -> ApiKey:
-        """Store a new key (already cleaned and format-checked by the caller)."""
+        """Store a new key (already cleaned and format-checked by the caller); with
+        ``delete_after``, an ephemeral one (deleted by the first prune after it)."""
         if self.find(name) is not None:
             raise self._exists(name)
         twin = self.find_by_secret(secret)
@@ -119,11 +125,22 @@ class ApiKeyRepository(_Named):
             secret_hash=secret_hash(secret),
             description=description or None,
             expires_at=info.expires_at if info else None,
+            delete_after=delete_after,
         )
         try:
             with self.session.begin_nested():  # a lost race leaves the session usable
                 self.session.add(key)
                 key.servers.extend(servers)
+                self.session.flush()
+                detail = None
+                if delete_after is not None:
+                    detail = f"ephemeral: deleted after {delete_after:%Y-%m-%d %H:%M:%S} UTC"
+                self.events.record(
+                    "added",
+                    key,
+                    server=", ".join(s.name for s in servers) or None,
+                    detail=detail,
+                )
                 self.session.flush()
         except IntegrityError as exc:
             # Another process stored the same name or the same key a moment ago: the
@@ -141,9 +158,13 @@ class ApiKeyRepository(_Named):
         if name is not None and name != key.name:
             if self.find(name) is not None:
                 raise self._exists(name)
+            self.events.record("renamed", key, other_name=name)
             key.name = name
-        if description is not None:
+        if description is not None and (description or None) != key.description:
             key.description = description or None
+            self.events.record(
+                "described", key, detail="description set" if description else "cleared"
+            )
         try:
             with self.session.begin_nested():
                 self.session.flush()
@@ -172,6 +193,7 @@ class ApiKeyRepository(_Named):
         if key.is_active == active:
             return False
         key.is_active = active
+        self.events.record("activated" if active else "deactivated", key)
         self.session.flush()
         return True
 
@@ -202,10 +224,78 @@ class ApiKeyRepository(_Named):
         set_committed_value(key, "last_used_at", moment)
         return bool(getattr(done, "rowcount", 1))
 
-    def delete(self, key: ApiKey) -> None:
-        """Delete the key; its server links go with it (ON DELETE CASCADE)."""
+    def delete(self, key: ApiKey, *, detail: str | None = None) -> None:
+        """Delete the key; its server links go with it (ON DELETE CASCADE).  Its events
+        stay: the history outlives the key."""
+        linked = ", ".join(server.name for server in key.servers) or None
+        self.events.record("deleted", key, server=linked, detail=detail)
         self.session.delete(key)
         self.session.flush()
+
+    def record_checks(
+        self, checks: Sequence[tuple[str, str | None, str, str | None]], passed: Iterable[str]
+    ) -> int:
+        """Record what ``apikey test`` found — (key name, server, outcome, detail) per
+        check — and set ``last_used_at`` of the keys in ``passed``, in the caller's unit of
+        work (one INSERT, one UPDATE); how many keys were marked used.  A key deleted
+        meanwhile is simply not recorded."""
+        names = sorted({check[0] for check in checks})
+        ids: dict[str, int] = {}
+        if names:
+            found = self.session.execute(
+                select(ApiKey.name, ApiKey.id).where(ApiKey.name.in_(names))
+            )
+            ids = {row[0]: row[1] for row in found}
+        self.events.record_many(
+            [
+                {
+                    "kind": "tested",
+                    "key_name": name,
+                    "key_id": ids[name],
+                    "server": server,
+                    "outcome": outcome,
+                    "detail": detail,
+                }
+                for name, server, outcome, detail in checks
+                if name in ids
+            ]
+        )
+        return self.mark_names_used(passed)
+
+    def past_deadline(self, now: datetime) -> Sequence[ApiKey]:
+        """The ephemeral keys whose deadline has passed."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.delete_after.is_not(None), ApiKey.delete_after <= now)
+            .order_by(ApiKey.name)
+        )
+        return list(self.session.scalars(stmt))
+
+    def expired(self, now: datetime) -> Sequence[ApiKey]:
+        """The keys whose JWT ``exp`` (stored as ``expires_at``) has passed."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now)
+            .order_by(ApiKey.name)
+        )
+        return list(self.session.scalars(stmt))
+
+    def delete_if_present(self, key: ApiKey, *, detail: str) -> bool:
+        """Delete ``key`` unless another process deleted it first (pruning runs in every
+        writer): one DELETE by id, its event recorded only when this one removed it."""
+        from sqlalchemy import delete as delete_rows
+
+        linked = ", ".join(server.name for server in key.servers) or None
+        done = self.session.execute(
+            delete_rows(ApiKey)
+            .where(ApiKey.id == key.id)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(done, "rowcount", 1):
+            return False
+        self.events.record("deleted", key, server=linked, detail=detail)
+        self.session.expunge(key)
+        return True
 
 
 class ServerRepository(_Named):
@@ -214,6 +304,7 @@ class ServerRepository(_Named):
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.events = EventRepository(session)
 
     def names(self) -> list[str]:
         return list(self.session.scalars(select(Server.name).order_by(Server.name)))
@@ -303,7 +394,10 @@ class ServerRepository(_Named):
         return server
 
     def delete(self, server: Server) -> None:
-        """Delete the server and its links; the keys themselves stay."""
+        """Delete the server and its links; the keys themselves stay (each records being
+        unlinked)."""
+        for key in server.api_keys:
+            self.events.record("unlinked", key, server=server.name, detail="server deleted")
         self.session.delete(server)
         self.session.flush()
 
@@ -312,6 +406,7 @@ class ServerRepository(_Named):
         if self._link_row(key, server) is not None:
             return False
         self.session.add(ServerApiKey(server_id=server.id, api_key_id=key.id))
+        self.events.record("linked", key, server=server.name)
         self.session.flush()
         self.session.expire(key, ["servers"])
         self.session.expire(server, ["api_keys"])
@@ -323,6 +418,7 @@ class ServerRepository(_Named):
         if row is None:
             return False
         self.session.delete(row)
+        self.events.record("unlinked", key, server=server.name)
         self.session.flush()
         self.session.expire(key, ["servers"])
         self.session.expire(server, ["api_keys"])
