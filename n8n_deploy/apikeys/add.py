@@ -39,6 +39,7 @@ class NewKey:
     server_name: str | None = None
     server_url: str | None = None  # normalised
     warnings: tuple[str, ...] = ()
+    delete_after: datetime | None = None  # an ephemeral key's deadline (--ttl)
 
 
 @dataclass
@@ -60,8 +61,10 @@ def plan_new_key(
     server: str | None = None,
     server_url: str | None = None,
     now: datetime | None = None,
+    delete_after: datetime | None = None,
 ) -> NewKey:
-    """Clean and check a key about to be added.
+    """Clean and check a key about to be added (``delete_after``: an ephemeral key's
+    deadline).
 
     Raises InvalidNameError (bad name), UsageError (empty key or description with control
     characters), InvalidKeyFormatError (not a JWT or legacy key), KeyExpiredError (its
@@ -83,6 +86,7 @@ def plan_new_key(
         server_name=clean_name(server, "server") if server is not None else None,
         server_url=_server_url(server_url),
         warnings=tuple(warnings),
+        delete_after=delete_after,
     )
 
 
@@ -128,6 +132,7 @@ def store_new_key(session: Session, new: NewKey) -> AddedKey:
         new.secret,
         description=new.description,
         servers=[server] if server is not None else (),
+        delete_after=new.delete_after,
     )
     return AddedKey(key=key, server=server, server_created=created, warnings=warnings)
 
@@ -141,10 +146,17 @@ def add_key(
     server: str | None = None,
     server_url: str | None = None,
     now: datetime | None = None,
+    delete_after: datetime | None = None,
 ) -> AddedKey:
     """``plan_new_key`` then ``store_new_key``: the whole of ``apikey add`` for Python callers."""
     new = plan_new_key(
-        name, raw_key, description=description, server=server, server_url=server_url, now=now
+        name,
+        raw_key,
+        description=description,
+        server=server,
+        server_url=server_url,
+        now=now,
+        delete_after=delete_after,
     )
     return store_new_key(session, new)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+from n8n_deploy.base.errors import UsageError
 
 
 def _system_clock() -> datetime:
@@ -51,3 +53,52 @@ def human_date(value: datetime | None, *, never: str = "Never") -> str:
     if value is None:
         return never
     return as_utc(value).strftime("%Y-%m-%d")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+#: The longest --ttl: an ephemeral key is meant for one pipeline, not for a year.
+MAX_TTL = timedelta(days=366)
+
+
+def parse_duration(raw: str, option: str = "--ttl") -> timedelta:
+    """``2h``, ``90m``, ``1d12h``, ``45s``, ``2w``: a positive span of at most a year; a
+    usage error naming the option otherwise."""
+    import re
+
+    text = raw.strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+)([smhdw])", text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise UsageError(
+            f"{option} {raw!r}: not a duration",
+            hint=f"Write it as a number and a unit (s, m, h, d, w), e.g. {option} 2h or 1d12h",
+        )
+    span = timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+    if not timedelta(0) < span <= MAX_TTL:
+        raise UsageError(
+            f"{option} {raw!r}: must be more than 0 and at most {MAX_TTL.days} days",
+            hint=f"e.g. {option} 2h",
+        )
+    return span
+
+
+def parse_moment(raw: str, option: str) -> datetime:
+    """An ISO-8601 date or date and time (``2026-12-31``, ``2026-12-31T18:00``,
+    ``...Z`` or ``+01:00``), as aware UTC; without a zone it is UTC."""
+    text = raw.strip()
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {raw!r}: not a date",
+            hint=f"Write it as ISO 8601 in UTC, e.g. {option} 2026-12-31 or "
+            f"{option} 2026-12-31T18:00:00Z",
+        ) from None
+    return as_utc(value)
+
+
+def parse_since(raw: str, option: str = "--since") -> datetime:
+    """A moment (``parse_moment``) or a span back from now (``7d``, ``12h``)."""
+    text = raw.strip()
+    if text and text[-1:].lower() in _UNITS and text[:1].isdigit() and "-" not in text:
+        return utcnow() - parse_duration(text, option)
+    return parse_moment(text, option)

@@ -25,6 +25,7 @@ class ExitStatus(IntEnum):
     KEY_EXPIRED = 7  # expired, or expiring sooner than asked
     UNEXPECTED_RESPONSE = 8  # 404, 5xx, not JSON, redirect
     KEY_INACTIVE = 9  # deactivated key
+    POLICY = 10  # apikey audit: a finding the policy counts as an error
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -43,6 +44,8 @@ MEANING: dict[ExitStatus, str] = {
     ExitStatus.KEY_EXPIRED: "key expired (or expiring within `--min-days`)",
     ExitStatus.UNEXPECTED_RESPONSE: "unexpected server response (404, 5xx, not JSON, redirect)",
     ExitStatus.KEY_INACTIVE: "key inactive",
+    ExitStatus.POLICY: "`apikey audit` found a key or server breaking the policy "
+    "(an error, or any finding with `--strict`)",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); nothing was changed",
 }
 

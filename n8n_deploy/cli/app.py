@@ -13,7 +13,7 @@ from typer._completion_classes import completion_init
 
 from n8n_deploy.base.settings import DATA_DIR_ENV, DATABASE_URL_ENV
 from n8n_deploy.base.version import __version__
-from n8n_deploy.cli import database, keys, servers, verify
+from n8n_deploy.cli import database, hygiene, keys, servers, verify
 from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.output import configure
 from n8n_deploy.cli.root import RootGroup
@@ -168,6 +168,31 @@ keys.app.command(
     ),
     short_help="List a key's scopes on each server.",
 )(verify.scopes_command)
+keys.app.command(
+    "history",
+    help=hygiene.HISTORY_HELP,
+    epilog=examples(
+        "n8n-deploy apikey history prod_key", "n8n-deploy apikey history prod_key --json"
+    ),
+    short_help="Who added, tested, rotated and retired a key, and when.",
+)(hygiene.history)
+keys.app.add_typer(hygiene.events_app, name="events")
+keys.app.command(
+    "audit",
+    help=hygiene.AUDIT_HELP,
+    epilog=examples(
+        "n8n-deploy apikey audit",
+        "n8n-deploy apikey audit --max-age 60 --skip single-key --json",
+    ),
+    short_help="Check every key and server against the team's policy.",
+)(hygiene.audit)
+keys.app.command(
+    "prune",
+    help=hygiene.PRUNE_HELP,
+    epilog=examples("n8n-deploy apikey prune", "n8n-deploy apikey prune --expired --json"),
+    short_help="Delete ephemeral keys past their deadline.",
+)(hygiene.prune)
 app.add_typer(keys.app, name="apikey")
+app.add_typer(hygiene.policy_app, name="policy")
 app.add_typer(servers.app, name="server")
 app.add_typer(database.app, name="db")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
     from n8n_deploy.store.models import ApiKey
 
+from n8n_deploy.base.dates import human_time
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
@@ -100,6 +102,25 @@ def add(
         ),
     ] = None,
     description: Annotated[str | None, description_option("Optional note about the key.")] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl",
+            metavar="DURATION",
+            help="Ephemeral: delete the key after DURATION (30m, 2h, 1d12h; at most 366d), "
+            "e.g. for a CI job's own key.",
+            show_default=False,
+        ),
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-at",
+            metavar="WHEN",
+            help="Ephemeral: delete the key after WHEN (ISO 8601, UTC unless a zone is given).",
+            show_default=False,
+        ),
+    ] = None,
     no_emoji: NoEmojiOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -108,6 +129,7 @@ def add(
 
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
+    delete_after = _deadline(ttl, expires_at)
     from_argument = key is not None and key != "-"
     raw = prompts.read_key(key, prompt="API key (input hidden)", example=ADD_EXAMPLE)
     new = adding.plan_new_key(
@@ -116,6 +138,7 @@ def add(
         description=description,
         server=_one_server(server),
         server_url=state(ctx).settings.server_url,
+        delete_after=delete_after,
     )
 
     def store(session: Session) -> tuple[adding.AddedKey, dict[str, object]]:
@@ -139,7 +162,28 @@ def add(
             line += f", linked to new server '{added.server.name}' ({where})"
         else:
             line += f", linked to server '{added.server.name}'"
+    if delete_after is not None:
+        line += f"; ephemeral: deleted after {human_time(delete_after)} UTC"
     say(line)
+
+
+def _deadline(ttl: str | None, expires_at: str | None) -> datetime | None:
+    """When an ephemeral key is deleted (--ttl or --expires-at); None: an ordinary key."""
+    from n8n_deploy.base.dates import parse_duration, parse_moment, utcnow
+
+    if ttl is not None and expires_at is not None:
+        raise UsageError("Give either --ttl or --expires-at, not both")
+    if ttl is not None:
+        return utcnow() + parse_duration(ttl, "--ttl")
+    if expires_at is not None:
+        moment = parse_moment(expires_at, "--expires-at")
+        if moment <= utcnow():
+            raise UsageError(
+                f"--expires-at {expires_at}: that moment has passed",
+                hint="Give a moment in the future (UTC), or --ttl DURATION",
+            )
+        return moment
+    return None
 
 
 @app.command(
@@ -345,7 +389,8 @@ GET_HELP = f"""Print the raw key and nothing else, for scripts.
 
 A deactivated key is refused (exit {int(ExitStatus.KEY_INACTIVE)}); at a terminal a
 warning on stderr says the key is on the screen. Reading a key is not a use: last_used_at
-is not changed.
+is not changed, but the read is recorded in the key's history (so it needs a database it
+can write to).
 """
 
 
@@ -361,9 +406,14 @@ def get(ctx: typer.Context, name: KeyNameArgument, no_emoji: NoEmojiOption = Fal
     from n8n_deploy.base.errors import KeyInactiveError
     from n8n_deploy.store.repositories import ApiKeyRepository
 
-    with state(ctx).session() as session:
-        key = ApiKeyRepository(session).get(lookup_name(name))
-        key_name, secret, active = key.name, key.api_key, key.is_active
+    def read(session: Session) -> tuple[str, str, bool]:
+        repo = ApiKeyRepository(session)
+        key = repo.get(lookup_name(name))
+        if key.is_active:  # handed out: recorded before it is printed
+            repo.events.record("read", key)
+        return key.name, key.api_key, key.is_active
+
+    key_name, secret, active = state(ctx).database().write(read)
     if not active:
         raise KeyInactiveError(
             f"API key '{key_name}' is inactive; it is not handed out",

@@ -15,7 +15,7 @@ from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, ma
 from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
-    from n8n_deploy.store.models import ApiKey, Server
+    from n8n_deploy.store.models import ApiKey, KeyEvent, Server
 
 
 def key_expiry(key: ApiKey) -> datetime | None:
@@ -47,6 +47,8 @@ def key_record(key: ApiKey, *, unmask: bool = False, now: datetime | None = None
         "is_active": key.is_active,
         "status": key_status(key, now),
         "servers": [server.name for server in key.servers],
+        "ephemeral": key.delete_after is not None,
+        "delete_after": iso_utc(key.delete_after),
     }
 
 
@@ -57,8 +59,11 @@ _STATUS_LABEL = {
 }
 
 
-def status_label(status: str, emoji: bool) -> str:
+def status_label(status: str, emoji: bool, delete_after: datetime | None = None) -> str:
+    """``Active``; an ephemeral key also shows its deadline: ``Active, until 12-02 18:00``."""
     icon_name, text = _STATUS_LABEL[status]
+    if delete_after is not None:
+        text += f", until {delete_after:%m-%d %H:%M}"
     return f"{icon(icon_name, emoji)}{text}"
 
 
@@ -84,7 +89,7 @@ def key_row(key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = No
         key.name,
         human_time(key.created_at),
         human_date(key.last_used_at),
-        status_label(key_status(key, now), emoji),
+        status_label(key_status(key, now), emoji, key.delete_after),
         expiry_label(key),
         ", ".join(server.name for server in key.servers) or "-",
         key.api_key if unmask else mask_key(key.api_key),
@@ -137,6 +142,11 @@ def key_details(
     lines = [
         ("Name", key.name),
         ("Status", status_label(key_status(key, now), emoji)),
+        *(
+            [("Ephemeral", f"deleted after {human_time(key.delete_after)} UTC")]
+            if key.delete_after is not None
+            else []
+        ),
         ("Description", key.description or "-"),
         ("Key", key.api_key if unmask else mask_key(key.api_key)),
         ("Format", _KIND_LABEL[info.kind] if info else "not a recognisable n8n API key"),
@@ -223,4 +233,71 @@ def print_servers_table(
         droppable=("Created", "TLS Verification", "Keys (active/total)"),
         wide=wide,
         how_to_see="--wide, 'server show NAME' or --json shows them",
+    )
+
+
+# -- key events (apikey history / apikey events) --------------------------------------------
+
+
+def event_details(event: KeyEvent) -> str:
+    """What an event says beyond its kind: the other name, the outcome, the detail."""
+    parts = []
+    if event.kind == "renamed" and event.other_name:
+        parts.append(f"'{event.key_name}' -> '{event.other_name}'")
+    elif event.kind == "rotated" and event.other_name:
+        parts.append(f"replaced by '{event.other_name}'")
+    if event.detail:
+        parts.append(event.detail)
+    return "; ".join(parts)
+
+
+def event_record(event: KeyEvent) -> dict[str, Any]:
+    """The JSON form of an event (timestamps ISO-8601 UTC)."""
+    return {
+        "at": iso_utc(event.at),
+        "kind": event.kind,
+        "key": event.key_name,
+        "other_name": event.other_name,
+        "server": event.server,
+        "outcome": event.outcome,
+        "detail": event.detail,
+        "actor": event.actor,
+        "reconstructed": event.reconstructed,
+    }
+
+
+EVENT_HEADERS = ("When (UTC)", "Event", "Key", "Server", "By", "Details")
+
+
+def print_events_table(
+    events: Sequence[KeyEvent],
+    *,
+    emoji: bool,
+    title: str,
+    with_key: bool = True,
+    wide: bool = False,
+) -> None:
+    headers = EVENT_HEADERS if with_key else tuple(h for h in EVENT_HEADERS if h != "Key")
+    rows = []
+    for event in events:
+        row = [
+            human_time(event.at),
+            event.kind + (" (reconstructed)" if event.reconstructed else ""),
+            event.key_name,
+            event.server or "-",
+            event.actor,
+            event_details(event),
+        ]
+        if not with_key:
+            del row[2]
+        rows.append(row)
+    print_table(
+        f"{icon('key', emoji)}{title}",
+        headers,
+        rows,
+        plain=not emoji,
+        keep_whole=("When (UTC)", "Event"),
+        droppable=("Details", "By", "Server"),
+        wide=wide,
+        how_to_see="--wide or --json shows them",
     )
