@@ -305,7 +305,7 @@ def prune(
     def work(session: Session) -> list[PrunedKey]:
         return prune_keys(session, expired=expired)
 
-    removed = state(ctx).database().write(work)
+    removed = state(ctx).database().write(work, before_write=False)  # this is the prune
     if json_output:
         print_json({"deleted": [key.to_dict() for key in removed]})
         return

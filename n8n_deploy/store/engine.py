@@ -213,13 +213,14 @@ class Database:
         self.before_write: Callable[[Session], object] | None = None
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def session(self, *, write: bool = False, before_write: bool = True) -> Iterator[Session]:
         """A unit of work: committed when the block ends normally, rolled back otherwise
-        (including Ctrl-C), so nothing is ever half-written."""
+        (including Ctrl-C), so nothing is ever half-written.  A writing one first runs the
+        ``before_write`` hook (pruning), unless told not to."""
         factory = self._writer_sessions if write else self._sessions
         session = factory()
         try:
-            if write and self.before_write is not None:
+            if write and before_write and self.before_write is not None:
                 self.before_write(session)
             yield session
             session.commit()
@@ -232,14 +233,14 @@ class Database:
             if path is not None:
                 fix_sqlite_permissions(path)
 
-    def write(self, work: Callable[[Session], T]) -> T:
+    def write(self, work: Callable[[Session], T], *, before_write: bool = True) -> T:
         """Run ``work`` in a writing unit of work, and run it again (at most
         WRITE_ATTEMPTS times, after a short pause) when the server gave up on it because
         of another writer: a deadlock or a serialization failure.  ``work`` must be
         repeatable: it reads what it needs inside the session it is given."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self.session(write=True) as session:
+                with self.session(write=True, before_write=before_write) as session:
                     return work(session)
             except DBAPIError as exc:
                 if not is_write_conflict(exc):

@@ -85,12 +85,18 @@ class EventRepository:
 
     def history(self, name: str, *, limit: int | None = None) -> tuple[list[KeyEvent], int]:
         """The events of the key named ``name`` now or at any time (renamed, rotated into,
-        deleted), oldest first; at most the newest ``limit``.  Also how many there are."""
+        deleted), oldest first; at most the newest ``limit``.  Also how many there are.
+
+        A key is followed by its id through renames; a rotation into ``name`` shows as
+        the old key's ``rotated`` event, without the old key's own history."""
         ids = set(
             self.session.scalars(
                 select(KeyEvent.key_id).where(
                     KeyEvent.key_id.is_not(None),
-                    or_(KeyEvent.key_name == name, KeyEvent.other_name == name),
+                    or_(
+                        KeyEvent.key_name == name,
+                        (KeyEvent.other_name == name) & (KeyEvent.kind == "renamed"),
+                    ),
                 )
             )
         )

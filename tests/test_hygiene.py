@@ -1,0 +1,438 @@
+"""Key hygiene through the real CLI: the audit trail (``apikey history``/``events``), the
+policy gate (``apikey audit``, ``policy``) and ephemeral keys (``--ttl``, ``apikey prune``),
+on every engine.  Servers are mocked with respx; deadlines use a fake clock, not sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from n8n_deploy.base import dates
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.n8n import probe as validator
+from tests.helpers import Run, change_database, database_rows, make_jwt, one_line_error
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+Cli = Callable[..., Run]
+PROD = "https://n8n.example.com"
+WORKFLOWS = {"data": [], "nextCursor": None}
+ACTOR = "alice@laptop"
+
+
+class FakeClock:
+    """The one clock (``base.dates.clock``), moved by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **span: float) -> None:
+        self.now += timedelta(**span)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(datetime.now(timezone.utc).replace(microsecond=0))
+    monkeypatch.setattr(dates, "clock", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def actor(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("N8N_DEPLOY_ACTOR", ACTOR)
+    return ACTOR
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(validator, "_clock", lambda: now[0])
+    monkeypatch.setattr(validator, "_sleep", sleep)
+
+
+@pytest.fixture
+def n8n() -> Iterator[set[str]]:
+    """A mocked n8n at PROD accepting the keys in the returned set (401 for others)."""
+    valid: set[str] = set()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("X-N8N-API-KEY") in valid:
+            return httpx.Response(200, json=WORKFLOWS)
+        return httpx.Response(401, json={"message": "unauthorized"})
+
+    with respx.mock(assert_all_called=False) as router:
+        router.get(url__startswith=PROD).mock(side_effect=respond)
+        yield valid
+
+
+def add(cli: Cli, name: str, key: str, *args: str) -> Run:
+    run = cli("apikey", "add", "-", "--name", name, *args, input=key + "\n")
+    assert run.exit_code == 0, run.output
+    return run
+
+
+def history(cli: Cli, name: str) -> list[dict[str, object]]:
+    run = cli("apikey", "history", name, "--json")
+    assert run.exit_code == 0, run.output
+    found: list[dict[str, object]] = json.loads(run.stdout)
+    return found
+
+
+def kinds(cli: Cli, name: str) -> list[str]:
+    return [str(event["kind"]) for event in history(cli, name)]
+
+
+def event_count(data_dir: Path) -> int:
+    return int(database_rows(data_dir, "SELECT COUNT(*) FROM key_events")[0][0])
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def test_history_shows_who_added_tested_rotated_and_deactivated_a_key_also_once_deleted(
+    cli: Cli, n8n: set[str]
+) -> None:
+    old, new = make_jwt(exp_days=90, sub="old"), make_jwt(exp_days=90, sub="new")
+    n8n.update({old, new})
+    assert cli("server", "create", "Production", PROD).exit_code == 0
+    add(cli, "prod_key", old, "--server", "Production")
+    assert cli("apikey", "test", "prod_key").exit_code == 0
+    rotated = cli("apikey", "rotate", "prod_key", "-", "--name", "prod_key_2026", input=new)
+    assert rotated.exit_code == 0, rotated.output
+    assert cli("apikey", "delete", "prod_key", "--confirm").exit_code == 0
+
+    events = history(cli, "prod_key")
+    assert [e["kind"] for e in events] == ["added", "tested", "rotated", "deactivated", "deleted"]
+    assert {e["actor"] for e in events} == {ACTOR}
+    assert events[0]["server"] == "Production"
+    assert events[1]["server"] == "Production" and events[1]["outcome"] == "valid"
+    assert events[2]["other_name"] == "prod_key_2026"
+    # The new key's history starts with the rotation that brought it in.
+    assert kinds(cli, "prod_key_2026") == ["added", "tested", "rotated"]
+    table = cli("apikey", "history", "prod_key", "--no-emoji")
+    assert table.exit_code == 0
+    for word in ("added", "tested", "rotated", "deactivated", "deleted", ACTOR):
+        assert word in table.stdout
+    for secret in (old, new):
+        assert secret not in table.output and secret[-12:] not in table.output
+
+
+def test_each_change_records_exactly_one_event_of_its_kind(cli: Cli, data_dir: Path) -> None:
+    key = make_jwt(sub="k")
+    add(cli, "k", key)
+    assert cli("server", "create", "S", PROD).exit_code == 0
+    steps = [
+        (("server", "link", "k", "S"), "linked"),
+        (("server", "unlink", "k", "S"), "unlinked"),
+        (("apikey", "update", "k", "--description", "note"), "described"),
+        (("apikey", "update", "k", "--rename", "k2"), "renamed"),
+        (("apikey", "deactivate", "k2"), "deactivated"),
+        (("apikey", "activate", "k2"), "activated"),
+        (("apikey", "get", "k2"), "read"),
+        (("apikey", "delete", "k2", "--confirm"), "deleted"),
+    ]
+    for args, kind in steps:
+        before = event_count(data_dir)
+        run = cli(*args)
+        assert run.exit_code == 0, run.output
+        assert event_count(data_dir) == before + 1, args
+        assert database_rows(data_dir, "SELECT kind FROM key_events ORDER BY id DESC")[0] == (kind,)
+    assert kinds(cli, "k2") == ["added"] + [kind for _, kind in steps]
+
+
+def test_a_change_that_changes_nothing_or_fails_records_nothing(cli: Cli, data_dir: Path) -> None:
+    key = make_jwt(sub="k")
+    add(cli, "k", key)
+    add(cli, "other", make_jwt(sub="other"))
+    before = event_count(data_dir)
+    for args in (
+        ("apikey", "activate", "k"),  # already active
+        ("apikey", "update", "k", "--rename", "other"),  # name taken
+        ("apikey", "add", "-", "--name", "k"),  # name taken (with a key on stdin)
+        ("server", "link", "k", "nowhere"),  # no such server
+        ("apikey", "delete", "missing", "--confirm"),
+        ("apikey", "add", "-", "--name", "dup"),  # the same key as 'k'
+    ):
+        run = cli(*args, input=key if args[:2] == ("apikey", "add") else None)
+        assert run.exit_code != 0 or "nothing changed" in run.stdout, args
+        assert "Traceback" not in run.output
+    assert event_count(data_dir) == before
+
+
+def test_a_test_records_its_outcome_and_server_with_the_last_used_update(
+    cli: Cli, n8n: set[str], data_dir: Path
+) -> None:
+    good, bad = make_jwt(sub="good"), make_jwt(sub="bad")
+    n8n.add(good)
+    assert cli("server", "create", "Production", PROD).exit_code == 0
+    add(cli, "good", good, "--server", "Production")
+    add(cli, "bad", bad, "--server", "Production")
+    run = cli("apikey", "test", "--all")
+    assert run.exit_code == int(ExitStatus.KEY_REJECTED), run.output
+    tested = {
+        e["key"]: e
+        for e in json.loads(cli("apikey", "events", "--kind", "tested", "--json").stdout)
+    }
+    assert tested["good"]["outcome"] == "valid" and tested["good"]["server"] == "Production"
+    assert tested["bad"]["outcome"] == "rejected"
+    assert "exit status 4" in str(tested["bad"]["detail"])
+    used = dict(database_rows(data_dir, "SELECT name, last_used_at FROM api_keys"))
+    assert used["good"] is not None and used["bad"] is None
+    # A key read from stdin is not stored: nothing is recorded for it.
+    before = event_count(data_dir)
+    cli("apikey", "test", "-", "--server-url", PROD, input=make_jwt(sub="stdin"))
+    assert event_count(data_dir) == before
+
+
+def test_events_filter_by_kind_server_and_time(cli: Cli, clock: FakeClock) -> None:
+    assert cli("server", "create", "A", PROD).exit_code == 0
+    assert cli("server", "create", "B", "https://b.example.com").exit_code == 0
+    add(cli, "a", make_jwt(sub="a"), "--server", "A")
+    clock.advance(days=10)
+    add(cli, "b", make_jwt(sub="b"), "--server", "B")
+    assert cli("apikey", "deactivate", "b").exit_code == 0
+
+    def names(*args: str) -> list[tuple[str, str]]:
+        run = cli("apikey", "events", *args, "--json")
+        assert run.exit_code == 0, run.output
+        return [(e["kind"], e["key"]) for e in json.loads(run.stdout)]
+
+    assert names() == [("added", "a"), ("added", "b"), ("deactivated", "b")]
+    assert names("--server", "A") == [("added", "a")]
+    assert names("--kind", "deactivated") == [("deactivated", "b")]
+    assert names("--since", "5d") == [("added", "b"), ("deactivated", "b")]
+    since = (clock.now - timedelta(days=1)).date().isoformat()
+    assert names("--since", since) == [("added", "b"), ("deactivated", "b")]
+    one_line_error(cli("apikey", "events", "--kind", "stolen"), 2, "--kind stolen")
+    one_line_error(cli("apikey", "events", "--since", "yesterday"), 2, "--since")
+
+
+def test_events_prune_keeps_the_table_bounded(cli: Cli, clock: FakeClock) -> None:
+    add(cli, "a", make_jwt(sub="a"))
+    clock.advance(days=400)
+    add(cli, "b", make_jwt(sub="b"))
+    run = cli("apikey", "events", "prune", "--older-than", "365")
+    assert run.exit_code == 0 and "1 key event older than 365 days deleted" in run.stdout
+    assert kinds(cli, "a") == [] and kinds(cli, "b") == ["added"]
+
+
+def test_history_of_an_unknown_name_is_not_found(cli: Cli) -> None:
+    add(cli, "prod_key", make_jwt(sub="p"))
+    run = cli("apikey", "history", "prod_ky")
+    one_line_error(run, 1, "API key 'prod_ky' not found")
+
+
+def test_the_actor_is_the_ci_job_when_the_environment_says_so(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("N8N_DEPLOY_ACTOR")
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "team/infra",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_ACTOR": "bob",
+    }.items():
+        monkeypatch.setenv(name, value)
+    add(cli, "ci_key", make_jwt(sub="ci"))
+    assert history(cli, "ci_key")[0]["actor"] == "github-actions team/infra run 4242 (bob)"
+    monkeypatch.setenv("GITHUB_ACTIONS", "false")
+    monkeypatch.setenv("GITLAB_CI", "true")
+    monkeypatch.setenv("CI_PROJECT_PATH", "team/infra")
+    monkeypatch.setenv("CI_JOB_ID", "77")
+    assert cli("apikey", "deactivate", "ci_key").exit_code == 0
+    assert history(cli, "ci_key")[1]["actor"] == "gitlab-ci team/infra job 77"
+
+
+def test_a_key_in_the_environment_never_reaches_the_audit_trail(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = make_jwt(sub="leak")
+    monkeypatch.setenv("N8N_DEPLOY_ACTOR", f"bot {secret}")
+    add(cli, "k", make_jwt(sub="k"))
+    out = cli("apikey", "events", "--json").stdout
+    assert secret not in out and secret[:40] not in out and "[API key hidden]" in out
+
+
+# -- the policy gate ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(cli: Cli, clock: FakeClock, data_dir: Path) -> FakeClock:
+    """A registry breaking every rule, built 200 days ago and since."""
+    start = clock.now
+    clock.now = start - timedelta(days=200)
+    assert cli("server", "create", "Lonely", PROD).exit_code == 0
+    assert cli("server", "create", "Empty", "https://empty.example.com").exit_code == 0
+    assert cli("server", "create", "Pair", "https://pair.example.com").exit_code == 0
+    add(cli, "ancient", make_jwt(sub="ancient"), "--server", "Lonely")  # max-age, unused-for
+    add(cli, "retired", make_jwt(sub="retired"), "--server", "Empty")
+    assert cli("apikey", "deactivate", "retired").exit_code == 0  # inactive-for; Empty: none
+    clock.now = start - timedelta(days=1)
+    add(cli, "pair_a", make_jwt(exp_days=5, sub="pa"), "--server", "Pair")  # expiring
+    add(cli, "pair_b", make_jwt(sub="pb"), "--server", "Pair")
+    add(cli, "stray", make_jwt(sub="stray"))  # unlinked
+    clock.now = start
+    return clock
+
+
+def audit(cli: Cli, *args: str) -> tuple[int, dict[str, object]]:
+    run = cli("apikey", "audit", "--json", *args)
+    assert "Traceback" not in run.output
+    return run.exit_code, json.loads(run.stdout)
+
+
+def found(report: dict[str, object]) -> set[tuple[str, str]]:
+    return {(str(f["rule"]), str(f["name"])) for f in report["findings"]}  # type: ignore[attr-defined]
+
+
+def test_audit_finds_each_rule_with_its_fix_and_fails_on_an_error(
+    cli: Cli, registry: FakeClock
+) -> None:
+    status, report = audit(cli)
+    assert status == int(ExitStatus.POLICY)
+    assert report["ok"] is False and report["exit_status"] == int(ExitStatus.POLICY)
+    assert found(report) == {
+        ("max-age", "ancient"),
+        ("unused-for", "ancient"),
+        ("inactive-for", "retired"),
+        ("expiring-within", "pair_a"),
+        ("unlinked", "stray"),
+        ("no-active-key", "Empty"),
+        ("single-key", "Lonely"),
+    }
+    by_rule = {f["rule"]: f for f in report["findings"]}  # type: ignore[attr-defined]
+    assert by_rule["max-age"]["severity"] == "error"
+    assert "apikey rotate 'ancient'" in by_rule["max-age"]["fix"]
+    assert by_rule["unlinked"]["fix"] == "link it: n8n-deploy server link 'stray' SERVER"
+    text = cli("apikey", "audit", "--no-emoji")
+    assert text.exit_code == int(ExitStatus.POLICY)
+    assert "error [max-age] API key 'ancient' is 200 days old (the maximum is 90)" in text.stdout
+    assert "1 error, 6 warnings" in text.stdout
+
+
+def test_audit_passes_when_only_warnings_remain_unless_strict(
+    cli: Cli, registry: FakeClock
+) -> None:
+    status, report = audit(cli, "--max-age", "365")
+    assert status == 0 and report["ok"] is True and ("max-age", "ancient") not in found(report)
+    assert audit(cli, "--max-age", "365", "--strict")[0] == int(ExitStatus.POLICY)
+    everything_off = [
+        arg
+        for rule in ("max-age", "unused-for", "inactive-for", "expiring-within", "unlinked")
+        for arg in ("--skip", rule)
+    ] + ["--skip", "no-active-key", "--skip", "single-key"]
+    status, report = audit(cli, *everything_off)
+    assert status == 0 and report["findings"] == []
+    one_line_error(cli("apikey", "audit", "--skip", "nonsense"), 2, "No policy rule named")
+
+
+def test_the_teams_policy_is_stored_and_applied_and_options_win(
+    cli: Cli, registry: FakeClock
+) -> None:
+    assert cli("policy", "set", "max-age", "365").exit_code == 0
+    assert cli("policy", "set", "single-key", "off").exit_code == 0
+    status, report = audit(cli)
+    assert status == 0
+    assert ("max-age", "ancient") not in found(report)
+    assert ("single-key", "Lonely") not in found(report)
+    rules = report["policy"]["rules"]  # type: ignore[index]
+    assert rules["max-age"] == {"value": 365, "severity": "error", "source": "team policy"}
+    assert audit(cli, "--max-age", "30")[0] == int(ExitStatus.POLICY)  # the option wins
+    shown = json.loads(cli("policy", "show", "--json").stdout)
+    assert shown["rules"]["max-age"]["value"] == 365
+    assert cli("policy", "unset", "max-age").exit_code == 0
+    assert audit(cli)[0] == int(ExitStatus.POLICY)
+    assert cli("policy", "set", "strict", "on").exit_code == 0
+    assert audit(cli, "--max-age", "365")[0] == int(ExitStatus.POLICY)
+    one_line_error(cli("policy", "set", "max-age", "soon"), 2, "policy max-age takes")
+    one_line_error(cli("policy", "set", "single-key", "7"), 2, "policy single-key takes")
+
+
+def test_an_audit_of_a_clean_registry_exits_zero(cli: Cli) -> None:
+    assert cli("server", "create", "S", PROD).exit_code == 0
+    add(cli, "a", make_jwt(exp_days=300, sub="a"), "--server", "S")
+    add(cli, "b", make_jwt(exp_days=300, sub="b"), "--server", "S")
+    run = cli("apikey", "audit", "--no-emoji")
+    assert run.exit_code == 0, run.output
+    assert "No findings: 2 keys and 1 server checked" in run.stdout
+
+
+# -- ephemeral keys -------------------------------------------------------------------------
+
+
+def test_an_ephemeral_key_is_gone_after_its_ttl(
+    cli: Cli, clock: FakeClock, data_dir: Path, n8n: set[str]
+) -> None:
+    key = make_jwt(sub="ci")
+    n8n.add(key)
+    assert cli("server", "create", "Production", PROD).exit_code == 0
+    added = add(cli, "ci_42", key, "--ttl", "2h", "--server", "Production")
+    assert "ephemeral: deleted after" in added.stdout
+    listed = json.loads(cli("apikey", "list", "--json").stdout)[0]
+    assert listed["ephemeral"] is True
+    assert listed["delete_after"] == (clock.now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "until" in cli("apikey", "list").stdout
+    assert cli("apikey", "test", "ci_42").exit_code == 0
+
+    clock.advance(hours=2, seconds=1)
+    refused = cli("apikey", "test", "ci_42")
+    one_line_error(refused, int(ExitStatus.KEY_EXPIRED), "API key 'ci_42' is ephemeral")
+    # The next command that writes prunes it, and says so in the key's history.
+    add(cli, "other", make_jwt(sub="other"))
+    assert database_rows(data_dir, "SELECT name FROM api_keys") == [("other",)]
+    last = history(cli, "ci_42")[-1]
+    assert last["kind"] == "deleted" and "pruned" in str(last["detail"])
+
+
+def test_apikey_prune_deletes_what_is_due_and_says_what(cli: Cli, clock: FakeClock) -> None:
+    add(cli, "ci_1", make_jwt(sub="1"), "--ttl", "30m")
+    add(cli, "ci_2", make_jwt(sub="2"), "--expires-at", (clock.now + timedelta(days=2)).isoformat())
+    add(cli, "short", make_jwt(exp_days=1, sub="s"))
+    clock.advance(hours=1)
+    run = cli("apikey", "prune", "--no-emoji")
+    assert run.exit_code == 0, run.output
+    assert run.stdout == "API key 'ci_1' deleted (ephemeral, deadline passed)\n"
+    clock.advance(days=3)
+    run = cli("apikey", "prune", "--expired", "--json")
+    assert [k["name"] for k in json.loads(run.stdout)["deleted"]] == ["ci_2", "short"]
+    assert cli("apikey", "prune").stdout.startswith("Nothing to prune")
+
+
+def test_writers_prune_at_most_once_a_minute(cli: Cli, clock: FakeClock, data_dir: Path) -> None:
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1m")  # this write pruned (nothing)
+    clock.advance(seconds=61)
+    add(cli, "x", make_jwt(sub="x"))  # a minute since the last prune: due, ci is deleted
+    assert [r[0] for r in database_rows(data_dir, "SELECT name FROM api_keys")] == ["x"]
+    add(cli, "ci2", make_jwt(sub="ci2"), "--ttl", "1m")  # pruned a moment ago: not again
+    clock.advance(seconds=61)
+    assert cli("apikey", "deactivate", "x").exit_code == 0  # due again: ci2 goes
+    assert [r[0] for r in database_rows(data_dir, "SELECT name FROM api_keys")] == ["x"]
+    change_database(data_dir, "UPDATE api_keys SET delete_after = NULL")
+
+
+def test_bad_ttl_and_expiry_are_refused_before_anything_is_stored(cli: Cli) -> None:
+    key = make_jwt(sub="k")
+    for args, starts in (
+        (("--ttl", "soon"), "--ttl 'soon': not a duration"),
+        (("--ttl", "0h"), "--ttl '0h': must be more than 0"),
+        (("--ttl", "400d"), "--ttl '400d': must be more than 0 and at most 366 days"),
+        (("--expires-at", "2001-01-01"), "--expires-at 2001-01-01: that moment has passed"),
+        (("--expires-at", "tomorrow"), "--expires-at 'tomorrow': not a date"),
+        (("--ttl", "1h", "--expires-at", "2099-01-01"), "Give either --ttl or --expires-at"),
+    ):
+        run = cli("apikey", "add", "-", "--name", "k", *args, input=key)
+        one_line_error(run, 2, starts)
+    assert json.loads(cli("apikey", "list", "--json").stdout) == []
