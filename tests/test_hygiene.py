@@ -16,7 +16,16 @@ import respx
 from n8n_deploy.base import dates
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.n8n import probe as validator
-from tests.helpers import Run, change_database, database_rows, make_jwt, one_line_error
+from n8n_deploy.store import schema
+from tests.dbfactory import build_at_revision, copy_fixture
+from tests.helpers import (
+    Run,
+    change_database,
+    database_rows,
+    make_jwt,
+    one_line_error,
+    sqlite_file,
+)
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -436,3 +445,54 @@ def test_bad_ttl_and_expiry_are_refused_before_anything_is_stored(cli: Cli) -> N
         run = cli("apikey", "add", "-", "--name", "k", *args, input=key)
         one_line_error(run, 2, starts)
     assert json.loads(cli("apikey", "list", "--json").stdout) == []
+
+
+# -- history starts complete on an upgraded database ----------------------------------------
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("revision", schema.KNOWN_REVISIONS[:-1])
+def test_an_upgraded_database_gives_every_key_a_reconstructed_added_event(
+    cli: Cli, data_dir: Path, revision: str
+) -> None:
+    built = build_at_revision(sqlite_file(data_dir), revision)
+    up = cli("db", "upgrade")
+    assert up.exit_code == 0, up.output
+    rows = database_rows(
+        data_dir,
+        "SELECT key_id, key_name, kind, at, actor, reconstructed FROM key_events ORDER BY key_id",
+    )
+    assert rows == [
+        (key["id"], key["name"], "added", key["created_at"], "unknown", 1)
+        for key in sorted(built["keys"], key=lambda k: k["id"])
+    ]
+    first = history(cli, "prod_key")
+    assert len(first) == 1 and first[0]["reconstructed"] is True
+    assert first[0]["at"] == "2025-01-02T03:04:05Z"
+
+
+@pytest.mark.sqlite_only
+def test_a_09_database_upgrades_with_a_starting_history_for_each_of_its_keys(
+    cli: Cli, data_dir: Path
+) -> None:
+    copy_fixture(sqlite_file(data_dir))
+    assert cli("db", "upgrade").exit_code == 0
+    keys = database_rows(data_dir, "SELECT id, name, created_at FROM api_keys ORDER BY id")
+    events = database_rows(
+        data_dir, "SELECT key_id, key_name, at FROM key_events WHERE reconstructed = 1"
+    )
+    assert sorted(events) == sorted(keys) and keys
+    for _, name, _ in keys:
+        assert kinds(cli, name) == ["added"]
+
+
+def test_events_outlive_a_downgrade_and_upgrade_only_as_reconstructed(
+    cli: Cli, data_dir: Path
+) -> None:
+    add(cli, "k", make_jwt(sub="k"), "--ttl", "1h")
+    assert cli("apikey", "deactivate", "k").exit_code == 0
+    down = cli("db", "downgrade", "0006", "--confirm")
+    assert down.exit_code == 0, down.output
+    assert "ephemeral keys kept as ordinary keys (no deadline): 'k'" in down.output
+    assert cli("db", "upgrade").exit_code == 0
+    assert [(e["kind"], e["reconstructed"]) for e in history(cli, "k")] == [("added", True)]
