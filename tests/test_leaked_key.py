@@ -18,8 +18,6 @@ from tests.helpers import add_key, add_server, installed_script, make_jwt
 
 PAGE = Path(__file__).parents[1] / "docs" / "leaked-key.md"
 
-pytestmark = pytest.mark.e2e
-
 
 def steps() -> list[tuple[int, str, int]]:
     """(step number, commands, expected exit status) for each block, in page order."""
@@ -41,6 +39,7 @@ def test_the_page_has_the_steps_the_procedure_needs() -> None:
     assert [status for _, _, status in steps()] == [0, 0, 4, 0]
 
 
+@pytest.mark.e2e
 def test_the_leaked_key_procedure_works_as_written(tmp_path: Path, data_dir: Path) -> None:
     old, new = make_jwt(exp_days=90, sub="leaked"), make_jwt(exp_days=90, sub="fresh")
     valid = {old, new}
