@@ -496,3 +496,51 @@ def test_events_outlive_a_downgrade_and_upgrade_only_as_reconstructed(
     assert "ephemeral keys kept as ordinary keys (no deadline): 'k'" in down.output
     assert cli("db", "upgrade").exit_code == 0
     assert [(e["kind"], e["reconstructed"]) for e in history(cli, "k")] == [("added", True)]
+
+
+def test_a_command_on_a_key_pruned_at_its_deadline_finds_it_gone_and_it_stays_gone(
+    cli: Cli, clock: FakeClock, data_dir: Path
+) -> None:
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "90s")
+    clock.advance(minutes=2)
+    one_line_error(cli("apikey", "deactivate", "ci"), 1, "API key 'ci' not found")
+    # The prune committed on its own: the failed command did not bring the key back.
+    assert database_rows(data_dir, "SELECT COUNT(*) FROM api_keys") == [(0,)]
+    assert kinds(cli, "ci") == ["added", "deleted"]
+
+
+def test_events_about_several_servers_are_found_by_each(cli: Cli, n8n: set[str]) -> None:
+    old, new = make_jwt(sub="o"), make_jwt(sub="n")
+    n8n.update({old, new})
+    for name, url in (("Production", PROD), ("Staging", f"{PROD}/staging")):
+        assert cli("server", "create", name, url).exit_code == 0
+    add(cli, "k", old, "--server", "Production")
+    assert cli("server", "link", "k", "Staging").exit_code == 0
+    assert cli("apikey", "rotate", "k", "-", "--name", "k2", input=new).exit_code == 0
+    for server in ("Production", "Staging"):
+        run = cli("apikey", "events", "--server", server, "--kind", "rotated", "--json")
+        assert [e["key"] for e in json.loads(run.stdout)] == ["k"], server
+    assert json.loads(cli("apikey", "events", "--server", "Prod", "--json").stdout) == []
+
+
+def test_numbers_too_large_are_usage_errors_not_crashes(cli: Cli) -> None:
+    key = make_jwt(sub="k")
+    one_line_error(
+        cli("apikey", "add", "-", "--name", "k", "--ttl", "9999999999999999d", input=key),
+        2,
+        "--ttl '9999999999999999d': must be more than 0 and at most 366 days",
+    )
+    one_line_error(
+        cli("apikey", "add", "-", "--name", "k", "--expires-at", "9999-12-31", input=key),
+        2,
+        "--expires-at 9999-12-31: more than 366 days away",
+    )
+    for args in (
+        ("apikey", "audit", "--max-age", "1000000000"),
+        ("apikey", "events", "prune", "--older-than", "99999999"),
+    ):
+        run = cli(*args)
+        assert (
+            run.exit_code == 2 and "Traceback" not in run.output and "unexpected" not in run.output
+        )
+    one_line_error(cli("policy", "set", "max-age", "٣٠"), 2, "policy max-age takes")

@@ -449,7 +449,12 @@ def tested_events(reports: Sequence[KeyReport]) -> list[tuple[str, str | None, s
         for report in reports
         if report.key_name is not None
         for result in report.results
+        if result.result.outcome not in _NOT_RUN
     ]
+
+
+#: Outcomes of a check that never ran (no server, unknown, inactive): not a test.
+_NOT_RUN = (Outcome.NOT_TESTED, Outcome.NOT_FOUND, Outcome.INACTIVE)
 
 
 def _event_detail(result: ValidationResult) -> str:

@@ -72,7 +72,8 @@ def parse_duration(raw: str, option: str = "--ttl") -> timedelta:
             f"{option} {raw!r}: not a duration",
             hint=f"Write it as a number and a unit (s, m, h, d, w), e.g. {option} 2h or 1d12h",
         )
-    span = timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    span = timedelta(seconds=min(seconds, int(MAX_TTL.total_seconds()) + 1))
     if not timedelta(0) < span <= MAX_TTL:
         raise UsageError(
             f"{option} {raw!r}: must be more than 0 and at most {MAX_TTL.days} days",
@@ -87,13 +88,13 @@ def parse_moment(raw: str, option: str) -> datetime:
     text = raw.strip()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return as_utc(value)
+    except (ValueError, OverflowError):
         raise UsageError(
             f"{option} {raw!r}: not a date",
-            hint=f"Write it as ISO 8601 in UTC, e.g. {option} 2026-12-31 or "
-            f"{option} 2026-12-31T18:00:00Z",
+            hint=f"Write it as ISO 8601 (UTC unless a zone is given), e.g. {option} "
+            f"2026-12-31 or {option} 2026-12-31T18:00:00Z",
         ) from None
-    return as_utc(value)
 
 
 def parse_since(raw: str, option: str = "--since") -> datetime:

@@ -61,10 +61,7 @@ def rule(name: str) -> Rule:
     for candidate in RULES:
         if candidate.name == name:
             return candidate
-    raise UsageError(
-        f"No policy rule named {name!r}",
-        hint=f"Use one of: {', '.join((*RULE_NAMES, STRICT))}",
-    )
+    raise UsageError(f"No policy rule named {name!r}", hint=f"Use one of: {', '.join(RULE_NAMES)}")
 
 
 def parse_value(name: str, raw: str) -> str:
@@ -74,10 +71,13 @@ def parse_value(name: str, raw: str) -> str:
     if name == STRICT or not rule(name).has_days:
         if value in ("on", "off"):
             return value
-        raise UsageError(f"policy {name} takes on or off, not {raw!r}", hint=f"e.g. {name} off")
+        raise UsageError(
+            f"policy {name} takes on or off, not {raw!r}",
+            hint=f"e.g. n8n-deploy policy set {name} off",
+        )
     if value == "off":
         return value
-    if value.isdigit() and 1 <= int(value) <= MAX_DAYS:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_DAYS:
         return str(int(value))
     raise UsageError(
         f"policy {name} takes a number of days (1 to {MAX_DAYS}) or off, not {raw!r}",

@@ -15,7 +15,7 @@ import typer
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.events import EVENT_KINDS
 from n8n_deploy.base.names import lookup_name
-from n8n_deploy.base.policy import RULE_NAMES, RULES, STRICT
+from n8n_deploy.base.policy import MAX_DAYS, RULE_NAMES, RULES, STRICT
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import (
@@ -164,6 +164,7 @@ def prune_events(
             "--older-than",
             metavar="DAYS",
             min=1,
+            max=MAX_DAYS,
             help="Delete the events more than DAYS days old.",
             show_default=False,
         ),
@@ -216,6 +217,7 @@ def _days_option(name: str, what: str) -> object:
         f"--{name}",
         metavar="DAYS",
         min=1,
+        max=MAX_DAYS,
         help=f"{what} (default: the policy's).",
         show_default=False,
     )

@@ -176,11 +176,18 @@ def _deadline(ttl: str | None, expires_at: str | None) -> datetime | None:
     if ttl is not None:
         return utcnow() + parse_duration(ttl, "--ttl")
     if expires_at is not None:
+        from n8n_deploy.base.dates import MAX_TTL
+
         moment = parse_moment(expires_at, "--expires-at")
         if moment <= utcnow():
             raise UsageError(
                 f"--expires-at {expires_at}: that moment has passed",
                 hint="Give a moment in the future (UTC), or --ttl DURATION",
+            )
+        if moment > utcnow() + MAX_TTL:
+            raise UsageError(
+                f"--expires-at {expires_at}: more than {MAX_TTL.days} days away",
+                hint="An ephemeral key is for a pipeline; store an ordinary key instead",
             )
         return moment
     return None

@@ -60,10 +60,11 @@ _STATUS_LABEL = {
 
 
 def status_label(status: str, emoji: bool, delete_after: datetime | None = None) -> str:
-    """``Active``; an ephemeral key also shows its deadline: ``Active, until 12-02 18:00``."""
+    """``Active``; an ephemeral key also shows its deadline (UTC):
+    ``Active, until 2026-12-02 18:00``."""
     icon_name, text = _STATUS_LABEL[status]
     if delete_after is not None:
-        text += f", until {delete_after:%m-%d %H:%M}"
+        text += f", until {delete_after:%Y-%m-%d %H:%M}"
     return f"{icon(icon_name, emoji)}{text}"
 
 
@@ -297,7 +298,7 @@ def print_events_table(
         rows,
         plain=not emoji,
         keep_whole=("When (UTC)", "Event"),
-        droppable=("Details", "By", "Server"),
+        droppable=("By", "Server", "Details"),
         wide=wide,
         how_to_see="--wide or --json shows them",
     )

@@ -216,12 +216,15 @@ class Database:
     def session(self, *, write: bool = False, before_write: bool = True) -> Iterator[Session]:
         """A unit of work: committed when the block ends normally, rolled back otherwise
         (including Ctrl-C), so nothing is ever half-written.  A writing one first runs the
-        ``before_write`` hook (pruning), unless told not to."""
+        ``before_write`` hook (pruning) in a transaction of its own, unless told not to."""
         factory = self._writer_sessions if write else self._sessions
+        if write and before_write and self.before_write is not None:
+            # Its own transaction, committed first: what it deletes stays deleted even
+            # when the command then fails (and the command sees it gone).
+            with self.session(write=True, before_write=False) as first:
+                self.before_write(first)
         session = factory()
         try:
-            if write and before_write and self.before_write is not None:
-                self.before_write(session)
             yield session
             session.commit()
         except BaseException:

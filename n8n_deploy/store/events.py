@@ -125,8 +125,15 @@ class EventRepository:
         stmt = select(KeyEvent)
         if since is not None:
             stmt = stmt.where(KeyEvent.at >= since)
-        if server is not None:
-            stmt = stmt.where(KeyEvent.server == server)
+        if server is not None:  # an event about several servers names them all: "A, B"
+            stmt = stmt.where(
+                or_(
+                    KeyEvent.server == server,
+                    KeyEvent.server.startswith(f"{server}, ", autoescape=True),
+                    KeyEvent.server.endswith(f", {server}", autoescape=True),
+                    KeyEvent.server.contains(f", {server}, ", autoescape=True),
+                )
+            )
         chosen = sorted(set(kinds))
         if chosen:
             stmt = stmt.where(KeyEvent.kind.in_(chosen))
