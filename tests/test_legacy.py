@@ -19,7 +19,7 @@ import pytest
 from n8n_deploy.base.errors import LegacyDatabaseError
 from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.cli.views import key_record, server_record
+from n8n_deploy.cli.views import key_counts, key_record, server_record
 from n8n_deploy.store import legacy, schema
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
@@ -165,7 +165,10 @@ def test_the_fixture_upgrades_and_lists_its_four_keys_with_descriptions_status_a
     try:
         with database.session() as s:
             keys = {k.name: (k, key_record(k)) for k in ApiKeyRepository(s).list()}
-            servers = {srv.name: server_record(srv) for srv in ServerRepository(s).list()}
+            servers = {
+                srv.name: server_record(srv, counts=key_counts(srv.api_keys))
+                for srv in ServerRepository(s).list()
+            }
     finally:
         database.dispose()
 

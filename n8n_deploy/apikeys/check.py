@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the store is imported where a database is used: `test -` ne
     from sqlalchemy.orm import Session
 
     from n8n_deploy.store.engine import Database
-    from n8n_deploy.store.models import Server
+    from n8n_deploy.store.queries import ServerLike
 
 
 class NoServerError(OperationFailed):
@@ -150,8 +150,8 @@ def choose_targets(
     subject: str,
     *,
     server_url: str | None = None,
-    server: Server | None = None,
-    linked: Sequence[Server] = (),
+    server: ServerLike | None = None,
+    linked: Sequence[ServerLike] = (),
     options: CheckOptions | None = None,
 ) -> list[Target]:
     """The servers to test against, in the documented order of precedence.
@@ -213,18 +213,19 @@ def check_stored_key(
     server: with no server to test against, a key that fails them is reported as such,
     and one that passes them raises NoServerError.
     """
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.queries import Reader
 
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
-    with database.session() as session:
-        key = ApiKeyRepository(session).get(name)
+    with database.reading() as conn:
+        reader = Reader(conn)
+        key = reader.key(name)
         if not key.is_active:
             raise KeyInactiveError(
                 f"API key '{name}' is inactive; it was not tested",
                 hint=f"Reactivate it if it should be in use: n8n-deploy apikey activate '{name}'",
             )
-        server = ServerRepository(session).get(server_name) if server_name else None
+        server = reader.server(server_name) if server_name else None
         secret = key.api_key
         targets = _targets_or_local_failure(
             secret,
@@ -256,14 +257,14 @@ def check_secret(
     ``database`` is only needed (and only read) for ``server_name``."""
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
-    server: Server | None = None
+    server: ServerLike | None = None
     if server_name is not None:
         if database is None:
             raise UsageError("--server needs the database")
-        from n8n_deploy.store.repositories import ServerRepository
+        from n8n_deploy.store.queries import Reader
 
-        with database.session() as session:
-            server = ServerRepository(session).get(server_name)
+        with database.reading() as conn:
+            server = Reader(conn).server(server_name)
     targets = _targets_or_local_failure(
         secret, options, subject="the key", server_url=server_url, server=server
     )
@@ -278,8 +279,8 @@ def _targets_or_local_failure(
     *,
     subject: str,
     server_url: str | None = None,
-    server: Server | None = None,
-    linked: Sequence[Server] = (),
+    server: ServerLike | None = None,
+    linked: Sequence[ServerLike] = (),
 ) -> list[Target] | ValidationResult:
     """The servers to test against; with none, the failed result of the key's own checks
     (which need no server), or NoServerError when the key passes them."""
@@ -306,16 +307,18 @@ def check_all_keys(
     (MAX_PER_SERVER against one server).  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
     each key whose every check passed."""
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.queries import Reader
 
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
     failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
-    with database.session() as session:
-        server = ServerRepository(session).get(server_name) if server_name else None
-        for key in ApiKeyRepository(session).list(active=True, server=server):
+
+    with database.reading() as conn:
+        reader = Reader(conn)
+        server = reader.server(server_name) if server_name else None
+        for key in reader.keys(active=True, server_id=server.id if server else None):
             order.append(key.name)
             try:
                 targets = _targets_or_local_failure(

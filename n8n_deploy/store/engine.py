@@ -18,15 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from n8n_deploy.base.settings import Settings
     from n8n_deploy.store.schema import MigrationReport
 
@@ -189,7 +190,8 @@ def enable_wal(engine: Engine) -> None:
 
 
 class Database:
-    """An opened database: an engine and a way to run a unit of work in a session."""
+    """An opened database: an engine, and a way to run a unit of work that reads (Core, on
+    a connection: :meth:`reading`) or one that writes (the ORM, in a session)."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -201,19 +203,35 @@ class Database:
         # A reading unit of work sees one snapshot (several queries, e.g. keys and then
         # their links, agree even while others write); writers read the latest committed
         # rows (READ COMMITTED), as SQLite's single writer always does.
-        reader = engine
+        self._reader = engine
         if engine.dialect.name != "sqlite":
-            reader = engine.execution_options(isolation_level="REPEATABLE READ")
-        self._sessions = sessionmaker(bind=reader, expire_on_commit=False)
-        self._writer_sessions = sessionmaker(
-            bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False
-        )
+            self._reader = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._writer = engine.execution_options(sqlite_immediate=True)
+        # Made on first use: a command that only reads never imports sqlalchemy.orm.
+        self._factories: dict[bool, sessionmaker[Session]] = {}
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A unit of work that only reads, on a Core connection in one transaction (one
+        snapshot), for ``store.queries.Reader``; rolled back at the end."""
+        try:
+            with self._reader.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            path = self.settings.database_path
+            if path is not None:
+                fix_sqlite_permissions(path)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """A unit of work: committed when the block ends normally, rolled back otherwise
         (including Ctrl-C), so nothing is ever half-written."""
-        factory = self._writer_sessions if write else self._sessions
+        factory = self._factories.get(write)
+        if factory is None:
+            from sqlalchemy.orm import sessionmaker
+
+            bind = self._writer if write else self._reader
+            factory = self._factories[write] = sessionmaker(bind=bind, expire_on_commit=False)
         session = factory()
         try:
             yield session
