@@ -566,3 +566,19 @@ def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path
     assert rows["revision"] == HEAD
     assert len(rows["api_keys"]) == 2000
     assert len(rows["links"]) == 2000
+
+
+@pytest.mark.parametrize("zone", ["CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "NPT-5:45"])
+def test_remembered_offsets_convert_every_second_as_the_c_library_does(
+    time_zone: Callable[[str], None], zone: str
+) -> None:
+    """An upgrade remembers each minute's local offset; around both clock changes of the
+    year (the skipped hour and the repeated one) every value comes out the same."""
+    time_zone(zone)
+    offsets: dict[datetime, timedelta] = {}
+    for start in (datetime(2026, 3, 29, 1, 58), datetime(2026, 10, 25, 1, 58)):
+        for step in range(0, 2 * 3600 + 240, 7):
+            value = start + timedelta(seconds=step, microseconds=step * 13 % 1000000)
+            assert legacy.to_utc(value, offsets) == legacy.to_utc(value), value
+            text = value.isoformat(" ")
+            assert legacy.to_utc(text, offsets) == legacy.to_utc(text), text
