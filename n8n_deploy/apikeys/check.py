@@ -36,8 +36,6 @@ from n8n_deploy.n8n.probe import (
 from n8n_deploy.n8n.results import Outcome, ValidationResult
 
 if TYPE_CHECKING:  # the store is imported where a database is used: `test -` needs none
-    from sqlalchemy.orm import Session
-
     from n8n_deploy.store.engine import Database
     from n8n_deploy.store.queries import ServerLike
 
@@ -396,11 +394,8 @@ def run_checks(
 
 def _record_use(database: Database, names: Sequence[str]) -> bool:
     """Set last_used_at of the named keys (one UPDATE in one transaction, retried on a
-    deadlock by ``Database.write``); False if none is left.  A key deleted meanwhile is
-    simply not recorded."""
-    from n8n_deploy.store.repositories import ApiKeyRepository
+    deadlock by ``Database.write_rows``); False if none is left.  A key deleted meanwhile
+    is simply not recorded."""
+    from n8n_deploy.store.usage import mark_names_used
 
-    def record(session: Session) -> bool:
-        return ApiKeyRepository(session).mark_names_used(names) > 0
-
-    return database.write(record)
+    return database.write_rows(lambda conn: mark_names_used(conn, names) > 0)

@@ -245,15 +245,44 @@ class Database:
             if path is not None:
                 fix_sqlite_permissions(path)
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A writing unit of work on a Core connection (no ORM): committed when the block
+        ends normally, rolled back otherwise, as :meth:`session`."""
+        try:
+            with self._writer.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            path = self.settings.database_path
+            if path is not None:
+                fix_sqlite_permissions(path)
+
     def write(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a writing unit of work, and run it again (at most
         WRITE_ATTEMPTS times, after a short pause) when the server gave up on it because
         of another writer: a deadlock or a serialization failure.  ``work`` must be
         repeatable: it reads what it needs inside the session it is given."""
+
+        def once() -> T:
+            with self.session(write=True) as session:
+                return work(session)
+
+        return self._retried(once)
+
+    def write_rows(self, work: Callable[[Connection], T]) -> T:
+        """:meth:`write` on a Core connection (:meth:`writing`), for a statement or two
+        that need no ORM."""
+
+        def once() -> T:
+            with self.writing() as conn:
+                return work(conn)
+
+        return self._retried(once)
+
+    def _retried(self, once: Callable[[], T]) -> T:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self.session(write=True) as session:
-                    return work(session)
+                return once()
             except DBAPIError as exc:
                 if not is_write_conflict(exc):
                     raise

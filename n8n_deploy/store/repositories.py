@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
 from n8n_deploy.base.keyformat import key_info_or_none
-from n8n_deploy.store import queries
+from n8n_deploy.store import queries, usage
 from n8n_deploy.store.metadata import api_keys, servers
 from n8n_deploy.store.models import ApiKey, Server, ServerApiKey, secret_hash
 
@@ -161,17 +161,9 @@ class ApiKeyRepository(_Named):
 
     def mark_names_used(self, names: Iterable[str], when: datetime | None = None) -> int:
         """Set ``last_used_at`` of the named keys in one UPDATE, however many (``apikey test
-        --all``); how many were set.  A key deleted meanwhile is simply not among them."""
-        chosen = sorted(set(names))
-        if not chosen:
-            return 0
-        done = self.session.execute(
-            update(ApiKey)
-            .where(ApiKey.name.in_(chosen))
-            .values(last_used_at=when or utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(done, "rowcount", len(chosen)))
+        --all``); how many were set (``store.usage``, which the test command runs without
+        the ORM)."""
+        return usage.mark_names_used(self.session.connection(), names, when)
 
     def mark_used(self, key: ApiKey, when: datetime | None = None) -> bool:
         """Set ``last_used_at``; False when the key was deleted meanwhile (by another
