@@ -10,10 +10,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from n8n_deploy.store.models import Base
+# The Core tables (the ORM classes map these same objects): migrating imports no ORM.
+from n8n_deploy.store.metadata import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

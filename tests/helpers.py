@@ -30,6 +30,8 @@ from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
 JWT_SECRET = "n8n-deploy-tests-secret-0123456789abcdef"
 #: Libraries that --help, --version and completion must not import.
 HEAVY = ("sqlalchemy", "alembic", "httpx", "rich", "jwt", "pydantic")
+#: What commands that only read the database must not import (they use SQLAlchemy Core).
+NOT_FOR_READING = ("sqlalchemy.orm", "alembic", "httpx")
 
 
 @dataclass
@@ -198,6 +200,16 @@ def imported_modules(
     *args: str, env: dict[str, str], input: str | None = None, status: int = 0
 ) -> set[str]:
     """The top-level packages ``n8n-deploy ARGS`` imports (it must exit with ``status``)."""
+    return {
+        name.split(".")[0]
+        for name in imported_module_names(*args, env=env, input=input, status=status)
+    }
+
+
+def imported_module_names(
+    *args: str, env: dict[str, str], input: str | None = None, status: int = 0
+) -> set[str]:
+    """Every module ``n8n-deploy ARGS`` imports, by its full name (``sqlalchemy.orm``)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "n8n_deploy", *args],
         capture_output=True,
@@ -208,7 +220,7 @@ def imported_modules(
     )
     assert result.returncode == status, result.stderr
     return {
-        line.split("|")[-1].strip().split(".")[0]
+        line.split("|")[-1].strip()
         for line in result.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }

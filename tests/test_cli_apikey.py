@@ -775,6 +775,8 @@ def test_reference_list_json(cli: Cli, reference_keys: dict[str, str]) -> None:
         assert ISO_UTC.match(record["created_at"])
     for secret in reference_keys.values():
         assert secret not in run.output
+    # Written key by key, laid out as one pretty-printed document (2 spaces, UTF-8 as is).
+    assert run.stdout == json.dumps(records, ensure_ascii=False, indent=2) + "\n"
 
 
 def test_list_json_unmask_has_full_keys_and_a_warning(

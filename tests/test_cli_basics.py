@@ -164,12 +164,12 @@ def test_a_mistake_in_the_global_options_is_one_line(
 
 
 def _fail_listing(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    from n8n_deploy.store.repositories import ApiKeyRepository
+    from n8n_deploy.store.queries import Reader
 
     def fail(*_: object, **__: object) -> None:
         raise error
 
-    monkeypatch.setattr(ApiKeyRepository, "list", fail)
+    monkeypatch.setattr(Reader, "keys", fail)
 
 
 def test_a_bug_is_one_line_that_says_how_to_report_it(

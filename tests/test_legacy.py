@@ -19,7 +19,7 @@ import pytest
 from n8n_deploy.base.errors import LegacyDatabaseError
 from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.cli.views import key_record, server_record
+from n8n_deploy.cli.views import key_counts, key_record, server_record
 from n8n_deploy.store import legacy, schema
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
@@ -165,7 +165,10 @@ def test_the_fixture_upgrades_and_lists_its_four_keys_with_descriptions_status_a
     try:
         with database.session() as s:
             keys = {k.name: (k, key_record(k)) for k in ApiKeyRepository(s).list()}
-            servers = {srv.name: server_record(srv) for srv in ServerRepository(s).list()}
+            servers = {
+                srv.name: server_record(srv, counts=key_counts(srv.api_keys))
+                for srv in ServerRepository(s).list()
+            }
     finally:
         database.dispose()
 
@@ -563,3 +566,19 @@ def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path
     assert rows["revision"] == HEAD
     assert len(rows["api_keys"]) == 2000
     assert len(rows["links"]) == 2000
+
+
+@pytest.mark.parametrize("zone", ["CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "NPT-5:45"])
+def test_remembered_offsets_convert_every_second_as_the_c_library_does(
+    time_zone: Callable[[str], None], zone: str
+) -> None:
+    """An upgrade remembers each minute's local offset; around both clock changes of the
+    year (the skipped hour and the repeated one) every value comes out the same."""
+    time_zone(zone)
+    offsets: dict[datetime, timedelta] = {}
+    for start in (datetime(2026, 3, 29, 1, 58), datetime(2026, 10, 25, 1, 58)):
+        for step in range(0, 2 * 3600 + 240, 7):
+            value = start + timedelta(seconds=step, microseconds=step * 13 % 1000000)
+            assert legacy.to_utc(value, offsets) == legacy.to_utc(value), value
+            text = value.isoformat(" ")
+            assert legacy.to_utc(text, offsets) == legacy.to_utc(text), text

@@ -13,8 +13,20 @@ from pathlib import Path
 import pytest
 
 from n8n_deploy import __version__
+from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.store import schema
-from tests.helpers import HEAVY, file_mode, imported_modules, installed_script
+from n8n_deploy.store.lifecycle import open_database
+from tests.helpers import (
+    HEAVY,
+    NOT_FOR_READING,
+    add_key,
+    add_server,
+    file_mode,
+    imported_module_names,
+    imported_modules,
+    installed_script,
+    make_jwt,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +48,36 @@ def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -
     modules = imported_modules(*args, env=dict(os.environ))
     assert "n8n_deploy" in modules
     assert not (modules & set(HEAVY)), sorted(modules & set(HEAVY))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("apikey", "list"),
+        ("apikey", "list", "--json"),
+        ("apikey", "list", "--server", "Production", "--no-emoji"),
+        ("apikey", "show", "prod_key"),
+        # (apikey get writes: it records the read in the key's history)
+        ("server", "list"),
+        ("server", "list", "--json"),
+        ("server", "show", "Production"),
+        ("server", "keys", "Production"),
+    ],
+)
+def test_commands_that_only_read_do_not_load_the_orm_or_alembic(
+    args: tuple[str, ...], data_dir: Path
+) -> None:
+    database = open_database(resolve_settings())
+    try:
+        add_server(database, "Production", "https://n8n.example.com")
+        add_key(database, "prod_key", make_jwt(exp_days=30), ["Production"])
+    finally:
+        database.dispose()
+    modules = imported_module_names(*args, env=dict(os.environ))
+    assert "sqlalchemy" in modules  # they did read the database
+    loaded = {m for m in modules for n in NOT_FOR_READING if m == n or m.startswith(f"{n}.")}
+    assert not loaded, sorted(loaded)
 
 
 @pytest.mark.e2e

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -152,6 +153,55 @@ def test_revision_0002_stores_each_keys_expiry_decoded_from_its_exp_claim(
     # No exp, a legacy key, an absurd exp, something that is no key: no expiry, no crash.
     for name in ("ключ 🔑", "old legacy key", "absurd exp", "not a key"):
         assert rows[name]["expires_at"] is None, name
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def test_revision_0002_gives_each_key_the_expiry_pyjwt_reads_whatever_its_header(
+    cli: Cli, data_dir: Path
+) -> None:
+    """Keys sharing a header, and headers that are not usable, one after another: each
+    row's expiry is what PyJWT reads from that key (None where it reads none)."""
+    db = sqlite_file(data_dir)
+    build_at_revision(db, "0001")
+    exp = int(datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc).timestamp())
+    claims = _b64(json.dumps({"sub": "u", "exp": exp}).encode())
+    good = make_jwt(exp_days=10, sub="a").split(".")[0]
+    headers = [
+        good,
+        _b64(b'{"alg": ""}'),  # empty alg
+        _b64(b'["HS256"]'),  # not an object
+        _b64(b"{not json"),
+        good,
+        _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "2"}).encode()),
+        _b64(b'{"typ": "JWT"}'),  # no alg
+        good,
+    ]
+    secrets = {
+        f"h{i}_{j}": f"{header}.{claims}.c2ln" for i, header in enumerate(headers) for j in range(2)
+    }
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executemany(
+            "INSERT INTO api_keys (name, api_key, created_at, is_active) "
+            "VALUES (?, ?, '2026-01-01 00:00:00.000000', 1)",
+            list(secrets.items()),
+        )
+        conn.commit()
+    assert cli("db", "upgrade", "0002").exit_code == 0
+    rows = {row["name"]: row for row in snapshot(db)["api_keys"].values()}
+    for name, secret in secrets.items():
+        try:
+            header = jwt.get_unverified_header(secret)
+            usable = isinstance(header.get("alg"), str) and bool(header["alg"])
+        except jwt.PyJWTError:
+            usable = False
+        expected = datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None)
+        assert rows[name]["expires_at"] == (expected if usable else None), name
+    assert rows["h0_0"]["expires_at"] is not None and rows["h1_0"]["expires_at"] is None
 
 
 def test_revision_0003_normalises_server_urls_and_reports_one_it_cannot_read(

@@ -40,19 +40,34 @@ def _decoded(part: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def expiry_of(secret: str) -> datetime | None:
+def _usable_header(part: str) -> bool:
+    """Whether a JWT header decodes to an object with a non-empty ``alg``."""
+    try:
+        header = _decoded(part)
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(header, dict) and isinstance(header.get("alg"), str) and bool(header["alg"])
+
+
+def expiry_of(secret: str, headers: dict[str, bool] | None = None) -> datetime | None:
     """The ``exp`` of a JWT as naive UTC, decoded without verifying the signature; None
-    for a legacy key, a JWT without a usable ``exp``, or anything that is not a JWT."""
+    for a legacy key, a JWT without a usable ``exp``, or anything that is not a JWT.
+    ``headers`` remembers what each header decoded to: the keys of one n8n share one."""
     parts = secret.strip().split(".")
     if len(parts) != 3 or not all(_PART.fullmatch(part) for part in parts):
         return None
+    usable = headers.get(parts[0]) if headers is not None else None
+    if usable is None:
+        usable = _usable_header(parts[0])
+        if headers is not None:
+            headers[parts[0]] = usable
+    if not usable:
+        return None
     try:
-        header, claims = _decoded(parts[0]), _decoded(parts[1])
+        claims = _decoded(parts[1])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return None
-    if not isinstance(header.get("alg"), str) or not header.get("alg"):
+    if not isinstance(claims, dict):
         return None
     exp = claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
@@ -78,8 +93,9 @@ def upgrade() -> None:
             batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
     conn = op.get_bind()
     updates = []
+    headers: dict[str, bool] = {}
     for key_id, secret in conn.execute(sa.select(api_keys.c.id, api_keys.c.api_key)):
-        expires = expiry_of(secret) if isinstance(secret, str) else None
+        expires = expiry_of(secret, headers) if isinstance(secret, str) else None
         if expires is not None:
             updates.append({"key_id": key_id, "expires": expires})
     if updates:

@@ -39,10 +39,8 @@ from n8n_deploy.n8n.probe import (
 from n8n_deploy.n8n.results import Outcome, ValidationResult
 
 if TYPE_CHECKING:  # the store is imported where a database is used: `test -` needs none
-    from sqlalchemy.orm import Session
-
     from n8n_deploy.store.engine import Database
-    from n8n_deploy.store.models import Server
+    from n8n_deploy.store.queries import ServerLike
 
 
 class NoServerError(OperationFailed):
@@ -153,8 +151,8 @@ def choose_targets(
     subject: str,
     *,
     server_url: str | None = None,
-    server: Server | None = None,
-    linked: Sequence[Server] = (),
+    server: ServerLike | None = None,
+    linked: Sequence[ServerLike] = (),
     options: CheckOptions | None = None,
 ) -> list[Target]:
     """The servers to test against, in the documented order of precedence.
@@ -216,12 +214,13 @@ def check_stored_key(
     server: with no server to test against, a key that fails them is reported as such,
     and one that passes them raises NoServerError.
     """
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.queries import Reader
 
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
-    with database.session() as session:
-        key = ApiKeyRepository(session).get(name)
+    with database.reading() as conn:
+        reader = Reader(conn)
+        key = reader.key(name)
         if not key.is_active:
             raise KeyInactiveError(
                 f"API key '{name}' is inactive; it was not tested",
@@ -229,7 +228,7 @@ def check_stored_key(
             )
         if past_deadline(key.delete_after):
             raise _past_deadline_error(name, key.delete_after)
-        server = ServerRepository(session).get(server_name) if server_name else None
+        server = reader.server(server_name) if server_name else None
         secret = key.api_key
         targets = _targets_or_local_failure(
             secret,
@@ -261,14 +260,14 @@ def check_secret(
     ``database`` is only needed (and only read) for ``server_name``."""
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
-    server: Server | None = None
+    server: ServerLike | None = None
     if server_name is not None:
         if database is None:
             raise UsageError("--server needs the database")
-        from n8n_deploy.store.repositories import ServerRepository
+        from n8n_deploy.store.queries import Reader
 
-        with database.session() as session:
-            server = ServerRepository(session).get(server_name)
+        with database.reading() as conn:
+            server = Reader(conn).server(server_name)
     targets = _targets_or_local_failure(
         secret, options, subject="the key", server_url=server_url, server=server
     )
@@ -283,8 +282,8 @@ def _targets_or_local_failure(
     *,
     subject: str,
     server_url: str | None = None,
-    server: Server | None = None,
-    linked: Sequence[Server] = (),
+    server: ServerLike | None = None,
+    linked: Sequence[ServerLike] = (),
 ) -> list[Target] | ValidationResult:
     """The servers to test against; with none, the failed result of the key's own checks
     (which need no server), or NoServerError when the key passes them."""
@@ -311,16 +310,18 @@ def check_all_keys(
     (MAX_PER_SERVER against one server).  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
     each key whose every check passed."""
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+    from n8n_deploy.store.queries import Reader
 
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
     failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
-    with database.session() as session:
-        server = ServerRepository(session).get(server_name) if server_name else None
-        for key in ApiKeyRepository(session).list(active=True, server=server):
+
+    with database.reading() as conn:
+        reader = Reader(conn)
+        server = reader.server(server_name) if server_name else None
+        for key in reader.keys(active=True, server_id=server.id if server else None):
             order.append(key.name)
             if past_deadline(key.delete_after):
                 error = _past_deadline_error(key.name, key.delete_after)
@@ -418,20 +419,17 @@ def _past_deadline_error(name: str, delete_after: datetime | None) -> KeyExpired
 
 def _record_checks(database: Database, reports: Sequence[KeyReport]) -> bool:
     """Record every check of ``reports`` as a ``tested`` event and set last_used_at of the
-    keys whose every check passed, in one transaction (retried on a deadlock by
-    ``Database.write``); whether any use was recorded.  A key deleted meanwhile is simply
-    not recorded."""
-    from n8n_deploy.store.repositories import ApiKeyRepository
+    keys whose every check passed, in one transaction (Core, no ORM; retried on a
+    deadlock by ``Database.write_rows``); whether any use was recorded.  A key deleted
+    meanwhile is simply not recorded."""
+    from n8n_deploy.store.usage import record_checks
 
     checks = tested_events(reports)
     passed = [report.key_name for report in reports if report.ok and report.key_name]
     if not checks:
         return False
-
-    def record(session: Session) -> bool:
-        return ApiKeyRepository(session).record_checks(checks, passed) > 0
-
-    return database.write(record)
+    actor = database.settings.actor
+    return database.write_rows(lambda conn: record_checks(conn, checks, passed, actor) > 0)
 
 
 def tested_events(reports: Sequence[KeyReport]) -> list[tuple[str, str | None, str, str | None]]:

@@ -29,6 +29,8 @@ def local_zone_name() -> str:
 
 def as_utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive value is taken to be UTC already."""
+    if value.tzinfo is timezone.utc:  # as stored values come back: nothing to convert
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)

@@ -16,7 +16,7 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from n8n_deploy.store.models import ApiKey
+    from n8n_deploy.store.queries import StoredKey
 
 from n8n_deploy.base.dates import human_time
 from n8n_deploy.base.errors import UsageError
@@ -255,25 +255,18 @@ def list_keys(
             "--active and --inactive together would list nothing", hint="Give one of them"
         )
     active = True if only_active else False if only_inactive else None
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-
     emoji = not no_emoji
-    with state(ctx).session() as session:
-        repo = ApiKeyRepository(session)
-        linked_to = (
-            ServerRepository(session).get(lookup_name(server, "server"))
-            if server is not None
-            else None
-        )
+    with state(ctx).reading() as reader:
+        linked_to = reader.server(lookup_name(server, "server")) if server is not None else None
         keys = _filtered(
-            repo.list(active=active, server=linked_to),
+            reader.keys(active=active, server_id=linked_to.id if linked_to else None),
             expired=expired,
             expiring_within=expiring_within,
             unused_for=unused_for,
             sort=sort,
         )
-        store_empty = not keys and not repo.names()
-        records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
+        store_empty = not keys and not reader.key_names()
+    records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:
@@ -295,13 +288,13 @@ SORT_KEYS = ("name", "created", "last-used", "expires")
 
 
 def _filtered(
-    keys: Sequence[ApiKey],
+    keys: Sequence[StoredKey],
     *,
     expired: bool,
     expiring_within: int | None,
     unused_for: int | None,
     sort: str,
-) -> list[ApiKey]:
+) -> list[StoredKey]:
     """The keys the list filters keep, in the order --sort asks for (missing dates last)."""
     from datetime import datetime, timedelta, timezone
 
@@ -378,12 +371,10 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show one API key: all its fields and linked servers."""
-    from n8n_deploy.store.repositories import ApiKeyRepository
-
     emoji = not no_emoji
-    with state(ctx).session() as session:
-        key = ApiKeyRepository(session).get(lookup_name(name))
-        record = key_record(key, unmask=unmask)
+    with state(ctx).reading() as reader:
+        key = reader.key(lookup_name(name))
+    record = key_record(key, unmask=unmask)
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:

@@ -185,26 +185,27 @@ def write_plain_table(
     """A boxed table with every cell whole (no terminal to fit), written line by line."""
     from rich.cells import cell_len
 
-    widths = [
-        max([cell_len(headers[i]), *(cell_len(row[i]) for row in rows)])
-        for i in range(len(headers))
-    ]
+    def width(text: str) -> int:
+        # Printable ASCII is one cell a character (rich agrees); the rest asks rich.
+        return len(text) if text.isascii() and text.isprintable() else cell_len(text)
+
+    measured = [[(c, width(c)) for c in row] for row in (headers, *rows)]
+    widths = [max(cells[i][1] for cells in measured) for i in range(len(headers))]
     top, middle, bottom, bar = _BORDERS[ascii_borders]
 
     def rule(parts: str) -> str:
         left, fill, cross, right = parts[0], parts[1], parts[2], parts[3]
         return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
 
-    def line(cells: Sequence[str]) -> str:
+    def line(cells: Sequence[tuple[str, int]]) -> str:
         # A column 0 cells wide (only zero-width characters in it) is cropped to nothing.
         padded = (
-            f" {c if w else ''}{' ' * (w - cell_len(c))} "
-            for c, w in zip(cells, widths, strict=True)
+            f" {c if w else ''}{' ' * (w - n)} " for (c, n), w in zip(cells, widths, strict=True)
         )
         return bar + bar.join(padded) + bar + "\n"
 
-    stream.write(rule(top) + line(headers) + rule(middle))
-    stream.write("".join(line(row) for row in rows))
+    stream.write(rule(top) + line(measured[0]) + rule(middle))
+    stream.write("".join(line(cells) for cells in measured[1:]))
     stream.write(rule(bottom))
 
 
@@ -212,10 +213,22 @@ _json_printed = False
 
 
 def print_json(data: Any) -> None:
-    """Pretty JSON on stdout and nothing else (UTF-8 kept as is)."""
+    """Pretty JSON on stdout and nothing else (UTF-8 kept as is).
+
+    An array is written item by item: the same bytes as ``json.dumps(data, indent=2)``
+    (each item's lines one level deeper), without holding the whole document, and its
+    hundreds of thousands of pieces, in memory at once (10,000 keys)."""
     global _json_printed
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
-    sys.stdout.write("\n")
+    write = sys.stdout.write
+    if isinstance(data, list) and data:
+        write("[")
+        for index, item in enumerate(data):
+            text = json.dumps(item, ensure_ascii=False, indent=2, default=_json_default)
+            write(("\n  " if index == 0 else ",\n  ") + text.replace("\n", "\n  "))
+        write("\n]")
+    else:
+        write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+    write("\n")
     _json_printed = True
 
 

@@ -27,6 +27,7 @@ from n8n_deploy.cli.output import icon, note, print_json, say, warn
 from n8n_deploy.cli.state import state
 from n8n_deploy.cli.views import (
     NO_URL,
+    key_counts,
     key_record,
     print_keys_table,
     print_servers_table,
@@ -134,19 +135,16 @@ def list_servers(
     wide: WideOption = False,
 ) -> None:
     """List servers: name, URL, linked keys (active/total), TLS verification, created."""
-    from n8n_deploy.store.repositories import ServerRepository
-
-    with state(ctx).session() as session:
-        servers = ServerRepository(session)
-        found = servers.list()
-        counts = servers.count_links()
-        if json_output:
-            print_json([server_record(s, counts=counts.get(s.id, (0, 0))) for s in found])
-            return
-        if not found:
-            note("No servers yet. Add one: n8n-deploy server create NAME URL")
-            return
-        print_servers_table(found, counts, emoji=not no_emoji, wide=wide)
+    with state(ctx).reading() as reader:
+        found = reader.servers()
+        counts = reader.link_counts()
+    if json_output:
+        print_json([server_record(s, counts=counts.get(s.id, (0, 0))) for s in found])
+        return
+    if not found:
+        note("No servers yet. Add one: n8n-deploy server create NAME URL")
+        return
+    print_servers_table(found, counts, emoji=not no_emoji, wide=wide)
 
 
 @app.command(
@@ -162,32 +160,29 @@ def show(
     wide: WideOption = False,
 ) -> None:
     """Show one server and the API keys linked to it (masked; see 'server keys --unmask')."""
-    from n8n_deploy.store.repositories import ServerRepository
-
     emoji = not no_emoji
-    with state(ctx).session() as session:
-        server = ServerRepository(session).get(lookup_name(name, "server"))
-        record = server_record(server, keys=True)
-        if json_output:
-            print_json(record)
-            return
-        say(f"{icon('server', emoji)}{server.name}")
-        details = (
-            ("URL", server.url or NO_URL),
-            ("Description", server.description or "-"),
-            ("TLS verification", tls_label(server, emoji)),
-            ("Created", human_time(server.created_at)),
-            ("Linked keys", f"{record['keys_active']} active / {record['keys_total']} total"),
-        )
-        for label, value in details:
-            say(f"  {label + ':':<18}{value}")
-        if not server.api_keys:
-            note(_no_keys_hint(server.name))
-            return
-        say("")
-        print_keys_table(
-            server.api_keys, emoji=emoji, unmask=False, title=_keys_title(server.name), wide=wide
-        )
+    with state(ctx).reading() as reader:
+        server = reader.server(lookup_name(name, "server"))
+        linked = reader.keys(server_id=server.id)
+    record = server_record(server, keys=linked)
+    if json_output:
+        print_json(record)
+        return
+    say(f"{icon('server', emoji)}{server.name}")
+    details = (
+        ("URL", server.url or NO_URL),
+        ("Description", server.description or "-"),
+        ("TLS verification", tls_label(server, emoji)),
+        ("Created", human_time(server.created_at)),
+        ("Linked keys", f"{record['keys_active']} active / {record['keys_total']} total"),
+    )
+    for label, value in details:
+        say(f"  {label + ':':<18}{value}")
+    if not linked:
+        note(_no_keys_hint(server.name))
+        return
+    say("")
+    print_keys_table(linked, emoji=emoji, unmask=False, title=_keys_title(server.name), wide=wide)
 
 
 @app.command(
@@ -248,7 +243,7 @@ def update(
             skip_ssl_verify=skip_ssl_verify,
         )
         final_url = server.url
-        record = server_record(server)
+        record = server_record(server, counts=key_counts(server.api_keys))
     if url_changed and final_url is not None:
         _warn_about_url(final_url, twin_name, emoji=not no_emoji)
     if json_output:
@@ -330,22 +325,20 @@ def keys(
     unmask: UnmaskOption = False,
 ) -> None:
     """List the API keys linked to a server (same columns and masking as 'apikey list')."""
-    from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-
-    with state(ctx).session() as session:
-        target = ServerRepository(session).get(lookup_name(server, "server"))
-        linked = ApiKeyRepository(session).list(server=target)
-        if unmask:
-            prompts.warn_unmasked(emoji=not no_emoji)
-        if json_output:
-            print_json([key_record(k, unmask=unmask) for k in linked])
-            return
-        if not linked:
-            note(_no_keys_hint(target.name))
-            return
-        print_keys_table(
-            linked, emoji=not no_emoji, unmask=unmask, title=_keys_title(target.name), wide=wide
-        )
+    with state(ctx).reading() as reader:
+        target = reader.server(lookup_name(server, "server"))
+        linked = reader.keys(server_id=target.id)
+    if unmask:
+        prompts.warn_unmasked(emoji=not no_emoji)
+    if json_output:
+        print_json([key_record(k, unmask=unmask) for k in linked])
+        return
+    if not linked:
+        note(_no_keys_hint(target.name))
+        return
+    print_keys_table(
+        linked, emoji=not no_emoji, unmask=unmask, title=_keys_title(target.name), wide=wide
+    )
 
 
 @app.command(
@@ -366,8 +359,9 @@ def delete(
     server_name = lookup_name(name, "server")
     app_state = state(ctx)
     # Look up and count in a read-only unit of work: no lock is held while the user answers.
-    with app_state.session() as session:
-        linked = len(ServerRepository(session).get(server_name).api_keys)
+    with app_state.reading() as reader:
+        found = reader.server(server_name)
+        linked = reader.link_counts().get(found.id, (0, 0))[1]
     unlinks = f"{_keys_phrase(linked)} will be unlinked (the keys stay). " if linked else ""
     prompts.confirm(
         f"Delete server '{server_name}'? {unlinks}This cannot be undone",

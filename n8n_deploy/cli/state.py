@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from n8n_deploy.store.engine import Database
+    from n8n_deploy.store.queries import Reader
 
 
 class AppState:
@@ -46,6 +47,14 @@ class AppState:
             for message in self._database.warnings:
                 warn(message)
         return self._database
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """A unit of work that only reads (SQLAlchemy Core, no ORM): the read queries."""
+        from n8n_deploy.store.queries import Reader
+
+        with self.database().reading() as conn:
+            yield Reader(conn)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:

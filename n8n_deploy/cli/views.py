@@ -1,7 +1,9 @@
 """How keys and servers are shown: one JSON shape and one table layout for each, shared by
 ``apikey list/show``, ``server keys/show`` and anything else that prints them.
 
-Keys are masked unless ``unmask`` is asked for.
+Keys are masked unless ``unmask`` is asked for.  Each function takes what the read
+queries return (``store.queries.StoredKey``/``StoredServer``) or the ORM objects a command
+that writes holds: anything with the fields of ``KeyLike``/``ServerLike``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, ma
 from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
-    from n8n_deploy.store.models import ApiKey, KeyEvent, Server
+    from n8n_deploy.store.models import KeyEvent
+    from n8n_deploy.store.queries import KeyLike, ServerLike
 
 
-def key_expiry(key: ApiKey) -> datetime | None:
+def key_expiry(key: KeyLike) -> datetime | None:
     """The expiry decoded when the key was stored (revision 0002 decoded older rows); None:
     the key has no exp.  Listings never decode keys: 10,000 rows would take seconds."""
     return key.expires_at
 
 
-def key_status(key: ApiKey, now: datetime | None = None) -> str:
+def key_status(key: KeyLike, now: datetime | None = None) -> str:
     """``active``, ``inactive`` or ``expired`` (an active key whose exp has passed)."""
     if not key.is_active:
         return "inactive"
@@ -34,7 +37,9 @@ def key_status(key: ApiKey, now: datetime | None = None) -> str:
     return "active"
 
 
-def key_record(key: ApiKey, *, unmask: bool = False, now: datetime | None = None) -> dict[str, Any]:
+def key_record(
+    key: KeyLike, *, unmask: bool = False, now: datetime | None = None
+) -> dict[str, Any]:
     """The JSON form of a key (timestamps ISO-8601 UTC)."""
     return {
         "name": key.name,
@@ -68,7 +73,7 @@ def status_label(status: str, emoji: bool, delete_after: datetime | None = None)
     return f"{icon(icon_name, emoji)}{text}"
 
 
-def expiry_label(key: ApiKey) -> str:
+def expiry_label(key: KeyLike) -> str:
     """``2025-12-31``; ``Never`` when the key has no ``exp``; ``Unknown`` when the key is
     not a recognisable n8n key (it is still shown, never a crash).  From what is stored:
     nothing is decoded ('apikey show' decodes its one key, see key_details)."""
@@ -85,7 +90,7 @@ def expiry_label(key: ApiKey) -> str:
 KEY_HEADERS = ("Name", "Created", "Last Used", "Status", "Expires", "Servers", "Key", "Description")
 
 
-def key_row(key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = None) -> list[str]:
+def key_row(key: KeyLike, *, emoji: bool, unmask: bool, now: datetime | None = None) -> list[str]:
     return [
         key.name,
         human_time(key.created_at),
@@ -104,7 +109,7 @@ KEYS_HOW_TO_SEE = "--wide, 'apikey show NAME' or --json shows them"
 
 
 def print_keys_table(
-    keys: Sequence[ApiKey],
+    keys: Sequence[KeyLike],
     *,
     emoji: bool,
     unmask: bool,
@@ -128,7 +133,7 @@ _KIND_LABEL = {"jwt": "JWT", "legacy": "legacy n8n key (n8n_api_...)"}
 
 
 def key_details(
-    key: ApiKey, *, emoji: bool, unmask: bool, now: datetime | None = None
+    key: KeyLike, *, emoji: bool, unmask: bool, now: datetime | None = None
 ) -> list[tuple[str, str]]:
     """Every field of one key as (label, value) lines, linked servers with their URLs."""
     info = key_info_or_none(key.api_key)
@@ -160,17 +165,21 @@ def key_details(
     return lines
 
 
-def print_key_details(key: ApiKey, *, emoji: bool, unmask: bool) -> None:
+def print_key_details(key: KeyLike, *, emoji: bool, unmask: bool) -> None:
     say(f"{icon('key', emoji)}API key: {key.name}")
     for label, value in key_details(key, emoji=emoji, unmask=unmask)[1:]:
         say(f"  {label + ':' if label else '':<13}{value}")
 
 
 def server_record(
-    server: Server, *, counts: tuple[int, int] | None = None, keys: bool = False
+    server: ServerLike,
+    *,
+    counts: tuple[int, int] | None = None,
+    keys: Sequence[KeyLike] | None = None,
 ) -> dict[str, Any]:
-    """The JSON form of a server; ``counts`` is (active keys, all keys) linked to it."""
-    active, total = counts if counts is not None else _count(server)
+    """The JSON form of a server; ``counts`` is (active keys, all keys) linked to it, and
+    ``keys``, when given, the linked keys, listed in it (and counted, without ``counts``)."""
+    active, total = counts if counts is not None else key_counts(keys or ())
     record: dict[str, Any] = {
         "name": server.name,
         "url": server.url,
@@ -180,13 +189,14 @@ def server_record(
         "keys_active": active,
         "keys_total": total,
     }
-    if keys:
-        record["api_keys"] = [key_record(key) for key in server.api_keys]
+    if keys is not None:
+        record["api_keys"] = [key_record(key) for key in keys]
     return record
 
 
-def _count(server: Server) -> tuple[int, int]:
-    return sum(1 for k in server.api_keys if k.is_active), len(server.api_keys)
+def key_counts(keys: Sequence[KeyLike]) -> tuple[int, int]:
+    """(active, all) of ``keys``."""
+    return sum(1 for k in keys if k.is_active), len(keys)
 
 
 SERVER_HEADERS = ("Name", "URL", "Keys (active/total)", "TLS Verification", "Created")
@@ -194,7 +204,7 @@ SERVER_HEADERS = ("Name", "URL", "Keys (active/total)", "TLS Verification", "Cre
 NO_URL = "(no URL yet)"
 
 
-def tls_label(server: Server, emoji: bool) -> str:
+def tls_label(server: ServerLike, emoji: bool) -> str:
     """Whether n8n-deploy checks the server's TLS certificate (only https has one)."""
     if server.url is None:
         return "n/a (no URL)"
@@ -205,7 +215,7 @@ def tls_label(server: Server, emoji: bool) -> str:
     return f"{icon('ok', emoji)}Verified"
 
 
-def server_row(server: Server, counts: tuple[int, int], *, emoji: bool) -> list[str]:
+def server_row(server: ServerLike, counts: tuple[int, int], *, emoji: bool) -> list[str]:
     active, total = counts
     return [
         server.name,
@@ -217,7 +227,7 @@ def server_row(server: Server, counts: tuple[int, int], *, emoji: bool) -> list[
 
 
 def print_servers_table(
-    servers: Sequence[Server],
+    servers: Sequence[ServerLike],
     counts: dict[int, tuple[int, int]],
     *,
     emoji: bool,

@@ -36,6 +36,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -214,6 +215,10 @@ def validate_many(
     gate = asyncio.Semaphore(max(1, concurrency))
     servers: dict[str, asyncio.Semaphore] = {}
     chosen = trust or Trust()
+    # One client (one connection pool, kept-alive connections reused) per TLS setting for
+    # the whole run, not one per check: n8n answers a burst of checks over a few
+    # connections, and each https check no longer pays for a handshake of its own.
+    clients = _Clients()
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         # The server's own gate first: a check waiting for its busy server holds no slot
@@ -234,15 +239,41 @@ def validate_many(
                 trust=chosen,
                 require=require,
                 allow_unknown_scopes=allow_unknown_scopes,
+                clients=clients,
             )
         if on_done is not None:
             on_done(index, result)
         return result
 
     async def every() -> list[ValidationResult]:
-        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
+        try:
+            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
+        finally:
+            await clients.aclose()
 
     return run_sync(every())
+
+
+class _Clients:
+    """The HTTP clients of one run of checks, one per TLS context (contexts are cached, so
+    one per setting), made on first use and closed together."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[ssl.SSLContext, httpx.AsyncClient]] = {}
+
+    def get(self, context: ssl.SSLContext) -> httpx.AsyncClient:
+        import httpx
+
+        found = self._made.get(id(context))
+        if found is None:
+            client = httpx.AsyncClient(verify=context, follow_redirects=False)
+            found = self._made[id(context)] = (context, client)
+        return found[1]
+
+    async def aclose(self) -> None:
+        for _, client in self._made.values():
+            await client.aclose()
+        self._made.clear()
 
 
 def _server_key(url: str) -> str:
@@ -271,11 +302,12 @@ async def _validate(
     trust: Trust,
     require: tuple[str, ...] | None = (),
     allow_unknown_scopes: bool = False,
+    clients: _Clients | None = None,
 ) -> ValidationResult:
     """Local checks, then (with a usable URL) the request, then, for a key that passed,
     its scopes: those in ``require`` (None: every scope that can be learnt, reported but
     never failed).  ``strict_url``: raise for a URL that cannot be used rather than
-    report it as a result."""
+    report it as a result.  ``clients``: the run's shared clients (else one of its own)."""
     started = _clock()
     url_error: InvalidServerUrlError | None = None
     try:
@@ -300,7 +332,13 @@ async def _validate(
     budget = _Budget(started, timeout)
     secret = local.key
     scope_report: ScopeReport | None = None
-    async with httpx.AsyncClient(verify=context, follow_redirects=False) as client:
+    async with AsyncExitStack() as stack:
+        if clients is not None:
+            client = clients.get(context)
+        else:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(verify=context, follow_redirects=False)
+            )
         exchange = await _exchange(secret, base, budget, client)
         verdict = _judge(exchange, base, timeout, secret, server_name)
         if verdict.outcome is Outcome.VALID and require != ():

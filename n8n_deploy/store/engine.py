@@ -18,15 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from n8n_deploy.base.settings import Settings
     from n8n_deploy.store.schema import MigrationReport
 
@@ -189,7 +190,8 @@ def enable_wal(engine: Engine) -> None:
 
 
 class Database:
-    """An opened database: an engine and a way to run a unit of work in a session."""
+    """An opened database: an engine, and a way to run a unit of work that reads (Core, on
+    a connection: :meth:`reading`) or one that writes (the ORM, in a session)."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -201,26 +203,44 @@ class Database:
         # A reading unit of work sees one snapshot (several queries, e.g. keys and then
         # their links, agree even while others write); writers read the latest committed
         # rows (READ COMMITTED), as SQLite's single writer always does.
-        reader = engine
+        self._reader = engine
         if engine.dialect.name != "sqlite":
-            reader = engine.execution_options(isolation_level="REPEATABLE READ")
-        info = {"actor": settings.actor}  # who the audit trail records (store.events)
-        self._sessions = sessionmaker(bind=reader, expire_on_commit=False, info=info)
-        self._writer_sessions = sessionmaker(
-            bind=engine.execution_options(sqlite_immediate=True), expire_on_commit=False, info=info
-        )
-        #: Run first in every writing unit of work (lifecycle: pruning ephemeral keys).
+            self._reader = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._writer = engine.execution_options(sqlite_immediate=True)
+        # Made on first use: a command that only reads never imports sqlalchemy.orm.
+        self._factories: dict[bool, sessionmaker[Session]] = {}
+        #: Run first, in a writing unit of work of its own, before every writing session
+        #: (lifecycle: pruning ephemeral keys past their deadline).
         self.before_write: Callable[[Session], object] | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A unit of work that only reads, on a Core connection in one transaction (one
+        snapshot), for ``store.queries.Reader``; rolled back at the end."""
+        try:
+            with self._reader.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            path = self.settings.database_path
+            if path is not None:
+                fix_sqlite_permissions(path)
 
     @contextmanager
     def session(self, *, write: bool = False, before_write: bool = True) -> Iterator[Session]:
         """A unit of work: committed when the block ends normally, rolled back otherwise
-        (including Ctrl-C), so nothing is ever half-written.  A writing one first runs the
-        ``before_write`` hook (pruning) in a transaction of its own, unless told not to."""
-        factory = self._writer_sessions if write else self._sessions
+        (including Ctrl-C), so nothing is ever half-written.  A writing one is preceded by
+        the ``before_write`` hook (pruning) in a transaction of its own, unless told not
+        to: what it deletes stays deleted even when the command then fails."""
+        factory = self._factories.get(write)
+        if factory is None:
+            from sqlalchemy.orm import sessionmaker
+
+            bind = self._writer if write else self._reader
+            info = {"actor": self.settings.actor}  # who the audit trail records
+            factory = self._factories[write] = sessionmaker(
+                bind=bind, expire_on_commit=False, info=info
+            )
         if write and before_write and self.before_write is not None:
-            # Its own transaction, committed first: what it deletes stays deleted even
-            # when the command then fails (and the command sees it gone).
             with self.session(write=True, before_write=False) as first:
                 self.before_write(first)
         session = factory()
@@ -236,15 +256,44 @@ class Database:
             if path is not None:
                 fix_sqlite_permissions(path)
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A writing unit of work on a Core connection (no ORM): committed when the block
+        ends normally, rolled back otherwise, as :meth:`session`."""
+        try:
+            with self._writer.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            path = self.settings.database_path
+            if path is not None:
+                fix_sqlite_permissions(path)
+
     def write(self, work: Callable[[Session], T], *, before_write: bool = True) -> T:
         """Run ``work`` in a writing unit of work, and run it again (at most
         WRITE_ATTEMPTS times, after a short pause) when the server gave up on it because
         of another writer: a deadlock or a serialization failure.  ``work`` must be
         repeatable: it reads what it needs inside the session it is given."""
+
+        def once() -> T:
+            with self.session(write=True, before_write=before_write) as session:
+                return work(session)
+
+        return self._retried(once)
+
+    def write_rows(self, work: Callable[[Connection], T]) -> T:
+        """:meth:`write` on a Core connection (:meth:`writing`), for a statement or two
+        that need no ORM."""
+
+        def once() -> T:
+            with self.writing() as conn:
+                return work(conn)
+
+        return self._retried(once)
+
+    def _retried(self, once: Callable[[], T]) -> T:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self.session(write=True, before_write=before_write) as session:
-                    return work(session)
+                return once()
             except DBAPIError as exc:
                 if not is_write_conflict(exc):
                     raise

@@ -36,7 +36,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import utcnow
@@ -76,10 +76,12 @@ class LegacyReport:
     not_carried: list[str] = field(default_factory=list)
 
 
-def to_utc(value: Any) -> datetime | None:
+def to_utc(value: Any, offsets: dict[datetime, timedelta] | None = None) -> datetime | None:
     """A 0.9 timestamp as naive UTC (how this release stores time); None if unreadable.
 
-    Naive values are local time of this machine (``TZ`` honoured)."""
+    Naive values are local time of this machine (``TZ`` honoured).  ``offsets`` remembers
+    the local offset of each minute met (clocks change on whole minutes), so 10,000 rows
+    ask the C library a few times, not 10,000."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and value.strip():
@@ -93,10 +95,20 @@ def to_utc(value: Any) -> datetime | None:
     else:
         return None
     try:
-        # astimezone() reads a naive value as local time (the C library's, which follows TZ).
-        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        if parsed.tzinfo is None and offsets is not None:
+            minute = parsed.replace(second=0, microsecond=0)
+            offset = offsets.get(minute)
+            if offset is None:
+                offset = offsets[minute] = _local_to_utc(minute) - minute
+            return parsed + offset
+        return _local_to_utc(parsed)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _local_to_utc(value: datetime) -> datetime:
+    # astimezone() reads a naive value as local time (the C library's, which follows TZ).
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]) -> LegacyReport:
@@ -126,10 +138,11 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
 
     now = utcnow().replace(tzinfo=None)
     unreadable = 0
+    offsets: dict[datetime, timedelta] = {}
 
     def created(row: dict[str, Any]) -> datetime:
         nonlocal unreadable
-        value = to_utc(row.get("created_at"))
+        value = to_utc(row.get("created_at"), offsets)
         if value is None:
             unreadable += 1
             return now

@@ -2,7 +2,8 @@
 when N8N_DEPLOY_AUTO_UPGRADE asks for it, refuse (exit 3) any other.
 
 Commands call :func:`open_database` before touching data.  Creating a schema imports
-Alembic; a database already at the newest revision costs one query.
+Alembic (and ``store.migrations``, imported only then); a database already at the newest
+revision costs one query.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
-from n8n_deploy.store import migrations
 from n8n_deploy.store.engine import MYSQL_DIALECTS, Database, create_engine_for, enable_wal
 from n8n_deploy.store.files import removed_if_left_empty
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
@@ -60,6 +60,8 @@ def ensure_ready(
     if state.kind == "current":
         enable_wal(engine)
         return None
+    from n8n_deploy.store import migrations
+
     if state.kind not in ("empty", "behind"):
         state = migrations.settled_state(engine, lock_timeout)
         if state.kind == "current":

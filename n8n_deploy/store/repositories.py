@@ -9,12 +9,11 @@ happened to a key", so no command can change a key and forget to say so.
 
 from __future__ import annotations
 
-import difflib
 import shlex
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -22,60 +21,43 @@ from sqlalchemy.orm.attributes import set_committed_value
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
 from n8n_deploy.base.keyformat import key_info_or_none
+from n8n_deploy.store import queries, usage
 from n8n_deploy.store.events import EventRepository
+from n8n_deploy.store.metadata import api_keys, servers
 from n8n_deploy.store.models import ApiKey, Server, ServerApiKey, secret_hash
 
 
-def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
-    folded = {c.casefold(): c for c in candidates}
-    if name.casefold() in folded:
-        return [folded[name.casefold()]]
-    # Close names only: a typo (prod_ky) or the start of a name (Production for
-    # "Production Server"), not any name that shares a suffix (old_key and dev_key).
-    starts = [c for c in candidates if c.casefold().startswith(name.casefold()) and name]
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.85)
-    return list(dict.fromkeys([*starts, *close]))[:3]
-
-
 class _Named:
-    """Errors that name an entry and say what to do next."""
+    """Errors that name an entry and say what to do next (the wording: store.queries)."""
 
-    kind = ""
-    group = ""
-
-    def names(self) -> list[str]:
-        raise NotImplementedError
-
-    def _not_found(self, name: str) -> NotFoundError:
-        return NotFoundError(
-            self.kind,
-            name,
-            _suggest(name, self.names()),
-            hint=f"See the stored names with: n8n-deploy {self.group} list",
-        )
-
-    def _exists(self, name: str) -> AlreadyExistsError:
-        return AlreadyExistsError(
-            self.kind,
-            name,
-            hint=f"Choose another name, or see the stored one: "
-            f"n8n-deploy {self.group} show {shlex.quote(name)}",
-        )
-
-
-class ApiKeyRepository(_Named):
-    kind = "API key"
-    group = "apikey"
+    kind = ""  # "key" or "server", as store.queries.KINDS
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events = EventRepository(session)
 
+    def reader(self) -> queries.Reader:
+        """The read queries, on this session's connection (its transaction)."""
+        return queries.Reader(self.session.connection())
+
     def names(self) -> list[str]:
-        return list(self.session.scalars(select(ApiKey.name).order_by(ApiKey.name)))
+        raise NotImplementedError
+
+    def _not_found(self, name: str) -> NotFoundError:
+        return queries.not_found(self.kind, name, self.names())
+
+    def _exists(self, name: str) -> AlreadyExistsError:
+        return queries.already_exists(self.kind, name)
+
+
+class ApiKeyRepository(_Named):
+    kind = "key"
+
+    def names(self) -> list[str]:
+        return self.reader().key_names()
 
     def find(self, name: str) -> ApiKey | None:
-        stmt = select(ApiKey).where(ApiKey.name == name).options(selectinload(ApiKey.servers))
+        stmt = select(ApiKey).where(queries.key_named(name)).options(selectinload(ApiKey.servers))
         return self.session.scalars(stmt).one_or_none()
 
     def get(self, name: str) -> ApiKey:
@@ -93,13 +75,15 @@ class ApiKeyRepository(_Named):
         return found
 
     def list(self, *, active: bool | None = None, server: Server | None = None) -> list[ApiKey]:
-        stmt = select(ApiKey).options(selectinload(ApiKey.servers)).order_by(ApiKey.name)
-        if active is not None:
-            stmt = stmt.where(ApiKey.is_active.is_(active))
-        if server is not None:
-            stmt = stmt.join(ServerApiKey, ServerApiKey.api_key_id == ApiKey.id).where(
-                ServerApiKey.server_id == server.id
-            )
+        """The keys as ORM objects, to change them (commands that only read use
+        ``store.queries.Reader.keys``, which selects by the same criteria)."""
+        where = queries.key_criteria(active=active, server_id=server.id if server else None)
+        stmt = (
+            select(ApiKey)
+            .where(*where)
+            .options(selectinload(ApiKey.servers))
+            .order_by(api_keys.c.name)
+        )
         return list(self.session.scalars(stmt))
 
     def add(
@@ -199,17 +183,9 @@ class ApiKeyRepository(_Named):
 
     def mark_names_used(self, names: Iterable[str], when: datetime | None = None) -> int:
         """Set ``last_used_at`` of the named keys in one UPDATE, however many (``apikey test
-        --all``); how many were set.  A key deleted meanwhile is simply not among them."""
-        chosen = sorted(set(names))
-        if not chosen:
-            return 0
-        done = self.session.execute(
-            update(ApiKey)
-            .where(ApiKey.name.in_(chosen))
-            .values(last_used_at=when or utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(done, "rowcount", len(chosen)))
+        --all``); how many were set (``store.usage``, which the test command runs without
+        the ORM)."""
+        return usage.mark_names_used(self.session.connection(), names, when)
 
     def mark_used(self, key: ApiKey, when: datetime | None = None) -> bool:
         """Set ``last_used_at``; False when the key was deleted meanwhile (by another
@@ -235,32 +211,12 @@ class ApiKeyRepository(_Named):
     def record_checks(
         self, checks: Sequence[tuple[str, str | None, str, str | None]], passed: Iterable[str]
     ) -> int:
-        """Record what ``apikey test`` found — (key name, server, outcome, detail) per
-        check — and set ``last_used_at`` of the keys in ``passed``, in the caller's unit of
-        work (one INSERT, one UPDATE); how many keys were marked used.  A key deleted
-        meanwhile is simply not recorded."""
-        names = sorted({check[0] for check in checks})
-        ids: dict[str, int] = {}
-        if names:
-            found = self.session.execute(
-                select(ApiKey.name, ApiKey.id).where(ApiKey.name.in_(names))
-            )
-            ids = {row[0]: row[1] for row in found}
-        self.events.record_many(
-            [
-                {
-                    "kind": "tested",
-                    "key_name": name,
-                    "key_id": ids[name],
-                    "server": server,
-                    "outcome": outcome,
-                    "detail": detail,
-                }
-                for name, server, outcome, detail in checks
-                if name in ids
-            ]
-        )
-        return self.mark_names_used(passed)
+        """``store.usage.record_checks`` in this session's transaction: the ``tested``
+        events of (key name, server, outcome, detail) and ``last_used_at`` of ``passed``."""
+        from n8n_deploy.store.events import session_actor
+
+        conn = self.session.connection()
+        return usage.record_checks(conn, checks, passed, session_actor(self.session))
 
     def past_deadline(self, now: datetime) -> Sequence[ApiKey]:
         """The ephemeral keys whose deadline has passed."""
@@ -299,20 +255,15 @@ class ApiKeyRepository(_Named):
 
 
 class ServerRepository(_Named):
-    kind = "Server"
-    group = "server"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.events = EventRepository(session)
+    kind = "server"
 
     def names(self) -> list[str]:
-        return list(self.session.scalars(select(Server.name).order_by(Server.name)))
+        return self.reader().server_names()
 
     def find(self, name: str) -> Server | None:
         # Its keys are loaded only if asked for (server show): linking a key to a server
         # must not read every key already linked to it, or bulk adds grow quadratically.
-        stmt = select(Server).where(Server.name == name)
+        stmt = select(Server).where(queries.server_named(name))
         return self.session.scalars(stmt).one_or_none()
 
     def get(self, name: str) -> Server:
@@ -331,20 +282,11 @@ class ServerRepository(_Named):
 
     def list(self) -> list[Server]:
         """Every server by name, without its keys (count_links counts them in one query)."""
-        return list(self.session.scalars(select(Server).order_by(Server.name)))
+        return list(self.session.scalars(select(Server).order_by(servers.c.name)))
 
     def count_links(self) -> dict[int, tuple[int, int]]:
-        """server id -> (active keys, all keys) linked to it."""
-        stmt = (
-            select(
-                ServerApiKey.server_id,
-                func.sum(case((ApiKey.is_active.is_(True), 1), else_=0)),
-                func.count(),
-            )
-            .join(ApiKey, ApiKey.id == ServerApiKey.api_key_id)
-            .group_by(ServerApiKey.server_id)
-        )
-        return {row[0]: (int(row[1] or 0), int(row[2])) for row in self.session.execute(stmt)}
+        """server id -> (active keys, all keys) linked to it (``Reader.link_counts``)."""
+        return self.reader().link_counts()
 
     def create(
         self,

@@ -1,0 +1,74 @@
+"""Recording that keys were used (``last_used_at``) and tested (``tested`` events): one
+UPDATE and one INSERT in SQLAlchemy Core.
+
+``apikey test`` records each key whose checks passed; doing it without the ORM spares that
+command importing ``sqlalchemy.orm`` and configuring the mappers just to write one
+statement.  ``ApiKeyRepository.mark_names_used`` runs this same statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select, update
+
+from n8n_deploy.base.dates import utcnow
+from n8n_deploy.store.metadata import api_keys, key_events
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+def mark_names_used(conn: Connection, names: Iterable[str], when: datetime | None = None) -> int:
+    """Set ``last_used_at`` of the named keys in one UPDATE, however many; how many were
+    set.  A key deleted meanwhile is simply not among them."""
+    chosen = sorted(set(names))
+    if not chosen:
+        return 0
+    done = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.name.in_(chosen))
+        .values(last_used_at=when or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(done, "rowcount", len(chosen)))
+
+
+def record_checks(
+    conn: Connection,
+    checks: Sequence[tuple[str, str | None, str, str | None]],
+    passed: Iterable[str],
+    actor: str,
+) -> int:
+    """Record each check as a ``tested`` event and set ``last_used_at`` of the keys in
+    ``passed``, in the caller's transaction (one INSERT, one UPDATE); how many keys were
+    marked used.  A key deleted meanwhile is simply not recorded."""
+    names = sorted({check[0] for check in checks})
+    ids: dict[str, int] = {}
+    if names:
+        found = conn.execute(
+            select(api_keys.c.name, api_keys.c.id).where(api_keys.c.name.in_(names))
+        )
+        ids = {row[0]: row[1] for row in found}
+    now = utcnow()
+    rows = [
+        {
+            "at": now,
+            "kind": "tested",
+            "key_name": name,
+            "key_id": ids[name],
+            "other_name": None,
+            "server": server,
+            "outcome": outcome,
+            "detail": detail,
+            "actor": actor,
+            "reconstructed": False,
+        }
+        for name, server, outcome, detail in checks
+        if name in ids
+    ]
+    if rows:
+        conn.execute(insert(key_events), rows)
+    return mark_names_used(conn, passed, now)
