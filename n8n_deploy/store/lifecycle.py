@@ -8,13 +8,17 @@ revision costs one query.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
 from n8n_deploy.store.engine import MYSQL_DIALECTS, Database, create_engine_for, enable_wal
 from n8n_deploy.store.files import removed_if_left_empty
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def open_database(settings: Settings) -> Database:
