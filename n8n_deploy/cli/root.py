@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from n8n_deploy.base.errors import N8nDeployError
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.base.text import error_text, redact_keys
+from n8n_deploy.base.text import error_text, sanitize
 from n8n_deploy.cli.output import error_line, json_printed, print_json
 from n8n_deploy.cli.state import AppState
 
@@ -30,8 +30,9 @@ def report_error(error: N8nDeployError) -> None:
 
 
 def _error(message: str, hint: str | None = None) -> None:
-    """One line on stderr.  Anything shaped like an API key is hidden, whatever its source."""
-    sys.stderr.write(redact_keys(error_line(message, hint)) + "\n")
+    """One line on stderr, sanitised: keys, URL passwords and control characters never
+    shown, whatever their source."""
+    sys.stderr.write(sanitize(error_line(message, hint)) + "\n")
     sys.stderr.flush()
 
 
@@ -105,9 +106,9 @@ def _json_error(message: str, status: int, hint: str | None) -> None:
         return
     print_json(
         {
-            "error": redact_keys(message),
+            "error": message,
             "exit_status": status,
-            "hint": redact_keys(hint) if hint else None,
+            "hint": hint or None,
         }
     )
 

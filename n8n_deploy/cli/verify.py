@@ -28,7 +28,7 @@ from n8n_deploy.base.status import (
     most_serious,
     severity_order,
 )
-from n8n_deploy.base.text import counted, redact_keys
+from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import (
     JsonOption,
@@ -492,8 +492,8 @@ def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, ob
         "new_key": "not stored",
         "resumed": False,
         "exit_status": int(error.exit_status),
-        "message": redact_keys(error.message),
-        "hint": redact_keys(error.hint) if error.hint else None,
+        "message": error.message,
+        "hint": error.hint,
         "results": [],
     }
 
@@ -611,7 +611,7 @@ def _finish_one(
         say(_verdict(report, emoji))
         if not report.ok:  # the report is on stdout; the job log gets the summary too
             first = next(r.result for r in report.results if not r.result.ok)
-            note(redact_keys(error_line(first.message, first.hint)))
+            note(error_line(first.message, first.hint))
     _exit(report.exit_status)
 
 
