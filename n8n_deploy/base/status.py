@@ -25,7 +25,7 @@ class ExitStatus(IntEnum):
     KEY_EXPIRED = 7  # expired, or expiring sooner than asked
     UNEXPECTED_RESPONSE = 8  # 404, 5xx, not JSON, redirect
     KEY_INACTIVE = 9  # deactivated key
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
 #: What each status means, as documented (README's table, ``docs/commands.md``).
@@ -43,7 +43,8 @@ MEANING: dict[ExitStatus, str] = {
     ExitStatus.KEY_EXPIRED: "key expired (or expiring within `--min-days`)",
     ExitStatus.UNEXPECTED_RESPONSE: "unexpected server response (404, 5xx, not JSON, redirect)",
     ExitStatus.KEY_INACTIVE: "key inactive",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); nothing was changed",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); nothing was changed, unless "
+    "the last line says a change was saved before it",
 }
 
 #: The few words a summary line uses for the result of a key check.

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import N8nDeployError
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
@@ -51,6 +52,16 @@ class RootGroup(TyperGroup):
             raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
 
     def invoke(self, ctx: Any) -> Any:
+        interrupts.start()
+        try:
+            result = self._invoke(ctx)
+        finally:
+            held = interrupts.finish()
+        if held:
+            _note_held_interrupt()
+        return result
+
+    def _invoke(self, ctx: Any) -> Any:
         json_printed(reset=True)
         wants_json = _wants_json([*getattr(ctx, "_protected_args", []), *ctx.args])
         try:
@@ -61,7 +72,10 @@ class RootGroup(TyperGroup):
                 _json_error(error.message, int(error.exit_status), error.hint)
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
-            sys.stderr.write("\nInterrupted; nothing was changed.\n")
+            if interrupts.changes_saved():
+                sys.stderr.write(f"\n{INTERRUPTED_AFTER_SAVING}\n")
+            else:
+                sys.stderr.write(f"\n{INTERRUPTED}\n")
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
         except (typer.Exit, SystemExit):
             raise
@@ -90,6 +104,24 @@ class RootGroup(TyperGroup):
                     "for details and report it",
                 )
             raise typer.Exit(int(ExitStatus.FAILED)) from None
+
+
+#: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.
+INTERRUPTED = "Interrupted; nothing was changed."
+INTERRUPTED_AFTER_SAVING = (
+    "Interrupted after a change was saved: it is kept. Check the result (e.g. with "
+    "'n8n-deploy apikey list') before running the command again."
+)
+
+
+def _note_held_interrupt() -> None:
+    """A signal that arrived while a change was being saved waited for the command to end:
+    its output and exit status are those of the finished command; say why it ignored it."""
+    sys.stderr.write(
+        "Interrupt received while the change was being saved: the command finished first; "
+        "its exit status says how it ended.\n"
+    )
+    sys.stderr.flush()
 
 
 def _wants_json(args: list[str]) -> bool:

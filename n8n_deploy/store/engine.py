@@ -22,6 +22,7 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
@@ -217,7 +218,11 @@ class Database:
         session = factory()
         try:
             yield session
-            session.commit()
+            if write:
+                with interrupts.saving():  # Ctrl-C from here on cannot say "nothing changed"
+                    session.commit()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise
