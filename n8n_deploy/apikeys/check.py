@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.errors import (
+    DatabaseError,
     InvalidServerUrlError,
     KeyInactiveError,
     N8nDeployError,
@@ -107,6 +108,9 @@ class KeyReport:
     key_name: str | None  # None for a key read from stdin
     results: tuple[TargetResult, ...] = ()
     recorded_use: bool = False  # last_used_at was set
+    #: Why last_used_at could not be set (the database is locked or read-only): the
+    #: verdict stands, the CLI warns.
+    use_not_recorded: str | None = None
 
     @classmethod
     def not_run(cls, key_name: str | None, error: N8nDeployError) -> KeyReport:
@@ -238,8 +242,9 @@ def check_stored_key(
         return KeyReport(name, (TargetResult(None, targets),))
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
-    if report.ok and _record_use(database, [name]):
-        report = KeyReport(name, results, recorded_use=True)
+    if report.ok:
+        recorded, problem = _record_use(database, [name])
+        report = KeyReport(name, results, recorded_use=recorded, use_not_recorded=problem)
     return report
 
 
@@ -340,7 +345,8 @@ def check_all_keys(
         )
     tested = dict(zip([p[0] for p in plan], run_checks(plan, options, on_done), strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
-    recorded = set(passed) if passed and _record_use(database, passed) else set()
+    any_recorded, problem = _record_use(database, passed) if passed else (False, None)
+    recorded = set(passed) if any_recorded else set()
     reports = []
     for name in order:
         if name in untested:
@@ -348,7 +354,14 @@ def check_all_keys(
         elif name in failed_locally:
             reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
         else:
-            reports.append(KeyReport(name, tested[name], recorded_use=name in recorded))
+            reports.append(
+                KeyReport(
+                    name,
+                    tested[name],
+                    recorded_use=name in recorded,
+                    use_not_recorded=problem if name in passed else None,
+                )
+            )
     return reports
 
 
@@ -391,13 +404,20 @@ def run_checks(
     return grouped
 
 
-def _record_use(database: Database, names: Sequence[str]) -> bool:
+def _record_use(database: Database, names: Sequence[str]) -> tuple[bool, str | None]:
     """Set last_used_at of the named keys (one UPDATE in one transaction, retried on a
     deadlock by ``Database.write``); False if none is left.  A key deleted meanwhile is
-    simply not recorded."""
+    simply not recorded.  Bookkeeping only: a database that cannot be written (locked by
+    another process, read-only) changes no verdict; why is returned for a warning."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from n8n_deploy.base.text import error_text
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     def record(session: Session) -> bool:
         return ApiKeyRepository(session).mark_names_used(names) > 0
 
-    return database.write(record)
+    try:
+        return database.write(record), None
+    except (SQLAlchemyError, DatabaseError) as exc:
+        return False, error_text(exc)

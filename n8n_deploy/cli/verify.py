@@ -597,6 +597,7 @@ def _finish_one(
 ) -> None:
     results = [r.result for r in report.results]
     _warnings(results, emoji)
+    _unrecorded_uses([report], emoji)
     if json_output:
         if report_format.name == "json":
             records = report.to_dicts()
@@ -670,6 +671,21 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
+def _unrecorded_uses(reports: Sequence[KeyReport], emoji: bool) -> None:
+    """One warning when the database would not take the keys' last-used dates: the checks
+    passed all the same."""
+    missed = [r for r in reports if r.use_not_recorded is not None]
+    if not missed:
+        return
+    names = ", ".join(f"'{r.key_name}'" for r in missed)
+    warn(
+        f"the use of {'API key ' if len(missed) == 1 else 'API keys '}{names} could not be "
+        f"recorded (last used date not updated): {missed[0].use_not_recorded}; the test "
+        "result stands",
+        emoji=emoji,
+    )
+
+
 def _finish_all(
     reports: Sequence[KeyReport],
     *,
@@ -678,6 +694,7 @@ def _finish_all(
     report_format: _ReportFormat,
 ) -> None:
     _warnings([r.result for report in reports for r in report.results], emoji)
+    _unrecorded_uses(reports, emoji)
     status = most_serious(report.exit_status for report in reports)
     if json_output:
         if report_format.name == "json":
