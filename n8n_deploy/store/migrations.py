@@ -200,7 +200,8 @@ def _run_migration(
                 command.upgrade(config, target or "head")
             report.after = inspect_connection(conn).revision
             if not transactional:
-                conn.commit()
+                with interrupts.saving(hold=False):  # MariaDB/MySQL: the upgrade is kept
+                    conn.commit()
     except N8nDeployError:
         raise
     except OperationalError as exc:
