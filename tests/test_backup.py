@@ -489,3 +489,63 @@ def test_a_restore_that_does_not_happen_leaves_a_fresh_folder_as_it_was(
         result = cli("db", "restore", str(source), "--confirm")
     assert result.exit_code != 0, result.output
     assert not data_dir.exists()
+
+
+# --- #15 defect 7: a backup or restore killed part-way --------------------------------------
+
+
+def _dead_pid() -> int:
+    """The id of no running process: above the largest Linux hands out (2**22)."""
+    pid = 2**22 + 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    return pid
+
+
+@pytest.mark.parametrize("command", [("db", "backup"), ("db", "restore"), ("apikey", "list")])
+@pytest.mark.parametrize("suffix", [".partial", ".restore"])
+def test_a_copy_left_by_a_killed_backup_or_restore_is_removed_on_the_next_run(
+    cli: Cli, data_dir: Path, tmp_path: Path, command: tuple[str, ...], suffix: str
+) -> None:
+    """#15 defect 7: a full copy of the database (all keys) stayed as *.partial/*.restore."""
+    _add_keys("prod_key")
+    db = sqlite_file(data_dir)
+    stamp = "20261201T120000Z.bak" if suffix == ".partial" else ""
+    leftover = data_dir / f".{db.name}{'.' + stamp if stamp else ''}.{_dead_pid()}{suffix}"
+    leftover.write_bytes(db.read_bytes())
+    Path(f"{leftover}-journal").write_bytes(b"")
+    busy = data_dir / f".{db.name}.{os.getppid()}{suffix}"  # a live process's: left alone
+    busy.write_bytes(b"in use")
+    args: tuple[str, ...] = command
+    if command == ("db", "restore"):
+        source = tmp_path / "backup.db"
+        assert cli("db", "backup", str(source)).exit_code == 0
+        leftover.write_bytes(db.read_bytes())  # (the backup above removed the first one)
+        args = (*command, str(source), "--confirm")
+    run = cli(*args)
+    assert run.exit_code == 0, run.output
+    assert f"Removed {leftover}: a copy of the database left by a backup or restore" in (run.stderr)
+    assert not leftover.exists()
+    assert not Path(f"{leftover}-journal").exists()
+    assert busy.exists()
+    assert cli("apikey", "list").stderr == ""  # said once, then nothing is left
+
+
+def test_a_backup_interrupted_by_sigterm_leaves_no_copy(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#15 defect 7 (on signals): SIGTERM killed the process without removing its copy."""
+    import signal
+
+    _add_keys("prod_key")
+    copy = backup._copy
+
+    def copy_then_terminated(*args: object, **kwargs: object) -> None:
+        copy(*args, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(backup, "_copy", copy_then_terminated)
+    run = cli("db", "backup")
+    assert run.exit_code == ExitStatus.INTERRUPTED, run.output
+    assert run.stderr.strip() == "Interrupted; nothing was changed."
+    assert sorted(p.name for p in data_dir.iterdir()) == ["n8n-deploy.db"]

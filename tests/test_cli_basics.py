@@ -196,10 +196,22 @@ def test_n8n_deploy_debug_lets_the_traceback_through(
 def test_ctrl_c_exits_130_and_says_nothing_was_changed(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert cli("db", "init").exit_code == 0
     _fail_listing(monkeypatch, KeyboardInterrupt())
     result = cli("apikey", "list")
     assert result.exit_code == ExitStatus.INTERRUPTED == 130
     assert result.stderr.strip() == "Interrupted; nothing was changed."
+
+
+def test_ctrl_c_after_the_database_was_created_says_so(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#15 defect 6: the first command of a fresh folder creates the database; a Ctrl-C
+    later in that command must not claim that nothing was changed."""
+    _fail_listing(monkeypatch, KeyboardInterrupt())
+    result = cli("apikey", "list")
+    assert result.exit_code == ExitStatus.INTERRUPTED == 130
+    assert result.stderr.strip().startswith("Interrupted after a change was saved: it is kept")
     assert "Traceback" not in result.output
 
 

@@ -1291,3 +1291,58 @@ def test_a_key_from_stdin_without_a_server_is_not_told_to_link_it(cli: Cli, key:
     assert run.exit_code == ExitStatus.FAILED
     assert "server link" not in run.output
     assert "--server-url URL" in run.output
+
+
+# --- #15 defect 9: the verdict does not depend on the bookkeeping -------------------------
+
+
+def _read_only_url(data_dir: Path) -> str:
+    return f"sqlite:///file:{data_dir / 'n8n-deploy.db'}?mode=ro&uri=true"
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "args", [("prod",), ("prod", "--json"), ("--all",), ("--all", "--json")], ids=str
+)
+@pytest.mark.parametrize("how", ["read-only", "locked"])
+def test_a_valid_key_passes_when_its_use_cannot_be_recorded(
+    cli: Cli,
+    database: Database,
+    mock: respx.MockRouter,
+    key: str,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    how: str,
+) -> None:
+    """#15 defect 9: a locked or read-only database (last_used_at cannot be written)
+    failed the gate with "Database error", exit 1, and --json printed nothing."""
+    import sqlite3
+
+    from n8n_deploy.store import engine as store_engine
+
+    add_server(database, "Production", PROD)
+    add_key(database, "prod", key, ["Production"])
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    env = {}
+    holder = None
+    if how == "read-only":
+        env["N8N_DEPLOY_DATABASE_URL"] = _read_only_url(data_dir)
+    else:  # another process holds the write lock for longer than we wait
+        monkeypatch.setattr(store_engine, "BUSY_TIMEOUT_SECONDS", 0.2)
+        holder = sqlite3.connect(data_dir / "n8n-deploy.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = cli("apikey", "test", *args, env=env)
+    finally:
+        if holder is not None:
+            holder.rollback()
+            holder.close()
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert "could not be recorded (last used date not updated)" in result.stderr
+    assert "the test result stands" in result.stderr
+    if "--json" in args:
+        document = json.loads(result.stdout)
+        records = document if isinstance(document, list) else [document]
+        assert [r["valid"] for r in records] == [True]
+    assert stored(database, "prod").last_used_at is None  # type: ignore[union-attr]

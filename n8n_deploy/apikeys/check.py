@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import human_time, utcnow
 from n8n_deploy.base.errors import (
+    DatabaseError,
     InvalidServerUrlError,
     KeyExpiredError,
     KeyInactiveError,
@@ -108,6 +109,9 @@ class KeyReport:
     key_name: str | None  # None for a key read from stdin
     results: tuple[TargetResult, ...] = ()
     recorded_use: bool = False  # last_used_at was set
+    #: Why last_used_at could not be set (the database is locked or read-only): the
+    #: verdict stands, the CLI warns.
+    use_not_recorded: str | None = None
 
     @classmethod
     def not_run(cls, key_name: str | None, error: N8nDeployError) -> KeyReport:
@@ -242,8 +246,9 @@ def check_stored_key(
         return KeyReport(name, (TargetResult(None, targets),))
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
-    if _record_checks(database, [report]):
-        report = KeyReport(name, results, recorded_use=True)
+    recorded, problem = _record_checks(database, [report])
+    if recorded or (problem and report.ok):
+        report = KeyReport(name, results, recorded_use=recorded, use_not_recorded=problem)
     return report
 
 
@@ -353,7 +358,8 @@ def check_all_keys(
     tested = dict(zip([p[0] for p in plan], run_checks(plan, options, on_done), strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
     checked = [KeyReport(name, results) for name, results in tested.items()]
-    recorded = set(passed) if _record_checks(database, checked) else set()
+    any_recorded, problem = _record_checks(database, checked)
+    recorded = set(passed) if any_recorded else set()
     reports = []
     for name in order:
         if name in untested:
@@ -361,7 +367,14 @@ def check_all_keys(
         elif name in failed_locally:
             reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
         else:
-            reports.append(KeyReport(name, tested[name], recorded_use=name in recorded))
+            reports.append(
+                KeyReport(
+                    name,
+                    tested[name],
+                    recorded_use=name in recorded,
+                    use_not_recorded=problem if name in passed else None,
+                )
+            )
     return reports
 
 
@@ -417,19 +430,28 @@ def _past_deadline_error(name: str, delete_after: datetime | None) -> KeyExpired
     )
 
 
-def _record_checks(database: Database, reports: Sequence[KeyReport]) -> bool:
+def _record_checks(database: Database, reports: Sequence[KeyReport]) -> tuple[bool, str | None]:
     """Record every check of ``reports`` as a ``tested`` event and set last_used_at of the
     keys whose every check passed, in one transaction (Core, no ORM; retried on a
     deadlock by ``Database.write_rows``); whether any use was recorded.  A key deleted
-    meanwhile is simply not recorded."""
+    meanwhile is simply not recorded.  Bookkeeping only: a database that cannot be
+    written (locked by another process, read-only) changes no verdict; why is returned
+    for a warning."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from n8n_deploy.base.text import error_text
     from n8n_deploy.store.usage import record_checks
 
     checks = tested_events(reports)
     passed = [report.key_name for report in reports if report.ok and report.key_name]
     if not checks:
-        return False
+        return False, None
     actor = database.settings.actor
-    return database.write_rows(lambda conn: record_checks(conn, checks, passed, actor) > 0)
+    try:
+        done = database.write_rows(lambda conn: record_checks(conn, checks, passed, actor) > 0)
+    except (SQLAlchemyError, DatabaseError) as exc:
+        return False, error_text(exc)
+    return done, None
 
 
 def tested_events(reports: Sequence[KeyReport]) -> list[tuple[str, str | None, str, str | None]]:

@@ -22,7 +22,7 @@ from n8n_deploy.apikeys.check import (
 )
 from n8n_deploy.base.errors import AlreadyExistsError, OperationFailed
 from n8n_deploy.base.keyformat import check_key
-from n8n_deploy.base.names import clean_description, clean_name
+from n8n_deploy.base.names import clean_description, clean_name, lookup_name
 from n8n_deploy.base.status import ExitStatus, most_serious
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.models import ApiKey
@@ -122,6 +122,7 @@ def plan_rotation(
 ) -> RotationPlan:
     """Every refusal of a rotation, before anything is contacted or stored (read only)."""
     options = options or CheckOptions()
+    old_name = lookup_name(old_name)  # a key pasted as OLD: refused, never echoed
     new_name = clean_name(new_name)
     description = clean_description(description)
     secret, _info = check_key(new_secret)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 from n8n_deploy.base.errors import InvalidNameError, UsageError
-from n8n_deploy.base.text import contains_api_key
+from n8n_deploy.base.text import contains_api_key, has_unsafe_characters
 
 MAX_NAME_LENGTH = 100
 #: Descriptions fit every engine's text column (MariaDB's TEXT holds 64 KB).
@@ -27,8 +27,10 @@ def check_text(text: str, what: str) -> str:
 
 def clean_description(raw: str | None) -> str | None:
     """Trim a description; empty means none.  Control characters (newlines included) are
-    refused: they would break tables and one-line output, or drive the terminal.  So is
-    one longer than MAX_DESCRIPTION_LENGTH characters, before any database sees it."""
+    refused: they would break tables and one-line output, or drive the terminal; so are
+    bidi, invisible and line-separator characters (base.text.UNSAFE_CHARACTERS), which
+    would reorder what a listing shows.  So is one longer than MAX_DESCRIPTION_LENGTH
+    characters, before any database sees it."""
     if raw is None:
         return None
     text = check_text(raw, "description").strip()
@@ -38,10 +40,11 @@ def clean_description(raw: str | None) -> str | None:
             f"{MAX_DESCRIPTION_LENGTH}",
             hint="Shorten it; longer notes belong in your own documentation",
         )
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if has_unsafe_characters(text):
         raise UsageError(
-            "The description contains control characters (such as a newline or tab)",
-            hint="Give it on one line",
+            "The description contains control characters (such as a newline, a tab or a "
+            "bidi override)",
+            hint="Give it on one line, as plain text",
         )
     if contains_api_key(text):
         # A description is shown unmasked in every listing: it must not carry a secret.

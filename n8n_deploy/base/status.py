@@ -26,7 +26,7 @@ class ExitStatus(IntEnum):
     UNEXPECTED_RESPONSE = 8  # 404, 5xx, not JSON, redirect
     KEY_INACTIVE = 9  # deactivated key
     POLICY = 10  # apikey audit: a finding the policy counts as an error
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
 #: What each status means, as documented (README's table, ``docs/commands.md``).
@@ -46,7 +46,8 @@ MEANING: dict[ExitStatus, str] = {
     ExitStatus.KEY_INACTIVE: "key inactive",
     ExitStatus.POLICY: "`apikey audit` found a key or server breaking the policy "
     "(an error, or any finding with `--strict`)",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); nothing was changed",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); nothing was changed, unless "
+    "the last line says a change was saved before it",
 }
 
 #: The few words a summary line uses for the result of a key check.

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from n8n_deploy.base.errors import InvalidServerUrlError
 from n8n_deploy.base.names import check_text
-from n8n_deploy.base.text import contains_api_key
+from n8n_deploy.base.text import contains_api_key, contains_key_fragment, has_unsafe_characters
 
 API_PATH = "/api/v1"
 # One DNS label: letters (any script), digits, hyphens; underscores too, since container
 # names such as ``n8n_main`` resolve inside Docker networks.
 _HOST_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
 _HOST_PORT = re.compile(r"[\w.-]+:\d+(/|$)")
+#: ``scheme://`` (or ``scheme:``) and the user part up to the last ``@``.
+_USER_PART = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?/*)[^@]*@")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an error message quotes it: the user part (``user:password@``) hidden,
+    whatever else is wrong with the URL."""
+    return repr(_USER_PART.sub(r"\1***@", text))
 
 
 def normalize_server_url(raw: str) -> str:
@@ -33,37 +40,52 @@ def normalize_server_url(raw: str) -> str:
         raise InvalidServerUrlError(
             "The server URL is empty", hint="Give a URL such as https://n8n.example.com"
         )
-    if contains_api_key(text):
+    if contains_api_key(text) and not text.lower().startswith(("http://", "https://")):
         raise InvalidServerUrlError(
             "The server URL looks like an API key",
             hint="Check the order of the arguments; the key itself was not stored or shown",
         )
-    check_text(text, "server URL")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if contains_key_fragment(text) or contains_key_fragment(unquote(text)):
+        # Printed in every listing, sent in every request: a key has no place in a URL.
         raise InvalidServerUrlError(
-            "The server URL contains control characters",
-            hint="Give a URL such as https://n8n.example.com",
+            "The server URL holds what looks like an API key",
+            hint="Give the server's base URL alone (the key was not stored or shown); "
+            "store the key with: n8n-deploy apikey add",
         )
+    check_text(text, "server URL")
+    # Nowhere in a URL (its path included, encoded or not): what would drive a terminal or
+    # reorder what is shown when the URL is printed.
+    if has_unsafe_characters(text) or has_unsafe_characters(unquote(text)):
+        raise InvalidServerUrlError(
+            "The server URL contains control characters (or bidi or invisible ones)",
+            hint="Type it again, e.g. https://n8n.example.com",
+        )
+    shown = _quoted(text)
     if any(ch.isspace() for ch in text):
         raise InvalidServerUrlError(
-            f"Not a server URL (contains spaces): {text!r}",
+            f"Not a server URL (contains spaces): {shown}",
             hint="Give a URL such as https://n8n.example.com",
         )
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise InvalidServerUrlError(f"Not a server URL: {text!r} ({exc})") from None
+        raise InvalidServerUrlError(f"Not a server URL: {shown} ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         if not parts.scheme or _HOST_PORT.match(text):  # "n8n.example.com", "host:5678"
-            local = is_loopback_host(f"http://{text}")
+            try:
+                local = is_loopback_host(f"http://{text}")
+            except ValueError:  # "host[": not a URL even with a scheme in front
+                raise InvalidServerUrlError(
+                    f"Not a server URL: {shown}", hint="Give a URL such as https://n8n.example.com"
+                ) from None
             raise InvalidServerUrlError(
-                f"The server URL has no http:// or https:// in front: {text!r}",
+                f"The server URL has no http:// or https:// in front: {shown}",
                 hint=f"Write it in full, e.g. {'http' if local else 'https'}://{text.lstrip('/')}",
             )
         raise InvalidServerUrlError(
-            f"Not an http(s) URL: {text!r}",
+            f"Not an http(s) URL: {shown}",
             hint="Use http://host:port or https://host, e.g. http://localhost:5678",
         )
     host = (parts.hostname or "").lower()
@@ -71,7 +93,7 @@ def normalize_server_url(raw: str) -> str:
         host = host[:-1]
     if not host:
         raise InvalidServerUrlError(
-            f"The URL has no host: {text!r}", hint="Give a URL such as https://n8n.example.com"
+            f"The URL has no host: {shown}", hint="Give a URL such as https://n8n.example.com"
         )
     if parts.username is not None or parts.password is not None:
         raise InvalidServerUrlError(
@@ -79,12 +101,12 @@ def normalize_server_url(raw: str) -> str:
         )
     if parts.query or parts.fragment or text.endswith(("?", "#")):
         raise InvalidServerUrlError(
-            f"The URL has a query or fragment: {text!r}; give the server's base URL"
+            f"The URL has a query or fragment: {shown}; give the server's base URL"
         )
-    _check_host(host, text)
+    host = _check_host(host, shown)
     if port == 0:
         raise InvalidServerUrlError(
-            f"Port 0 is not a server port: {text!r}",
+            f"Port 0 is not a server port: {shown}",
             hint="Use the port n8n listens on (5678 by default), or none",
         )
     netloc = f"[{host}]" if ":" in host else host
@@ -96,13 +118,19 @@ def normalize_server_url(raw: str) -> str:
     return urlunsplit((scheme, netloc, path, "", ""))
 
 
-def _check_host(host: str, text: str) -> None:
+def _check_host(host: str, shown: str) -> str:
+    """The host in normal form (an international name by the IDNA rules httpx uses), or an
+    error saying why it cannot be one."""
     if ":" in host:  # an IPv6 literal; urlsplit has removed the brackets
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError:
-            raise InvalidServerUrlError(f"Not a valid IPv6 address in {text!r}") from None
-        return
+            raise InvalidServerUrlError(f"Not a valid IPv6 address in {shown}") from None
+        return host
+    if not host.isascii():
+        host = _idna_host(host)
+    elif "xn--" in host:
+        _idna_host(host)  # kept as typed, once it is known to decode
     labels = host.split(".")
     if not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise InvalidServerUrlError(
@@ -113,7 +141,27 @@ def _check_host(host: str, text: str) -> None:
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            raise InvalidServerUrlError(f"Not a valid IPv4 address in {text!r}") from None
+            raise InvalidServerUrlError(f"Not a valid IPv4 address in {shown}") from None
+    return host
+
+
+def _idna_host(host: str) -> str:
+    """An international host name in the form httpx connects to: compatibility forms
+    mapped as browsers do (UTS #46: ``ﬀ.com`` -> ``ff.com``, ``Ⅸ.com`` -> ``ix.com``), then
+    held to IDNA 2008, which httpx applies (``idna.encode``) to any host that is not ASCII
+    and which an ``xn--`` label must decode by.  Refused when it cannot be made to."""
+    import idna  # httpx's own dependency; only for the rare non-ASCII or xn-- host
+
+    try:
+        ascii_form = idna.encode(host, uts46=True).decode("ascii")
+        unicode_form = idna.decode(ascii_form)
+        idna.encode(unicode_form)  # what httpx does with it
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise InvalidServerUrlError(
+            f"Not a valid international host name: {host!r}",
+            hint="Check the spelling, or give its xn-- (punycode) form, e.g. xn--bcher-kva.de",
+        ) from None
+    return str(unicode_form)
 
 
 def server_url_warnings(url: str) -> list[str]:

@@ -8,18 +8,47 @@ schema tools (``n8n_deploy.store``); errors are mapped to exit statuses in one p
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-from n8n_deploy.cli.app import app
-from n8n_deploy.cli.root import silence_stdout
+if TYPE_CHECKING:
+    from n8n_deploy.cli.app import app
 
 __all__ = ["app", "main"]
+
+#: Exit status and line of a Ctrl-C that arrives before any command runs (while Python
+#: imports the program): n8n-deploy.base.status and cli.root say the same, but importing
+#: them is what is being interrupted.
+_INTERRUPTED_STATUS = 130
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # imported when first used, so that a Ctrl-C at start-up is caught
+        return _load_app()
+    raise AttributeError(name)
+
+
+def _load_app() -> Any:
+    from n8n_deploy.cli.app import app
+
+    # Importing the submodule ``app`` bound its name here to the module: the Typer
+    # application is what ``from n8n_deploy.cli import app`` means.
+    globals()["app"] = app
+    return app
 
 
 def main() -> None:
     try:
-        app(prog_name="n8n-deploy")
-    finally:
+        application = _load_app()
+        from n8n_deploy.cli.root import silence_stdout
+
         try:
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader left early (`... | head -1`): not an error
-            silence_stdout()
+            application(prog_name="n8n-deploy")
+        finally:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:  # the reader left early (`... | head -1`): not an error
+                silence_stdout()
+    except KeyboardInterrupt:
+        # Before the root command runs (imports, argument parsing): nothing was touched.
+        sys.stderr.write("\nInterrupted; nothing was changed.\n")
+        sys.exit(_INTERRUPTED_STATUS)

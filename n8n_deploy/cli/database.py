@@ -15,7 +15,7 @@ from n8n_deploy.cli import prompts
 from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption
 from n8n_deploy.cli.output import note, print_json, say, warn
-from n8n_deploy.cli.state import state
+from n8n_deploy.cli.state import note_leftovers, state
 
 if TYPE_CHECKING:
     from n8n_deploy.base.settings import Settings
@@ -321,7 +321,10 @@ def backup(
     revision (including n8n-deploy 0.9 databases). Default name: <file>.<UTC time>.bak."""
     from n8n_deploy.store.backups import create_backup
 
-    written = create_backup(_sqlite_file(state(ctx).settings, "back up"), target)
+    settings = state(ctx).settings
+    database = _sqlite_file(settings, "back up")
+    note_leftovers(settings)
+    written = create_backup(database, target)
     say(f"Backed up the database to {written}")
 
 
@@ -352,7 +355,9 @@ def restore(
     from n8n_deploy.store import schema
     from n8n_deploy.store.backups import staged_restore
 
-    database = _sqlite_file(state(ctx).settings, "restore")
+    settings = state(ctx).settings
+    database = _sqlite_file(settings, "restore")
+    note_leftovers(settings)
     with staged_restore(source, database) as staged:
         replaced = f" ({staged.existing.describe()})" if staged.existing else ""
         prompts.confirm(

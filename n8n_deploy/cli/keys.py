@@ -270,7 +270,7 @@ def list_keys(
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:
-        print_json(records)
+        print_json(records, unmask=unmask)
         return
     if store_empty:
         note(
@@ -378,7 +378,7 @@ def show(
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:
-        print_json(record)
+        print_json(record, unmask=unmask)
     else:
         print_key_details(key, emoji=emoji, unmask=unmask)
 

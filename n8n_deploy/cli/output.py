@@ -4,17 +4,24 @@ Data goes to stdout; messages, warnings and progress go to stderr.  Rich is impo
 when a table is actually drawn.  Colour follows NO_COLOR (given to :func:`configure` from
 the settings by the root command) and is off when stdout is not a terminal; when piped,
 tables are never wrapped or truncated.
+
+Everything printed here passes through :func:`n8n_deploy.base.text.sanitize`, whatever
+the data's source: keys, URL passwords, control, bidi and line-separator characters never
+reach the terminal or a log as they are.  Only ``--unmask`` (``unmask=True``) lets keys
+through; the raw key of ``apikey get`` is written by that command itself.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import iso_utc
+from n8n_deploy.base.text import C0_CONTROLS, UNSAFE_CHARACTERS, hide_secrets, sanitize
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -93,6 +100,7 @@ def print_table(
     droppable: Sequence[str] = (),
     wide: bool = False,
     how_to_see: str = "",
+    unmask: bool = False,
 ) -> None:
     """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs.
 
@@ -103,7 +111,9 @@ def print_table(
     piped, nothing is ever wrapped, truncated or left out.
 
     The title goes on its own line followed by a blank line, as in the reference output.
+    Every cell is sanitised; ``unmask`` lets full keys through (``--unmask``).
     """
+    rows = [[sanitize(cell, keys=not unmask) for cell in row] for row in rows]
     if not _is_tty(sys.stdout):
         # Piped or in a log: every column whole, so the table is plain arithmetic; rich
         # takes ~0.6 ms a row to lay out, 6 s for 10,000 keys.  Same bytes (a test compares).
@@ -212,24 +222,52 @@ def write_plain_table(
 _json_printed = False
 
 
-def print_json(data: Any) -> None:
+def print_json(data: Any, *, unmask: bool = False) -> None:
     """Pretty JSON on stdout and nothing else (UTF-8 kept as is).
 
-    An array is written item by item: the same bytes as ``json.dumps(data, indent=2)``
-    (each item's lines one level deeper), without holding the whole document, and its
-    hundreds of thousands of pieces, in memory at once (10,000 keys)."""
+    Every string is sanitised for secrets (keys unless ``unmask``, URL passwords); the
+    characters a terminal would act on are written as JSON escapes (``\\u001b``,
+    ``\\u202e``), so the document means the same and shows nothing.  An array is written
+    item by item: the same bytes as ``json.dumps(data, indent=2)`` (each item's lines one
+    level deeper), without holding the whole document in memory at once (10,000 keys)."""
     global _json_printed
     write = sys.stdout.write
+
+    def dumped(value: Any) -> str:
+        text = json.dumps(
+            _hide_secrets(value, keys=not unmask),
+            ensure_ascii=False,
+            indent=2,
+            default=_json_default,
+        )
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
     if isinstance(data, list) and data:
         write("[")
         for index, item in enumerate(data):
-            text = json.dumps(item, ensure_ascii=False, indent=2, default=_json_default)
-            write(("\n  " if index == 0 else ",\n  ") + text.replace("\n", "\n  "))
+            write(("\n  " if index == 0 else ",\n  ") + dumped(item).replace("\n", "\n  "))
         write("\n]")
     else:
-        write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+        write(dumped(data))
     write("\n")
     _json_printed = True
+
+
+#: json.dumps escapes C0 controls inside strings itself (and writes its own line feeds
+#: between values); these it would write as they are.
+_JSON_UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS.removeprefix(C0_CONTROLS)}]")
+
+
+def _hide_secrets(data: Any, *, keys: bool) -> Any:
+    """``data`` with every string (keys of objects too) cleared of secrets; the characters
+    are left to the JSON escapes."""
+    if isinstance(data, str):
+        return hide_secrets(data, keys=keys)
+    if isinstance(data, dict):
+        return {_hide_secrets(k, keys=keys): _hide_secrets(v, keys=keys) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_hide_secrets(v, keys=keys) for v in data]
+    return data
 
 
 def json_printed(reset: bool = False) -> bool:
@@ -248,20 +286,21 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def say(message: str) -> None:
-    """A result line for people, on stdout (e.g. "API key 'x' added")."""
-    sys.stdout.write(message + "\n")
+def say(message: str, *, unmask: bool = False) -> None:
+    """A result line for people, on stdout (e.g. "API key 'x' added"); ``unmask`` lets a
+    full key through (``--unmask``)."""
+    sys.stdout.write(sanitize(message, keys=not unmask, newlines=True) + "\n")
     sys.stdout.flush()
 
 
 def note(message: str) -> None:
     """Progress or information, on stderr."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(sanitize(message, newlines=True) + "\n")
     sys.stderr.flush()
 
 
 def warn(message: str, *, emoji: bool = True) -> None:
-    sys.stderr.write(f"{icon('warn', emoji)}Warning: {message}\n")
+    sys.stderr.write(f"{icon('warn', emoji)}Warning: {sanitize(message, newlines=True)}\n")
     sys.stderr.flush()
 
 
@@ -281,7 +320,7 @@ class ProgressBar:
     """
 
     def __init__(self, label: str, stream: IO[str] | None = None) -> None:
-        self.label = label
+        self.label = sanitize(label)
         self.stream = stream if stream is not None else sys.stderr
         self.shown = False
 
@@ -298,7 +337,8 @@ class ProgressBar:
         self.shown = True
 
     def above(self, message: str) -> None:
-        self.stream.write(("\r\x1b[K" if self.shown else "") + message + "\n")
+        text = sanitize(message, newlines=True)
+        self.stream.write(("\r\x1b[K" if self.shown else "") + text + "\n")
         self.stream.flush()
         self.shown = False
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from n8n_deploy.base.status import check_words
-from n8n_deploy.base.text import redact_keys
+from n8n_deploy.base.text import sanitize
 
 if TYPE_CHECKING:
     from n8n_deploy.apikeys.check import KeyReport, TargetResult
@@ -35,10 +35,11 @@ def _where(item: TargetResult) -> str:
 
 
 def _clean(text: str) -> str:
-    """Redacted, and without the characters XML 1.0 cannot hold."""
+    """Sanitised (base.text.sanitize: newlines kept), and without the characters XML 1.0
+    cannot hold."""
     return "".join(
         ch if ch in "\t\n\r" or (ord(ch) >= 0x20 and ch not in "\ufffe\uffff") else "?"
-        for ch in redact_keys(text)
+        for ch in sanitize(text, newlines=True)
     )
 
 
@@ -111,14 +112,14 @@ def github_annotations(reports: Sequence[KeyReport]) -> list[str]:
             )
             message = result.message + (f". {result.hint}" if result.hint else "")
             lines.append(
-                f"::error title={_escape_property(redact_keys(title))}::"
-                f"{_escape_data(redact_keys(message))}"
+                f"::error title={_escape_property(sanitize(title))}::"
+                f"{_escape_data(sanitize(message, newlines=True))}"
             )
     return lines
 
 
 def _cell(text: str) -> str:
-    return redact_keys(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return sanitize(text).replace("|", "\\|")
 
 
 def github_summary(reports: Sequence[KeyReport]) -> str:

@@ -16,10 +16,11 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import N8nDeployError
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.base.text import error_text, redact_keys
+from n8n_deploy.base.text import error_text, sanitize
 from n8n_deploy.cli.output import error_line, json_printed, print_json
 from n8n_deploy.cli.state import AppState
 
@@ -30,8 +31,9 @@ def report_error(error: N8nDeployError) -> None:
 
 
 def _error(message: str, hint: str | None = None) -> None:
-    """One line on stderr.  Anything shaped like an API key is hidden, whatever its source."""
-    sys.stderr.write(redact_keys(error_line(message, hint)) + "\n")
+    """One line on stderr, sanitised: keys, URL passwords and control characters never
+    shown, whatever their source."""
+    sys.stderr.write(sanitize(error_line(message, hint)) + "\n")
     sys.stderr.flush()
 
 
@@ -50,6 +52,16 @@ class RootGroup(TyperGroup):
             raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
 
     def invoke(self, ctx: Any) -> Any:
+        interrupts.start()
+        try:
+            result = self._invoke(ctx)
+        finally:
+            held = interrupts.finish()
+        if held:
+            _note_held_interrupt()
+        return result
+
+    def _invoke(self, ctx: Any) -> Any:
         json_printed(reset=True)
         wants_json = _wants_json([*getattr(ctx, "_protected_args", []), *ctx.args])
         try:
@@ -60,7 +72,10 @@ class RootGroup(TyperGroup):
                 _json_error(error.message, int(error.exit_status), error.hint)
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
-            sys.stderr.write("\nInterrupted; nothing was changed.\n")
+            if interrupts.changes_saved():
+                sys.stderr.write(f"\n{INTERRUPTED_AFTER_SAVING}\n")
+            else:
+                sys.stderr.write(f"\n{INTERRUPTED}\n")
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
         except (typer.Exit, SystemExit):
             raise
@@ -91,6 +106,24 @@ class RootGroup(TyperGroup):
             raise typer.Exit(int(ExitStatus.FAILED)) from None
 
 
+#: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.
+INTERRUPTED = "Interrupted; nothing was changed."
+INTERRUPTED_AFTER_SAVING = (
+    "Interrupted after a change was saved: it is kept. Check the result (e.g. with "
+    "'n8n-deploy apikey list') before running the command again."
+)
+
+
+def _note_held_interrupt() -> None:
+    """A signal that arrived while a change was being saved waited for the command to end:
+    its output and exit status are those of the finished command; say why it ignored it."""
+    sys.stderr.write(
+        "Interrupt received while the change was being saved: the command finished first; "
+        "its exit status says how it ended.\n"
+    )
+    sys.stderr.flush()
+
+
 def _wants_json(args: list[str]) -> bool:
     """Whether the command line asks for JSON (--json, or --format json)."""
     if "--json" in args or "--format=json" in args:
@@ -105,9 +138,9 @@ def _json_error(message: str, status: int, hint: str | None) -> None:
         return
     print_json(
         {
-            "error": redact_keys(message),
+            "error": message,
             "exit_status": status,
-            "hint": redact_keys(hint) if hint else None,
+            "hint": hint or None,
         }
     )
 

@@ -331,7 +331,7 @@ def keys(
     if unmask:
         prompts.warn_unmasked(emoji=not no_emoji)
     if json_output:
-        print_json([key_record(k, unmask=unmask) for k in linked])
+        print_json([key_record(k, unmask=unmask) for k in linked], unmask=unmask)
         return
     if not linked:
         note(_no_keys_hint(target.name))

@@ -36,6 +36,7 @@ class AppState:
         if self._database is None:
             from n8n_deploy.store.lifecycle import open_database
 
+            note_leftovers(self.settings)
             self._database = open_database(self.settings)
             migrated = self._database.migration
             if migrated is not None and migrated.before.kind == "behind":
@@ -66,6 +67,21 @@ class AppState:
         if self._database is not None:
             self._database.dispose()
             self._database = None
+
+
+def note_leftovers(settings: Settings) -> None:
+    """Remove the copies of the database that a killed backup or restore left beside it
+    (each holds every key), and say so."""
+    path = settings.database_path
+    if path is None:
+        return
+    from n8n_deploy.store.backups import remove_leftovers
+
+    for leftover in remove_leftovers(path.parent, path.name):
+        note(
+            f"Removed {leftover}: a copy of the database left by a backup or restore "
+            "that was killed"
+        )
 
 
 def state(ctx: typer.Context) -> AppState:

@@ -28,7 +28,7 @@ from n8n_deploy.base.status import (
     most_serious,
     severity_order,
 )
-from n8n_deploy.base.text import counted, redact_keys
+from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.options import (
     JsonOption,
@@ -492,8 +492,8 @@ def _refused_rotation(old: str, new: str, error: N8nDeployError) -> dict[str, ob
         "new_key": "not stored",
         "resumed": False,
         "exit_status": int(error.exit_status),
-        "message": redact_keys(error.message),
-        "hint": redact_keys(error.hint) if error.hint else None,
+        "message": error.message,
+        "hint": error.hint,
         "results": [],
     }
 
@@ -597,6 +597,7 @@ def _finish_one(
 ) -> None:
     results = [r.result for r in report.results]
     _warnings(results, emoji)
+    _unrecorded_uses([report], emoji)
     if json_output:
         if report_format.name == "json":
             records = report.to_dicts()
@@ -611,7 +612,7 @@ def _finish_one(
         say(_verdict(report, emoji))
         if not report.ok:  # the report is on stdout; the job log gets the summary too
             first = next(r.result for r in report.results if not r.result.ok)
-            note(redact_keys(error_line(first.message, first.hint)))
+            note(error_line(first.message, first.hint))
     _exit(report.exit_status)
 
 
@@ -670,6 +671,21 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
+def _unrecorded_uses(reports: Sequence[KeyReport], emoji: bool) -> None:
+    """One warning when the database would not take the keys' last-used dates: the checks
+    passed all the same."""
+    missed = [r for r in reports if r.use_not_recorded is not None]
+    if not missed:
+        return
+    names = ", ".join(f"'{r.key_name}'" for r in missed)
+    warn(
+        f"the use of {'API key ' if len(missed) == 1 else 'API keys '}{names} could not be "
+        f"recorded (last used date not updated): {missed[0].use_not_recorded}; the test "
+        "result stands",
+        emoji=emoji,
+    )
+
+
 def _finish_all(
     reports: Sequence[KeyReport],
     *,
@@ -678,6 +694,7 @@ def _finish_all(
     report_format: _ReportFormat,
 ) -> None:
     _warnings([r.result for report in reports for r in report.results], emoji)
+    _unrecorded_uses(reports, emoji)
     status = most_serious(report.exit_status for report in reports)
     if json_output:
         if report_format.name == "json":

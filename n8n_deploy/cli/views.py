@@ -126,6 +126,7 @@ def print_keys_table(
         droppable=KEY_DROPPABLE,
         wide=wide,
         how_to_see=KEYS_HOW_TO_SEE,
+        unmask=unmask,
     )
 
 
@@ -168,7 +169,7 @@ def key_details(
 def print_key_details(key: KeyLike, *, emoji: bool, unmask: bool) -> None:
     say(f"{icon('key', emoji)}API key: {key.name}")
     for label, value in key_details(key, emoji=emoji, unmask=unmask)[1:]:
-        say(f"  {label + ':' if label else '':<13}{value}")
+        say(f"  {label + ':' if label else '':<13}{value}", unmask=unmask and label == "Key")
 
 
 def server_record(

@@ -18,11 +18,16 @@ it backs up the current database and copies the staged file into it with the sam
 API in one transaction: other processes see the old database or the new one, never a
 mixture, and the file keeps its 0600 mode.  A restore that does not happen leaves no
 staging copy, and no data folder it had to create.
+
+A backup or restore killed part-way (SIGKILL, a power cut) cannot remove its staging copy,
+a full copy of the database with every key: :func:`remove_leftovers` removes those of
+processes no longer running, and the CLI calls it (and says so) on the next run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,7 +132,8 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
             f"The folder {target.parent} does not exist",
             hint="Create it first, or give another path",
         )
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    remove_leftovers(target.parent, target.name)  # an explicit name's own, from a crash
+    partial = target.with_name(f".{target.name}.{os.getpid()}{PARTIAL_SUFFIX}")
     new_private_file(partial)
     try:
         _copy(database, partial)
@@ -150,7 +156,7 @@ def staged_restore(source: Path, database: Path) -> Iterator[StagedRestore]:
     existing = _replaceable(database)
     with removed_if_left_empty(database):
         ensure_private_folder(database.parent)
-        copy = database.with_name(f".{database.name}.{os.getpid()}.restore")
+        copy = database.with_name(f".{database.name}.{os.getpid()}{RESTORE_SUFFIX}")
         remove_with_companions(copy)
         new_private_file(copy)
         try:
@@ -158,6 +164,46 @@ def staged_restore(source: Path, database: Path) -> Iterator[StagedRestore]:
             yield StagedRestore(database, _check_incoming(copy, source), existing, copy)
         finally:
             remove_with_companions(copy)
+
+
+#: The staging copies of a backup being written and of a restore being checked:
+#: ``.<name>.<process id>.partial`` beside the backup, ``.<name>.<process id>.restore``
+#: beside the database.
+PARTIAL_SUFFIX = ".partial"
+RESTORE_SUFFIX = ".restore"
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)(?:\.partial|\.restore)$")
+
+
+def remove_leftovers(folder: Path, name: str) -> list[Path]:
+    """Remove the staging copies in ``folder`` that a backup or restore of the file
+    ``name`` (a database, or a backup named after it) left when it was killed: those of
+    processes that are no longer running.  Returns what was removed."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for path in entries:
+        match = _STAGING.match(path.name)
+        if match is None or not match["name"].startswith(name):
+            continue
+        if _running(int(match["pid"])):
+            continue  # another command is writing it right now
+        remove_with_companions(path)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or not ours to judge: leave its file
+    return True
 
 
 def describe_database(database: Path) -> DatabaseSummary | None:

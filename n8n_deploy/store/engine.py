@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
@@ -246,7 +247,11 @@ class Database:
         session = factory()
         try:
             yield session
-            session.commit()
+            if write:
+                with interrupts.saving():  # Ctrl-C from here on cannot say "nothing changed"
+                    session.commit()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, N8nDeployError, UsageError
 from n8n_deploy.base.text import error_text
 from n8n_deploy.store import legacy
@@ -199,7 +200,8 @@ def _run_migration(
                 command.upgrade(config, target or "head")
             report.after = inspect_connection(conn).revision
             if not transactional:
-                conn.commit()
+                with interrupts.saving(hold=False):  # MariaDB/MySQL: the upgrade is kept
+                    conn.commit()
     except N8nDeployError:
         raise
     except OperationalError as exc:
@@ -271,11 +273,18 @@ def _migration_connection(engine: Engine, lock_timeout: float) -> Iterator[Conne
             sqlite_immediate=True
         )
         try:
-            with migration_engine.connect() as conn, conn.begin():
-                sequences = _sqlite_sequences(conn)
-                yield conn
-                _check_links(conn)
-                _keep_sequences(conn, sequences)
+            with migration_engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    sequences = _sqlite_sequences(conn)
+                    yield conn
+                    _check_links(conn)
+                    _keep_sequences(conn, sequences)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                with interrupts.saving(hold=False):  # a Ctrl-C now: the upgrade is kept
+                    transaction.commit()
         finally:
             migration_engine.dispose()
         return
@@ -283,8 +292,14 @@ def _migration_connection(engine: Engine, lock_timeout: float) -> Iterator[Conne
         if dialect in MYSQL_DIALECTS:
             yield conn
         else:
-            with conn.begin():
+            transaction = conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                transaction.rollback()
+                raise
+            with interrupts.saving(hold=False):
+                transaction.commit()
 
 
 def locked_state(engine: Engine, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> SchemaState:

@@ -1,0 +1,128 @@
+"""Ctrl-C and SIGTERM told apart by what they interrupt: before a change is saved, the
+command stops and nothing was changed; from the moment a change is being saved, the signal
+waits until the command has finished (what remains is printing what was done), so the exit
+status and the last line say what happened, never "nothing was changed" after a commit.
+
+The store wraps each commit in :func:`saving`; the root command calls :func:`start` and
+:func:`finish` around every command.  Signals are only handled in the main thread (Python
+delivers them there); elsewhere these functions only keep the record.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+#: The signals that end a command: Ctrl-C, and what `kill` and service managers send.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Run:
+    active = False  # start() was called: a command of the CLI is running
+    saved = False  # a change of this run was saved (committed)
+    deferring = False  # signals are being held until the command ends
+    pending: int | None = None  # a signal that arrived while deferring
+    previous: dict[int, Any] = {}
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _hold(signum: int, frame: FrameType | None) -> None:
+    _Run.pending = signum
+
+
+def start() -> None:
+    """At the start of a command: nothing saved yet, SIGTERM stops it as Ctrl-C does (so
+    the same clean-up runs and the same line is printed)."""
+    _Run.active = True
+    _Run.saved = False
+    _Run.deferring = False
+    _Run.pending = None
+    if _main_thread():
+        _Run.previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise)
+
+
+def finish() -> bool:
+    """At the end of a command: the signal handlers it found are back.  Whether a signal
+    arrived while it was held (after a change was saved)."""
+    if _main_thread():
+        for sig, handler in _Run.previous.items():
+            signal.signal(sig, handler)
+        _Run.previous = {}
+    _Run.active = False
+    _Run.deferring = False
+    held = _Run.pending is not None
+    _Run.pending = None
+    return held
+
+
+def changes_saved() -> bool:
+    """Whether this command has saved a change already."""
+    return _Run.saved
+
+
+@contextmanager
+def saving(*, hold: bool = True) -> Iterator[None]:
+    """Around a commit.  A signal arriving from here on waits for the end of the command
+    once the commit has succeeded (``hold``: what follows is printing what was done);
+    when the commit fails, one that arrived meanwhile stops the command as usual (nothing
+    was saved).  Without ``hold`` (a schema migration, after which a long command may
+    follow), and outside a command (the Python API), signals wait only for the commit
+    itself; one that arrived meanwhile stops the command right after it."""
+    if not _Run.active or not hold:
+        with _held_for_the_commit():
+            yield
+            _Run.saved = _Run.saved or _Run.active
+        return
+    deferring_before = _Run.deferring
+    if _main_thread() and not deferring_before:
+        for sig in SIGNALS:
+            signal.signal(sig, _hold)
+        _Run.deferring = True
+    try:
+        yield
+    except BaseException:
+        if not deferring_before:
+            _stop_deferring()
+        raise
+    _Run.saved = True
+
+
+@contextmanager
+def _held_for_the_commit() -> Iterator[None]:
+    if _Run.deferring:  # held already, until the end of the command
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS} if _main_thread() else {}
+    for sig in previous:
+        signal.signal(sig, _hold)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if _Run.pending is not None:
+        _Run.pending = None
+        raise KeyboardInterrupt
+
+
+def _stop_deferring() -> None:
+    _Run.deferring = False
+    if _main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise)
+    if _Run.pending is not None:
+        _Run.pending = None
+        raise KeyboardInterrupt

@@ -1,0 +1,138 @@
+"""Ctrl-C, SIGTERM and a process killed part-way: the exit status and the last line say
+what happened, no traceback, nothing left behind (issue #15, defects 6 and 7)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store.engine import Database
+from tests.helpers import Run, add_key, add_server, key_names, make_jwt
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def signal_after_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], list[int]]]:
+    """The race the signal trials hit: the signal arrives the moment the first commit of a
+    change returns (a real signal, sent to this process, on a real database)."""
+    commit = Session.commit
+    wrote: set[int] = set()
+
+    def flushed(session: Session, context: Any) -> None:
+        wrote.add(id(session))
+
+    def arm(signum: int) -> list[int]:
+        sent: list[int] = []
+
+        def commit_then_signal(self: Session) -> None:
+            commit(self)
+            if id(self) in wrote and not sent:
+                sent.append(signum)
+                os.kill(os.getpid(), signum)
+
+        monkeypatch.setattr(Session, "commit", commit_then_signal)
+        return sent
+
+    event.listen(Session, "after_flush", flushed)
+    yield arm
+    event.remove(Session, "after_flush", flushed)
+
+
+@pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_commit_never_says_nothing_was_changed(
+    cli: Cli, database: Database, signal_after_commit: Callable[[int], list[int]], signum: int
+) -> None:
+    """#15 defect 6: exit 130 "nothing was changed" although the key was stored."""
+    add_server(database, "Production", "https://n8n.example.com")
+    sent = signal_after_commit(signum)
+    run = cli("apikey", "add", "-", "--name", "prod_key", input=make_jwt() + "\n")
+    assert sent
+    assert "nothing was changed" not in run.output
+    assert "Traceback" not in run.output
+    assert key_names(database) == ["prod_key"]
+    # What happened: the key is stored, the command finished, and says so.
+    assert run.exit_code == ExitStatus.SUCCESS, run.output
+    assert "API key 'prod_key' added" in run.stdout
+    assert "Interrupt received while the change was being saved" in run.stderr
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_signal_after_a_rotation_is_committed_reports_the_rotation(
+    cli: Cli, database: Database, signal_after_commit: Callable[[int], list[int]]
+) -> None:
+    import httpx
+    import respx
+
+    add_server(database, "Production", "https://n8n.example.com")
+    add_key(database, "old", make_jwt(sub="old"), ["Production"])
+    new = make_jwt(sub="new")
+    with respx.mock() as mock:
+        mock.get("https://n8n.example.com/api/v1/workflows?limit=1").mock(
+            return_value=httpx.Response(200, json={"data": [], "nextCursor": None})
+        )
+        sent = signal_after_commit(signal.SIGINT)
+        run = cli("apikey", "rotate", "old", "-", "--name", "new", input=new + "\n")
+    assert sent
+    assert run.exit_code == ExitStatus.SUCCESS, run.output
+    assert "Rotated" in run.stdout
+    assert "nothing was changed" not in run.output
+    assert sorted(key_names(database)) == ["new", "old"]
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_signal_before_anything_is_saved_still_says_nothing_was_changed(
+    cli: Cli, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted_flush(self: Session, *args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Session, "flush", interrupted_flush)
+    run = cli("apikey", "add", "-", "--name", "prod_key", input=make_jwt() + "\n")
+    assert run.exit_code == ExitStatus.INTERRUPTED, run.output
+    assert run.stderr.strip() == "Interrupted; nothing was changed."
+    monkeypatch.undo()
+    assert key_names(database) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("module", ["typer", "n8n_deploy.cli.app", "n8n_deploy.cli.root"])
+def test_ctrl_c_during_start_up_prints_one_line_and_no_traceback(
+    module: str, data_dir: Path
+) -> None:
+    """#15 defect 6: a Ctrl-C while Python imports the program printed a traceback. The
+    interrupt is raised when ``module`` is first imported, as a real Ctrl-C would be."""
+    code = f"""
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["n8n-deploy", "apikey", "list"]
+from n8n_deploy.cli import main
+main()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "N8N_DEPLOY_DATA_DIR": str(data_dir)},
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == ExitStatus.INTERRUPTED, result.stderr
+    assert result.stderr.strip() == "Interrupted; nothing was changed."
+    assert not data_dir.exists()
