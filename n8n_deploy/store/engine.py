@@ -25,7 +25,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
-from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
+from n8n_deploy.store.files import (
+    check_database_place,
+    ensure_private_file,
+    fix_sqlite_permissions,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -102,6 +106,7 @@ def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool 
         if create_file:
             ensure_private_file(path)
         elif not path.exists():
+            check_database_place(path)  # a link to nothing, a file for a folder: say so
             raise DatabaseError(f"No database at {path}")
     kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
     backend = parsed.get_backend_name()

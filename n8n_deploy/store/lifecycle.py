@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
 from n8n_deploy.store.engine import MYSQL_DIALECTS, Database, create_engine_for, enable_wal
-from n8n_deploy.store.files import removed_if_left_empty
+from n8n_deploy.store.files import check_database_place, removed_if_left_empty
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
 
 if TYPE_CHECKING:
@@ -80,9 +80,11 @@ def ensure_ready(
 
 
 def inspect_settings(settings: Settings) -> SchemaState:
-    """The state of the configured database, without creating a missing file."""
+    """The state of the configured database, without creating a missing file.  A path no
+    command could create a database at is refused as every command refuses it."""
     path = settings.database_path
     if path is not None and not path.exists():
+        check_database_place(path)
         return SchemaState("empty")
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
