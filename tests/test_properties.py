@@ -1,6 +1,6 @@
 """Property-based tests: generated hostile input for every input a user or a file gives
-(key names, server names, descriptions, keys piped to ``apikey add -``, server URLs),
-through the real CLI on real SQLite files.
+(key names, server names, descriptions, keys piped to ``apikey add -``, server URLs, the
+rows of an n8n-deploy 0.9 file), through the real CLI on real SQLite files.
 
 Each example either works as documented (docs/keys-and-servers.md) or fails with one line
 on stderr, a documented exit status (``base/status.py``), no traceback, and the database
@@ -20,17 +20,18 @@ import ipaddress
 import json
 import re
 import shutil
+import sqlite3
 import string
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import typer.testing
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from n8n_deploy.base import dates
@@ -514,3 +515,76 @@ def test_a_failed_write_leaves_the_prune_bookkeeping_alone(
         run = db.run(*args, input=stdin)
         refused(run, (ExitStatus.FAILED,))
         assert db.state() == before
+
+
+# -- rows of a file: an n8n-deploy 0.9 database ------------------------------------------
+
+
+def file_text() -> st.SearchStrategy[str]:
+    """What a 0.9 file (written by hand or by another program) may hold in a text column."""
+    return hostile_text(4).map(lambda text: text.encode("utf-8", "replace").decode("utf-8"))
+
+
+@PROPERTIES
+@given(
+    server_name=file_text(),
+    url=st.one_of(server_urls(), file_text()).map(
+        lambda text: text.encode("utf-8", "replace").decode("utf-8")
+    ),
+    key_name=file_text(),
+    secret=piped_keys().map(lambda raw: raw.decode("utf-8", "replace")),
+    description=st.one_of(st.none(), file_text()),
+    broken=st.sampled_from([None, "servers.name", "api_keys.description"]),
+)
+@example(
+    server_name="Tok\x1b]0;owned\x07en",
+    url="https://bob:Pa55word@n8n.example.org/?token=T0kenValue1",
+    key_name="evil\x1b[2Jname",
+    secret=STORED_KEY,
+    description="d\u2028x",
+    broken=None,
+)
+def test_rows_of_a_0_9_file_are_carried_or_reported_and_never_printed_raw(
+    scratch: Path,
+    built_once: None,
+    server_name: str,
+    url: str,
+    key_name: str,
+    secret: str,
+    description: str | None,
+    broken: str | None,
+) -> None:
+    from tests.dbfactory import build_legacy, legacy_key, legacy_link, legacy_server
+
+    folder = Path(tempfile.mkdtemp(dir=scratch))
+    try:
+        db = Copy(folder)
+        build_legacy(
+            db.database,
+            servers=[legacy_server(1, server_name, url)],
+            keys=[legacy_key(1, key_name, secret, description=description)],
+            links=[legacy_link(1, 1)],
+        )
+        if broken is not None:  # text that is not UTF-8, as only another program writes it
+            table, column = broken.split(".")
+            with closing(sqlite3.connect(db.database)) as conn:
+                conn.execute(f"UPDATE {table} SET {column} = CAST(X'61FF62' AS TEXT)")
+                conn.commit()
+        before = db.state()
+        upgrade = db.run("db", "upgrade", "--no-backup")
+        event(f"db upgrade: exit {upgrade.exit_code}")  # --hypothesis-show-statistics
+        if upgrade.exit_code != 0:
+            refused(upgrade, (ExitStatus.FAILED,))
+            assert db.state() == before, "a failed upgrade changed the 0.9 file"
+            return
+        runs = [upgrade]
+        for command in (("apikey", "list"), ("server", "list")):
+            runs += [db.run(*command), db.run(*command, "--json")]
+        for run in runs:
+            assert run.exit_code == 0, run.output
+            if contains_api_key(secret.strip()):
+                assert leaked_piece(secret.strip(), run.output) is None
+            for password in ("Pa55word", "T0kenValue1", "pa55"):
+                assert password not in run.output
+    finally:
+        shutil.rmtree(folder)
