@@ -170,11 +170,13 @@ class Copy:
         self.database = folder / DB_NAME
         self.runner = typer.testing.CliRunner()
 
-    def run(self, *args: str, input: str | bytes | None = None) -> Run:
+    def run(
+        self, *args: str, input: str | bytes | None = None, env: dict[str, str] | None = None
+    ) -> Run:
         """The real CLI, in-process.  N8N_DEPLOY_DEBUG lets an unexpected error through as
         an exception (instead of the line asking for a bug report): hypothesis then shows
         the smallest input that raises it."""
-        env = {"N8N_DEPLOY_DATA_DIR": str(self.folder), "N8N_DEPLOY_DEBUG": "1"}
+        env = {"N8N_DEPLOY_DATA_DIR": str(self.folder), "N8N_DEPLOY_DEBUG": "1", **(env or {})}
         result = self.runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
         run = Run(result.exit_code, result.stdout, result.stderr)
         assert "Traceback" not in run.output
@@ -454,6 +456,38 @@ def test_a_server_url_is_stored_in_normal_form_or_refused(fresh: Fresh, raw: str
         if ":" not in host and re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]*", host.rsplit(".")[-1]):
             # What browsers and resolvers read as an IPv4 address is written as one.
             assert str(ipaddress.IPv4Address(host)) == host
+
+
+@PROPERTIES
+@given(raw=server_urls())
+def test_n8n_server_url_gets_the_same_answer_as_server_create(fresh: Fresh, raw: str) -> None:
+    """One rule for a URL, whichever way it comes: an argument, or the environment
+    (``apikey add`` then links the key to a server with that URL, made if need be)."""
+    if "\x00" in raw or not raw.strip():
+        return  # the environment cannot hold these; unset, N8N_SERVER_URL is not given
+    try:
+        raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return
+    with fresh() as db:
+        created = db.run("server", "create", "--", "New", raw).exit_code
+    with fresh() as db:
+        before = db.state()
+        run = db.run(
+            "apikey",
+            "add",
+            "-",
+            "--name=viaenv",
+            input=make_jwt(sub="env"),
+            env={"N8N_SERVER_URL": raw},
+        )
+        assert run.exit_code == created, run.output
+        if created != 0:
+            refused(run)
+            assert db.state() == before
+            return
+        shown = db.json("apikey", "show", name="viaenv")
+        assert isinstance(shown, dict) and len(shown["servers"]) == 1
 
 
 @PROPERTIES
