@@ -611,6 +611,8 @@ def test_rows_of_a_0_9_file_are_carried_or_reported_and_never_printed_raw(
             refused(upgrade, (ExitStatus.FAILED,))
             assert db.state() == before, "a failed upgrade changed the 0.9 file"
             return
+        if url.strip().lower().startswith(("http://", "https://")):
+            assert "is not an http(s) URL" not in upgrade.stderr  # advice that contradicts it
         runs = [upgrade]
         for command in (("apikey", "list"), ("server", "list")):
             runs += [db.run(*command), db.run(*command, "--json")]
