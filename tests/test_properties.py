@@ -568,7 +568,7 @@ def file_text() -> st.SearchStrategy[str]:
     key_name=file_text(),
     secret=piped_keys().map(lambda raw: raw.decode("utf-8", "replace")),
     description=st.one_of(st.none(), file_text()),
-    broken=st.sampled_from([None, "servers.name", "api_keys.description"]),
+    broken=st.sampled_from([None, "servers.name", "api_keys.description", "api_keys.api_key"]),
 )
 @example(
     server_name="Tok\x1b]0;owned\x07en",
@@ -577,6 +577,14 @@ def file_text() -> st.SearchStrategy[str]:
     secret=STORED_KEY,
     description="d\u2028x",
     broken=None,
+)
+@example(  # SQLite's error quoted the stored value: the key, around the byte it could not read
+    server_name="S",
+    url="https://n8n.example.com",
+    key_name="k",
+    secret=STORED_KEY,
+    description=None,
+    broken="api_keys.api_key",
 )
 def test_rows_of_a_0_9_file_are_carried_or_reported_and_never_printed_raw(
     scratch: Path,
@@ -601,14 +609,17 @@ def test_rows_of_a_0_9_file_are_carried_or_reported_and_never_printed_raw(
         )
         if broken is not None:  # text that is not UTF-8, as only another program writes it
             table, column = broken.split(".")
+            value = secret.encode() if column == "api_key" else b"ab"
+            value = value[: len(value) // 2] + b"\xff" + value[len(value) // 2 :]
             with closing(sqlite3.connect(db.database)) as conn:
-                conn.execute(f"UPDATE {table} SET {column} = CAST(X'61FF62' AS TEXT)")
+                conn.execute(f"UPDATE {table} SET {column} = CAST(? AS TEXT)", (value,))
                 conn.commit()
         before = db.state()
         upgrade = db.run("db", "upgrade", "--no-backup")
         event(f"db upgrade: exit {upgrade.exit_code}")  # --hypothesis-show-statistics
         if upgrade.exit_code != 0:
             refused(upgrade, (ExitStatus.FAILED,))
+            assert leaked_piece(secret, upgrade.output) is None, "a piece of the key was printed"
             assert db.state() == before, "a failed upgrade changed the 0.9 file"
             return
         if url.strip().lower().startswith(("http://", "https://")):
