@@ -47,9 +47,9 @@ settings.register_profile(
     database=None,  # and remembers nothing between runs
     deadline=None,  # no timed assertions
     max_examples=30,
-    # The fixtures these tests take are made once per test (the prepared database) or
-    # hold nothing between examples (the data folder of conftest is not used: each
-    # example gets a folder of its own).
+    # ``fresh`` is made once per test, but only hands out copies: every example runs in a
+    # folder of its own, on its own copy of the prepared database (conftest's data
+    # folder is not used).
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 PROPERTIES = settings.get_profile("properties")
