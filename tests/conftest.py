@@ -135,5 +135,19 @@ def database(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries wait on a simulated clock, so no test sleeps (``usefixtures("no_waiting")``)."""
+    from n8n_deploy.n8n import probe
+
+    now = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(probe, "_clock", lambda: now[0])
+    monkeypatch.setattr(probe, "_sleep", sleep)
+
+
+@pytest.fixture
 def jwt_key() -> Callable[..., str]:
     return make_jwt

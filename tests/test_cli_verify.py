@@ -16,7 +16,6 @@ import pytest
 import respx
 
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.n8n import probe as validator
 from n8n_deploy.store.engine import Database
 from n8n_deploy.store.repositories import ApiKeyRepository
 from tests.helpers import (
@@ -35,7 +34,7 @@ from tests.helpers import (
 
 # Every test here runs on SQLite, PostgreSQL and MariaDB (tests/conftest.py), except those
 # marked sqlite_only: they are about the SQLite file itself.
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = pytest.mark.usefixtures("engine", "no_waiting")
 
 Cli = Callable[..., Run]
 
@@ -58,18 +57,6 @@ def n8n(valid: set[str]) -> Callable[[httpx.Request], httpx.Response]:
         return httpx.Response(401, json={"message": "Unauthorized"})
 
     return respond
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries wait on a simulated clock, so no test sleeps."""
-    now = [1000.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    monkeypatch.setattr(validator, "_clock", lambda: now[0])
-    monkeypatch.setattr(validator, "_sleep", sleep)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import respx
 
 from n8n_deploy.base import dates
 from n8n_deploy.base.status import ExitStatus
-from n8n_deploy.n8n import probe as validator
 from n8n_deploy.store import schema
 from tests.dbfactory import build_at_revision, copy_fixture
 from tests.helpers import (
@@ -27,7 +26,7 @@ from tests.helpers import (
     sqlite_file,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = pytest.mark.usefixtures("engine", "no_waiting")
 
 Cli = Callable[..., Run]
 PROD = "https://n8n.example.com"
@@ -59,17 +58,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def actor(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("N8N_DEPLOY_ACTOR", ACTOR)
     return ACTOR
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1000.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    monkeypatch.setattr(validator, "_clock", lambda: now[0])
-    monkeypatch.setattr(validator, "_sleep", sleep)
 
 
 @pytest.fixture
@@ -432,10 +420,57 @@ def test_writers_prune_at_most_once_a_minute(cli: Cli, clock: FakeClock, data_di
     change_database(data_dir, "UPDATE api_keys SET delete_after = NULL")
 
 
+def test_apikey_test_prunes_like_every_command_that_writes(
+    cli: Cli, clock: FakeClock, data_dir: Path, n8n: set[str]
+) -> None:
+    gate = make_jwt(sub="gate")
+    n8n.add(gate)
+    assert cli("server", "create", "Production", PROD).exit_code == 0
+    add(cli, "gate", gate, "--server", "Production")
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1m", "--server", "Production")
+    clock.advance(seconds=61)
+    # The gate records its use, and prunes first: no other command needs to run.
+    assert cli("apikey", "test", "gate").exit_code == 0
+    assert database_rows(data_dir, "SELECT name FROM api_keys") == [("gate",)]
+    assert kinds(cli, "ci") == ["added", "deleted"]
+    assert history(cli, "ci")[-1]["server"] == "Production"
+    assert kinds(cli, "gate") == ["added", "tested"]
+
+
+@pytest.mark.sqlite_only
+def test_a_restored_backup_keeps_no_key_past_its_deadline(
+    cli: Cli, clock: FakeClock, data_dir: Path
+) -> None:
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1h")
+    add(cli, "kept", make_jwt(sub="kept"))
+    run = cli("db", "backup", str(data_dir / "saved.bak"))
+    assert run.exit_code == 0, run.output
+    clock.advance(hours=2)
+    assert cli("apikey", "prune").exit_code == 0
+    restored = cli("db", "restore", str(data_dir / "saved.bak"), "--confirm")
+    assert restored.exit_code == 0, restored.output
+    assert database_rows(data_dir, "SELECT name FROM api_keys") == [("kept",)]
+    assert kinds(cli, "ci")[-1] == "deleted"
+
+
+def test_a_downgrade_prunes_first_so_no_key_past_its_deadline_becomes_permanent(
+    cli: Cli, clock: FakeClock, data_dir: Path
+) -> None:
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1h")
+    add(cli, "later", make_jwt(sub="later"), "--ttl", "1d")
+    clock.advance(hours=2)
+    down = cli("db", "downgrade", "0006", "--confirm")
+    assert down.exit_code == 0, down.output
+    assert "ephemeral keys kept as ordinary keys (no deadline): 'later'" in down.output
+    assert database_rows(data_dir, "SELECT name FROM api_keys") == [("later",)]
+
+
 def test_bad_ttl_and_expiry_are_refused_before_anything_is_stored(cli: Cli) -> None:
     key = make_jwt(sub="k")
     for args, starts in (
         (("--ttl", "soon"), "--ttl 'soon': not a duration"),
+        (("--ttl", "\u0663h"), "--ttl '\u0663h': not a duration"),  # an Arabic-Indic 3
+        (("--ttl", "1d1d"), "--ttl '1d1d': the unit 'd' is given twice"),
         (("--ttl", "0h"), "--ttl '0h': must be more than 0"),
         (("--ttl", "400d"), "--ttl '400d': must be more than 0 and at most 366 days"),
         (("--expires-at", "2001-01-01"), "--expires-at 2001-01-01: that moment has passed"),

@@ -14,7 +14,6 @@ import respx
 
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import sanitize
-from n8n_deploy.n8n import probe as validator
 from n8n_deploy.store.engine import Database
 from tests.dbfactory import build_legacy, legacy_key, legacy_link, legacy_server
 from tests.helpers import (
@@ -29,6 +28,7 @@ from tests.helpers import (
 from tests.helpers import dump_database as snapshot
 
 Cli = Callable[..., Run]
+pytestmark = pytest.mark.usefixtures("no_waiting")
 PROD = "https://n8n.example.com"
 #: What must never reach a terminal as it is: ESC (colours, titles, cursor moves), CR,
 #: a bidi override, the line separator.
@@ -37,18 +37,6 @@ RAW = ("\x1b", "\r", "\u202e", "\u2028", "\x07", "\x9b")
 
 def shows_nothing_raw(text: str) -> bool:
     return not any(ch in text for ch in RAW)
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries wait on a simulated clock, so no test sleeps."""
-    now = [1000.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    monkeypatch.setattr(validator, "_clock", lambda: now[0])
-    monkeypatch.setattr(validator, "_sleep", sleep)
 
 
 @pytest.fixture

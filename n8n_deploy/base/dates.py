@@ -63,16 +63,23 @@ MAX_TTL = timedelta(days=366)
 
 
 def parse_duration(raw: str, option: str = "--ttl") -> timedelta:
-    """``2h``, ``90m``, ``1d12h``, ``45s``, ``2w``: a positive span of at most a year; a
-    usage error naming the option otherwise."""
+    """``2h``, ``90m``, ``1d12h``, ``45s``, ``2w``: ASCII digits, each unit at most once, a
+    positive span of at most a year; a usage error naming the option otherwise."""
     import re
 
     text = raw.strip().lower().replace(" ", "")
-    parts = re.findall(r"(\d+)([smhdw])", text)
+    parts = re.findall(r"([0-9]+)([smhdw])", text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise UsageError(
             f"{option} {raw!r}: not a duration",
             hint=f"Write it as a number and a unit (s, m, h, d, w), e.g. {option} 2h or 1d12h",
+        )
+    units = [u for _, u in parts]
+    twice = next((u for u in units if units.count(u) > 1), None)
+    if twice is not None:
+        raise UsageError(
+            f"{option} {raw!r}: the unit '{twice}' is given twice",
+            hint=f"Give each unit once, e.g. {option} 1d12h",
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     span = timedelta(seconds=min(seconds, int(MAX_TTL.total_seconds()) + 1))

@@ -116,7 +116,7 @@ def upgrade(
     that cannot be carried is reported. Another upgrade running at the same time is waited
     for (at most N8N_DEPLOY_LOCK_TIMEOUT seconds, default 60); the backup is taken only
     once there is something left to do."""
-    from n8n_deploy.store import migrations, schema
+    from n8n_deploy.store import lifecycle, migrations, schema
     from n8n_deploy.store.engine import create_engine_for
     from n8n_deploy.store.files import removed_if_left_empty
 
@@ -128,6 +128,8 @@ def upgrade(
             report = migrations.upgrade_database(
                 engine, target, backup=not no_backup, lock_timeout=settings.lock_timeout
             )
+            if report.changed:
+                lifecycle.prune_when_current(engine, settings.actor)
         finally:
             engine.dispose()
     if not report.changed:  # e.g. another process upgraded it while this one waited
@@ -165,7 +167,7 @@ def downgrade(
     (pass --confirm otherwise) and backs a SQLite database up first. Never below the first
     revision. This program itself needs the newest revision: run 'db upgrade' to use it
     again."""
-    from n8n_deploy.store import migrations, schema
+    from n8n_deploy.store import lifecycle, migrations, schema
     from n8n_deploy.store.engine import create_engine_for
 
     settings = state(ctx).settings
@@ -184,6 +186,8 @@ def downgrade(
             action="downgrade",
             kept="nothing was changed",
         )
+        # Keys past their deadline go first: below 0007 they would be kept for good.
+        lifecycle.prune_when_current(engine, settings.actor)
         report = migrations.downgrade_database(
             engine, target, backup=not no_backup, lock_timeout=settings.lock_timeout
         )
@@ -368,6 +372,7 @@ def restore(
             kept="nothing was changed",
         )
         result = staged.apply()
+    _prune_restored(settings)
     if result.previous_backup is not None:
         say(f"Backup of the replaced database: {result.previous_backup}")
         if result.replaced is not None and result.replaced.state.kind == "legacy":
@@ -381,6 +386,19 @@ def restore(
             f"It needs an upgrade ({result.restored.state.describe()} -> {schema.HEAD}): "
             "run 'n8n-deploy db upgrade' before using it."
         )
+
+
+def _prune_restored(settings: Settings) -> None:
+    """Keys of the restored database past their deadline are deleted, as by every command
+    that writes: a restore never brings back a key n8n-deploy promised to delete."""
+    from n8n_deploy.store import lifecycle
+    from n8n_deploy.store.engine import create_engine_for
+
+    engine = create_engine_for(settings.database_url, create_file=False)
+    try:
+        lifecycle.prune_when_current(engine, settings.actor)
+    finally:
+        engine.dispose()
 
 
 def _show_migration(

@@ -29,6 +29,7 @@ from n8n_deploy.cli.output import icon, note, print_json, say
 from n8n_deploy.cli.state import state
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 #: How many events ``apikey history`` shows unless --limit says otherwise.
@@ -304,10 +305,12 @@ def prune(
     """Delete ephemeral keys past their deadline (help: PRUNE_HELP)."""
     from n8n_deploy.store.pruning import PrunedKey, prune_keys
 
-    def work(session: Session) -> list[PrunedKey]:
-        return prune_keys(session, expired=expired)
+    database = state(ctx).database()
 
-    removed = state(ctx).database().write(work, before_write=False)  # this is the prune
+    def work(conn: Connection) -> list[PrunedKey]:
+        return prune_keys(conn, expired=expired, actor=database.settings.actor)
+
+    removed = database.write_rows(work, before_write=False)  # this is the prune
     if json_output:
         print_json({"deleted": [key.to_dict() for key in removed]})
         return

@@ -219,9 +219,9 @@ class Database:
         self._writer = engine.execution_options(sqlite_immediate=True)
         # Made on first use: a command that only reads never imports sqlalchemy.orm.
         self._factories: dict[bool, sessionmaker[Session]] = {}
-        #: Run first, in a writing unit of work of its own, before every writing session
-        #: (lifecycle: pruning ephemeral keys past their deadline).
-        self.before_write: Callable[[Session], object] | None = None
+        #: Run first, in a writing transaction of its own, before every writing unit of
+        #: work, ORM or Core (lifecycle: pruning ephemeral keys past their deadline).
+        self.before_write: Callable[[Connection], object] | None = None
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -250,9 +250,8 @@ class Database:
             factory = self._factories[write] = sessionmaker(
                 bind=bind, expire_on_commit=False, info=info
             )
-        if write and before_write and self.before_write is not None:
-            with self.session(write=True, before_write=False) as first:
-                self.before_write(first)
+        if write and before_write:
+            self._before_write()
         session = factory()
         try:
             yield session
@@ -271,9 +270,12 @@ class Database:
                 fix_sqlite_permissions(path)
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, before_write: bool = True) -> Iterator[Connection]:
         """A writing unit of work on a Core connection (no ORM): committed when the block
-        ends normally, rolled back otherwise, as :meth:`session`."""
+        ends normally, rolled back otherwise, and preceded by the ``before_write`` hook, as
+        :meth:`session`."""
+        if before_write:
+            self._before_write()
         try:
             with self._writer.connect() as conn, conn.begin():
                 yield conn
@@ -281,6 +283,15 @@ class Database:
             path = self.settings.database_path
             if path is not None:
                 fix_sqlite_permissions(path)
+
+    def _before_write(self) -> None:
+        """The ``before_write`` hook in a writing transaction of its own, committed: what it
+        deletes stays deleted even when the unit of work after it fails."""
+        if self.before_write is None:
+            return
+        hook = self.before_write
+        with self.writing(before_write=False) as conn:
+            hook(conn)
 
     def write(self, work: Callable[[Session], T], *, before_write: bool = True) -> T:
         """Run ``work`` in a writing unit of work, and run it again (at most
@@ -294,12 +305,12 @@ class Database:
 
         return self._retried(once)
 
-    def write_rows(self, work: Callable[[Connection], T]) -> T:
+    def write_rows(self, work: Callable[[Connection], T], *, before_write: bool = True) -> T:
         """:meth:`write` on a Core connection (:meth:`writing`), for a statement or two
         that need no ORM."""
 
         def once() -> T:
-            with self.writing() as conn:
+            with self.writing(before_write=before_write) as conn:
                 return work(conn)
 
         return self._retried(once)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,23 +65,10 @@ class EventRepository:
     def record_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record many events in one INSERT (``apikey test --all``): each row has kind,
         key_name and key_id, and may have server, outcome and detail."""
-        if not rows:
-            return
-        actor, now = session_actor(self.session), utcnow()
-        full = [
-            {
-                "at": now,
-                "other_name": None,
-                "server": None,
-                "outcome": None,
-                "detail": None,
-                **row,
-                "actor": actor,
-                "reconstructed": False,
-            }
-            for row in rows
-        ]
-        self.session.execute(insert(KeyEvent), full)
+        from n8n_deploy.store.usage import insert_events
+
+        self.session.flush()  # the events already added come first
+        insert_events(self.session.connection(), rows, session_actor(self.session))
 
     def history(self, name: str, *, limit: int | None = None) -> tuple[list[KeyEvent], int]:
         """The events of the key named ``name`` now or at any time (renamed, rotated into,

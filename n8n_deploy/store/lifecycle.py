@@ -13,12 +13,24 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 
 from n8n_deploy.base.settings import DEFAULT_LOCK_TIMEOUT, Settings
-from n8n_deploy.store.engine import MYSQL_DIALECTS, Database, create_engine_for, enable_wal
-from n8n_deploy.store.files import check_database_place, removed_if_left_empty
+from n8n_deploy.store.engine import (
+    MYSQL_DIALECTS,
+    Database,
+    create_engine_for,
+    enable_wal,
+    engine_path,
+)
+from n8n_deploy.store.files import (
+    check_database_place,
+    fix_sqlite_permissions,
+    removed_if_left_empty,
+)
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection
 
 
 def open_database(settings: Settings) -> Database:
@@ -37,17 +49,39 @@ def open_database(settings: Settings) -> Database:
                 database, auto_upgrade=settings.auto_upgrade, lock_timeout=settings.lock_timeout
             )
             database.warnings.extend(collation_warnings(engine))
-            database.before_write = _prune_if_due
+            database.before_write = _pruner(settings.actor)
         except BaseException:
             engine.dispose()
             raise
     return database
 
 
-def _prune_if_due(session: Session) -> None:
-    from n8n_deploy.store.pruning import prune_if_due
+def _pruner(actor: str) -> Callable[[Connection], object]:
+    """Pruning ephemeral keys past their deadline, at most once a minute: what every
+    writing unit of work does first (``Database.before_write``)."""
 
-    prune_if_due(session)
+    def prune(conn: Connection) -> object:
+        from n8n_deploy.store.pruning import prune_if_due
+
+        return prune_if_due(conn, actor=actor)
+
+    return prune
+
+
+def prune_when_current(engine: Engine, actor: str) -> None:
+    """What a writing unit of work does first (``_pruner``), for the ``db`` commands that
+    change a database without opening it as a ``Database`` (upgrade, downgrade, restore):
+    only at the newest revision, the only one whose keys have deadlines n8n-deploy
+    knows."""
+    if not inspect_state(engine).is_current:
+        return
+    try:
+        with engine.execution_options(sqlite_immediate=True).connect() as conn, conn.begin():
+            _pruner(actor)(conn)
+    finally:
+        path = engine_path(engine)
+        if path is not None:
+            fix_sqlite_permissions(path)
 
 
 def ensure_ready(

@@ -1,20 +1,28 @@
 """Deleting ephemeral keys past their deadline (``apikey add --ttl``): on demand
-(``apikey prune``) and, cheaply, in every unit of work that writes (``prune_if_due``).
+(``apikey prune``) and, cheaply, before every unit of work that writes (``prune_if_due``,
+run by ``Database`` for ORM sessions and Core writers alike, ``apikey test`` included).
 
-Every removal is a ``deleted`` event in the same unit of work.  Several processes may prune
-at once: each key is deleted (and its event recorded) by exactly one of them.
+SQLAlchemy Core on a connection, so a command that writes without the ORM prunes without
+importing it.  Every removal is a ``deleted`` event in the same transaction.  Several
+processes may prune at once: each key is deleted (and its event recorded) by exactly one
+of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from n8n_deploy.base.dates import as_utc, human_time, iso_utc, utcnow
-from n8n_deploy.store.events import SettingsRepository
-from n8n_deploy.store.repositories import ApiKeyRepository
+from n8n_deploy.store.metadata import api_keys, registry_settings, server_api_keys, servers
+from n8n_deploy.store.usage import insert_events
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Writers prune at most this often; the moment of the last prune is shared by everyone
 #: using the database (``registry_settings``).
@@ -39,37 +47,65 @@ class PrunedKey:
 
 
 def prune_keys(
-    session: Session, *, expired: bool = False, now: datetime | None = None
+    target: Connection | Session,
+    *,
+    expired: bool = False,
+    now: datetime | None = None,
+    actor: str | None = None,
 ) -> list[PrunedKey]:
     """Delete every ephemeral key past its deadline and, with ``expired``, every key whose
-    JWT ``exp`` has passed; what was removed, by name."""
+    JWT ``exp`` has passed, in ``target``'s transaction (a Core connection or an ORM
+    session); what was removed, by name.  The events name ``actor`` (by default the
+    session's, as every repository does)."""
+    conn, who = _connection(target, actor)
     moment = now or utcnow()
-    repo = ApiKeyRepository(session)
-    chosen = {key.id: ("ephemeral", key) for key in repo.past_deadline(moment)}
+    due = and_(api_keys.c.delete_after.is_not(None), api_keys.c.delete_after <= moment)
     if expired:
-        for key in repo.expired(moment):
-            chosen.setdefault(key.id, ("expired", key))
-    removed = []
-    for reason, key in sorted(chosen.values(), key=lambda item: item[1].name):
-        deadline = key.delete_after if reason == "ephemeral" else key.expires_at
-        assert deadline is not None
-        servers = tuple(server.name for server in key.servers)
+        due = or_(due, and_(api_keys.c.expires_at.is_not(None), api_keys.c.expires_at <= moment))
+    rows = conn.execute(
+        select(api_keys.c.id, api_keys.c.name, api_keys.c.delete_after, api_keys.c.expires_at)
+        .where(due)
+        .order_by(api_keys.c.name)
+    ).all()
+    removed: list[PrunedKey] = []
+    events: list[dict[str, Any]] = []
+    linked = _linked_servers(conn, [row[0] for row in rows])
+    for key_id, name, delete_after, expires_at in rows:
+        ephemeral = delete_after is not None and as_utc(delete_after) <= moment
+        deadline = as_utc(delete_after if ephemeral else expires_at)
         why = (
             f"pruned: ephemeral, deadline {human_time(deadline)} UTC passed"
-            if reason == "ephemeral"
+            if ephemeral
             else f"pruned: expired on {human_time(deadline)} UTC"
         )
-        if repo.delete_if_present(key, detail=why):
-            removed.append(PrunedKey(key.name, reason, as_utc(deadline), servers))
-    SettingsRepository(session).set(LAST_PRUNE, iso_utc(moment) or "")
+        # One DELETE by id: a key another pruner removed first is simply not ours.
+        done = conn.execute(delete(api_keys).where(api_keys.c.id == key_id))
+        if not getattr(done, "rowcount", 1):
+            continue
+        names = linked.get(key_id, ())
+        removed.append(PrunedKey(name, "ephemeral" if ephemeral else "expired", deadline, names))
+        events.append(
+            {
+                "kind": "deleted",
+                "key_name": name,
+                "key_id": key_id,
+                "server": ", ".join(names) or None,
+                "detail": why,
+            }
+        )
+    insert_events(conn, events, who, moment)
+    _set_last_prune(conn, moment, who)
     return removed
 
 
-def prune_if_due(session: Session) -> list[PrunedKey]:
+def prune_if_due(target: Connection | Session, *, actor: str | None = None) -> list[PrunedKey]:
     """``prune_keys`` when the last prune (by anyone) is a minute old or more: one
     primary-key read otherwise."""
+    conn, who = _connection(target, actor)
     now = utcnow()
-    last = SettingsRepository(session).get(LAST_PRUNE)
+    last = conn.scalar(
+        select(registry_settings.c.value).where(registry_settings.c.name == LAST_PRUNE)
+    )
     if last:
         try:
             when = as_utc(datetime.fromisoformat(last.replace("Z", "+00:00")))
@@ -77,4 +113,43 @@ def prune_if_due(session: Session) -> list[PrunedKey]:
             when = None
         if when is not None and now - when < PRUNE_INTERVAL and when <= now:
             return []
-    return prune_keys(session, now=now)
+    return prune_keys(conn, now=now, actor=who)
+
+
+def _connection(target: Connection | Session, actor: str | None) -> tuple[Connection, str]:
+    if isinstance(target, Connection):
+        return target, actor or "unknown"
+    from n8n_deploy.store.events import session_actor
+
+    return target.connection(), actor or session_actor(target)
+
+
+def _linked_servers(conn: Connection, key_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """key id -> the names of its servers (by name), for the keys about to be deleted."""
+    if not key_ids:
+        return {}
+    pairs = conn.execute(
+        select(server_api_keys.c.api_key_id, servers.c.name)
+        .join(servers, servers.c.id == server_api_keys.c.server_id)
+        .where(server_api_keys.c.api_key_id.in_(key_ids))
+        .order_by(servers.c.name)
+    )
+    found: dict[int, list[str]] = {}
+    for key_id, name in pairs:
+        found.setdefault(key_id, []).append(name)
+    return {key_id: tuple(names) for key_id, names in found.items()}
+
+
+def _set_last_prune(conn: Connection, moment: datetime, actor: str) -> None:
+    """Share the moment of this prune (created when missing; a concurrent creation by
+    another pruner is taken as done, and this moment written over it)."""
+    values = {"value": iso_utc(moment) or "", "updated_by": actor, "updated_at": utcnow()}
+    where = registry_settings.c.name == LAST_PRUNE
+    done = conn.execute(update(registry_settings).where(where).values(**values))
+    if getattr(done, "rowcount", 1):
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(registry_settings).values(name=LAST_PRUNE, **values))
+    except IntegrityError:
+        conn.execute(update(registry_settings).where(where).values(**values))

@@ -218,41 +218,6 @@ class ApiKeyRepository(_Named):
         conn = self.session.connection()
         return usage.record_checks(conn, checks, passed, session_actor(self.session))
 
-    def past_deadline(self, now: datetime) -> Sequence[ApiKey]:
-        """The ephemeral keys whose deadline has passed."""
-        stmt = (
-            select(ApiKey)
-            .where(ApiKey.delete_after.is_not(None), ApiKey.delete_after <= now)
-            .order_by(ApiKey.name)
-        )
-        return list(self.session.scalars(stmt))
-
-    def expired(self, now: datetime) -> Sequence[ApiKey]:
-        """The keys whose JWT ``exp`` (stored as ``expires_at``) has passed."""
-        stmt = (
-            select(ApiKey)
-            .where(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now)
-            .order_by(ApiKey.name)
-        )
-        return list(self.session.scalars(stmt))
-
-    def delete_if_present(self, key: ApiKey, *, detail: str) -> bool:
-        """Delete ``key`` unless another process deleted it first (pruning runs in every
-        writer): one DELETE by id, its event recorded only when this one removed it."""
-        from sqlalchemy import delete as delete_rows
-
-        linked = ", ".join(server.name for server in key.servers) or None
-        done = self.session.execute(
-            delete_rows(ApiKey)
-            .where(ApiKey.id == key.id)
-            .execution_options(synchronize_session=False)
-        )
-        if not getattr(done, "rowcount", 1):
-            return False
-        self.events.record("deleted", key, server=linked, detail=detail)
-        self.session.expunge(key)
-        return True
-
 
 class ServerRepository(_Named):
     kind = "server"

@@ -1,5 +1,6 @@
 """Recording that keys were used (``last_used_at``) and tested (``tested`` events): one
-UPDATE and one INSERT in SQLAlchemy Core.
+UPDATE and one INSERT in SQLAlchemy Core; and the one shape of an event row
+(:func:`insert_events`), for every writer of events.
 
 ``apikey test`` records each key whose checks passed; doing it without the ORM spares that
 command importing ``sqlalchemy.orm`` and configuring the mappers just to write one
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
@@ -53,22 +54,42 @@ def record_checks(
         )
         ids = {row[0]: row[1] for row in found}
     now = utcnow()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
-            "at": now,
             "kind": "tested",
             "key_name": name,
             "key_id": ids[name],
-            "other_name": None,
             "server": server,
             "outcome": outcome,
             "detail": detail,
-            "actor": actor,
-            "reconstructed": False,
         }
         for name, server, outcome, detail in checks
         if name in ids
     ]
-    if rows:
-        conn.execute(insert(key_events), rows)
+    insert_events(conn, rows, actor, now)
     return mark_names_used(conn, passed, now)
+
+
+def insert_events(
+    conn: Connection, rows: Sequence[dict[str, Any]], actor: str, at: datetime | None = None
+) -> None:
+    """Record ``rows`` as events in one INSERT, in the caller's transaction: each has kind,
+    key_name and key_id, and may have other_name, server, outcome and detail; all happen
+    ``at`` (now) and are done by ``actor``.  Never the key itself."""
+    if not rows:
+        return
+    moment = at or utcnow()
+    full = [
+        {
+            "at": moment,
+            "other_name": None,
+            "server": None,
+            "outcome": None,
+            "detail": None,
+            **row,
+            "actor": actor,
+            "reconstructed": False,
+        }
+        for row in rows
+    ]
+    conn.execute(insert(key_events), full)
