@@ -135,7 +135,9 @@ def test_an_unwritable_data_folder_is_a_clear_error(cli: Cli, tmp_path: Path) ->
     blocker.write_text("not a folder")
     result = cli("--data-dir", str(blocker / "sub"), "db", "init")
     assert result.exit_code == ExitStatus.FAILED
-    assert result.stderr.startswith("Error: Cannot create the data folder")
+    assert result.stderr.startswith(
+        f"Error: The folder {blocker / 'sub'} for the database cannot be used: {blocker} is a file"
+    )
 
 
 @pytest.mark.parametrize("args", [("apikey",), ("server",), ("db",)])

@@ -134,7 +134,9 @@ def upgrade() -> None:
             normal = normalize_server_url(url) if isinstance(url, str) else url
         except _NotAUrl:
             shown = mask_url_password(url)  # never print a password kept in a URL
-            _note(f"server '{name}': URL {shown!r} is not an http(s) URL; left as stored")
+            web = url.strip().lower().startswith(("http://", "https://"))
+            what = "cannot be used as a server URL" if web else "is not an http(s) URL"
+            _note(f"server '{name}': URL {shown!r} {what}; left as stored")
         changed = normal != url
         rewritten += changed
         conn.execute(

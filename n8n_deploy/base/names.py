@@ -7,11 +7,18 @@ from __future__ import annotations
 import unicodedata
 
 from n8n_deploy.base.errors import InvalidNameError, UsageError
-from n8n_deploy.base.text import contains_api_key, has_unsafe_characters
+from n8n_deploy.base.text import (
+    contains_api_key,
+    contains_key_fragment,
+    has_unsafe_characters,
+    hide_url_credentials,
+)
 
 MAX_NAME_LENGTH = 100
 #: Descriptions fit every engine's text column (MariaDB's TEXT holds 64 KB).
 MAX_DESCRIPTION_LENGTH = 1000
+#: The one format character a name may hold: it joins emoji (👩‍💻), and shows nothing alone.
+ZERO_WIDTH_JOINER = "\u200d"
 
 
 def check_text(text: str, what: str) -> str:
@@ -46,28 +53,46 @@ def clean_description(raw: str | None) -> str | None:
             "bidi override)",
             hint="Give it on one line, as plain text",
         )
-    if contains_api_key(text):
-        # A description is shown unmasked in every listing: it must not carry a secret.
+    if contains_api_key(text) or contains_key_fragment(text):
+        # A description is shown in every listing: it must not carry a secret (and what is
+        # shaped like one would be hidden there, base.text.sanitize).
         raise UsageError(
             "The description contains what looks like an API key",
             hint="Check the order of the arguments; the key itself was not stored or shown",
         )
+    _refuse_credentials(text, "description")
     return text or None
 
 
+def _refuse_credentials(text: str, what: str) -> None:
+    """Refuse a URL password or a secret query parameter (``https://u:pw@h``, ``?token=x``):
+    a secret has no place in a name or description, and every listing would show it
+    hidden (``base.text.sanitize``), not as it was stored."""
+    if hide_url_credentials(text) != text:
+        raise UsageError(
+            f"The {what} holds what looks like a password or token in a URL",
+            hint="Leave credentials out of it; nothing was stored",
+        )
+
+
 def clean_name(raw: str, kind: str = "API key") -> str:
-    """Trim a name; refuse empty ones, control characters and more than 100 characters.
-    UTF-8 and emoji are welcome."""
+    """Trim a name; refuse empty ones (a zero-width joiner alone shows nothing), control,
+    bidi and invisible characters, anything a listing would show otherwise than stored (a
+    key or a piece of one, a URL password: base.text.sanitize hides them), and more than
+    100 characters.  UTF-8 and emoji are welcome."""
     name = check_text(raw, f"{kind} name").strip()
-    if not name:
+    if not name.replace(ZERO_WIDTH_JOINER, "").strip():  # nothing a listing would show
         example = '"Production"' if kind == "server" else "prod_key"
         raise InvalidNameError(f"The {kind} name is empty", hint=f"Give a name such as {example}")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d" for ch in name):
+    if has_unsafe_characters(name) or any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != ZERO_WIDTH_JOINER
+        for ch in name
+    ):
         raise InvalidNameError(
             f"The {kind} name contains control characters",
             hint="Use letters, digits, spaces, punctuation or emoji",
         )
-    if contains_api_key(name):
+    if contains_api_key(name) or contains_key_fragment(name):
         # Said without echoing it: the user has probably swapped two arguments.
         raise InvalidNameError(
             f"The {kind} name looks like an API key",
@@ -77,6 +102,7 @@ def clean_name(raw: str, kind: str = "API key") -> str:
         raise InvalidNameError(
             f"The {kind} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
         )
+    _refuse_credentials(name, f"{kind} name")
     return name
 
 

@@ -117,12 +117,18 @@ def first_line(text: str, limit: int = MAX_QUOTED) -> str:
     return lines[0][:limit] if lines else ""
 
 
+#: SQLite's message for a stored value that is not UTF-8 quotes the value itself, which
+#: may be a key: the column names the problem well enough.
+_UNDECODABLE_VALUE = re.compile(r"(Could not decode to UTF-8 column '[^']*') with text .*", re.S)
+
+
 def error_text(exc: BaseException, limit: int = MAX_QUOTED) -> str:
     """What an exception says, in one line: a database driver's own message when SQLAlchemy
     wraps one (statements are shown without parameters: engines hide them), else the
-    exception's text, else its type."""
+    exception's text, else its type.  Never a stored value the driver quotes."""
     original = getattr(exc, "orig", None)
-    return first_line(str(original if original is not None else exc), limit) or type(exc).__name__
+    text = _UNDECODABLE_VALUE.sub(r"\1", str(original if original is not None else exc))
+    return first_line(text, limit) or type(exc).__name__
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

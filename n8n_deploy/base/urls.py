@@ -17,6 +17,8 @@ API_PATH = "/api/v1"
 # names such as ``n8n_main`` resolve inside Docker networks.
 _HOST_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
 _HOST_PORT = re.compile(r"[\w.-]+:\d+(/|$)")
+#: The last label of a host that makes it an IPv4 address: a decimal or hexadecimal number.
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
 #: ``scheme://`` (or ``scheme:``) and the user part up to the last ``@``.
 _USER_PART = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?/*)[^@]*@")
 
@@ -33,7 +35,8 @@ def normalize_server_url(raw: str) -> str:
     Scheme and host are lower-cased, default ports, a trailing dot on the host and trailing
     slashes dropped, a path prefix kept (n8n often sits under a sub-path behind a proxy).
     Query strings, fragments and credentials in the URL are refused: they have no place in
-    a base URL.  So are host names that cannot be one (``exa<mple``, ``a..b``, ``999.1.1.1``).
+    a base URL.  So are host names that cannot be one (``exa<mple``, ``a..b``, ``999.1.1.1``),
+    and hosts ending in a number that are not a dotted-quad IPv4 address (``0x7f.1``, ``127.1``).
     """
     text = raw.strip()
     if not text:
@@ -137,11 +140,17 @@ def _check_host(host: str, shown: str) -> str:
             f"Not a valid host name: {host!r}",
             hint="A host name has letters, digits, hyphens and dots, e.g. n8n.example.com",
         )
-    if all(label.isdigit() for label in labels):
+    if all(label.isdigit() for label in labels) or _NUMBER.fullmatch(labels[-1]):
+        # A host that ends in a number is an IPv4 address to browsers (the WHATWG URL
+        # standard) and resolvers (inet_aton: 0x7f.1 and 127.1 are 127.0.0.1): only the
+        # dotted-quad form says which machine it is, to the user and to the loopback check.
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            raise InvalidServerUrlError(f"Not a valid IPv4 address in {shown}") from None
+            raise InvalidServerUrlError(
+                f"Not a valid IPv4 address in {shown}",
+                hint="Write it as four decimal numbers, e.g. http://192.168.1.10:5678",
+            ) from None
     return host
 
 

@@ -2,9 +2,10 @@
 
 SQLite (the default) gets: ``foreign_keys=ON``, WAL journalling, a busy timeout, real
 transactions that include DDL (so a failed migration rolls back), and a file created
-0600 inside a 0700 folder whatever the umask.  WAL is switched on for a new file and after
-a migration (:func:`enable_wal`), never merely by opening: a database this program refuses
-(newer revision, n8n-deploy 0.9) is left byte-for-byte as it was.  SQL errors never carry
+0600 inside a 0700 folder whatever the umask.  WAL is switched on for a new file (by an
+engine allowed to create it) and after a migration (:func:`enable_wal`), never merely by
+opening: a database this program refuses (newer revision, n8n-deploy 0.9), or an empty
+file a read-only command looks at, is left byte-for-byte as it was.  SQL errors never carry
 bound parameters (``hide_parameters``), so an API key cannot leak through an exception
 message.
 """
@@ -24,7 +25,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
-from n8n_deploy.store.files import ensure_private_file, fix_sqlite_permissions
+from n8n_deploy.store.files import (
+    check_database_place,
+    ensure_private_file,
+    fix_sqlite_permissions,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -101,6 +106,7 @@ def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool 
         if create_file:
             ensure_private_file(path)
         elif not path.exists():
+            check_database_place(path)  # a link to nothing, a file for a folder: say so
             raise DatabaseError(f"No database at {path}")
     kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
     backend = parsed.get_backend_name()
@@ -125,11 +131,14 @@ def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool 
             f"Cannot use the database URL {mask_url_password(url)}: {type(exc).__name__}"
         ) from None
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, foreign_keys=foreign_keys)
+        # Only an engine that may create the file may turn an empty one into a database:
+        # switching to WAL writes the file's header, and a read-only command must leave even
+        # a zero-byte file byte-for-byte as it was.
+        _configure_sqlite(engine, foreign_keys=foreign_keys, new_file_wal=create_file)
     return engine
 
 
-def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
+def _configure_sqlite(engine: Engine, *, foreign_keys: bool, new_file_wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so
@@ -139,7 +148,7 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
         try:
             cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-            if _is_file_database(dbapi_connection) and _is_new_file(cursor):
+            if new_file_wal and _is_file_database(dbapi_connection) and _is_new_file(cursor):
                 cursor.execute("PRAGMA journal_mode=WAL")
         finally:
             cursor.close()

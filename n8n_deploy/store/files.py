@@ -15,10 +15,53 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from n8n_deploy.base.errors import DatabaseError, OperationFailed
+from n8n_deploy.base.text import shell_word
+from n8n_deploy.base.urls import sqlite_url_for
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def check_database_place(path: Path) -> None:
+    """Refuse, in one line that says how to fix it, a SQLite path no command can use as
+    it is: a symbolic link to nothing, or a file where one of its folders belongs.
+
+    Every command asks this first, those that only read as well as those that would create
+    the file, so each gives the same advice, and none creates anything.  A dangling link
+    is refused rather than followed: it usually means the real database is missing (an
+    unmounted volume, a moved file), and SQLite would create an empty one there with the
+    umask's mode (0644), its journals too, until the command ends."""
+    if path.is_symlink() and not path.exists():
+        target = _link_target(path)
+        raise DatabaseError(
+            f"The database {path} is a link to {target}, which does not exist",
+            hint="Put the database back where the link points, create a new one there "
+            f"(n8n-deploy --database-url {shell_word(sqlite_url_for(target))} db init), "
+            "or remove the link",
+        )
+    folder = path.parent
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            return
+        if not os.path.lexists(candidate):
+            continue  # missing: created (0700) with the database
+        if candidate.is_symlink() and not candidate.exists():
+            raise DatabaseError(
+                f"The folder {folder} for the database cannot be used: {candidate} is a "
+                f"link to {_link_target(candidate)}, which does not exist",
+                hint="Create the folder it points to, or remove the link",
+            )
+        where = "is" if candidate == folder else f"cannot be used: {candidate} is"
+        raise DatabaseError(
+            f"The folder {folder} for the database {where} a file, not a folder",
+            hint="Move that file away, or choose another folder with --data-dir or "
+            "N8N_DEPLOY_DATA_DIR (or another database with --database-url)",
+        )
+
+
+def _link_target(link: Path) -> Path:
+    return link.parent / os.readlink(link)
 
 
 def ensure_private_folder(folder: Path) -> None:
@@ -37,6 +80,7 @@ def ensure_private_folder(folder: Path) -> None:
 
 def ensure_private_file(path: Path) -> None:
     """Create an empty SQLite file with mode 0600 before SQLite does (SQLite would use 0644)."""
+    check_database_place(path)
     ensure_private_folder(path.parent)
     try:
         _create_private(path)

@@ -20,7 +20,11 @@ from n8n_deploy.store.engine import (
     enable_wal,
     engine_path,
 )
-from n8n_deploy.store.files import fix_sqlite_permissions, removed_if_left_empty
+from n8n_deploy.store.files import (
+    check_database_place,
+    fix_sqlite_permissions,
+    removed_if_left_empty,
+)
 from n8n_deploy.store.schema import MigrationReport, SchemaState, inspect_state, refusal
 
 if TYPE_CHECKING:
@@ -110,9 +114,11 @@ def ensure_ready(
 
 
 def inspect_settings(settings: Settings) -> SchemaState:
-    """The state of the configured database, without creating a missing file."""
+    """The state of the configured database, without creating a missing file.  A path no
+    command could create a database at is refused as every command refuses it."""
     path = settings.database_path
     if path is not None and not path.exists():
+        check_database_place(path)
         return SchemaState("empty")
     engine = create_engine_for(settings.database_url, create_file=False)
     try:
