@@ -523,15 +523,9 @@ def test_a_valid_url_gets_exactly_the_documented_normal_form(
         assert isinstance(shown, dict) and shown["url"] == expected
 
 
-# -- a defect found here, fixed elsewhere ------------------------------------------------
+# -- a failed write leaves even the prune bookkeeping alone -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/pruning.py: a writing command first commits its prune bookkeeping "
-    "(registry_settings 'prune.last_at', at most once a minute), so one that then fails has "
-    "still changed the database; to be fixed where pruning lives, not by this suite",
-)
 @pytest.mark.parametrize(
     ("args", "stdin"),
     [

@@ -22,6 +22,7 @@ from n8n_deploy.store.metadata import api_keys, registry_settings, server_api_ke
 from n8n_deploy.store.usage import insert_events
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
 #: Writers prune at most this often; the moment of the last prune is shared by everyone
@@ -59,7 +60,7 @@ def prune_keys(
     session's, as every repository does)."""
     conn, who = _connection(target, actor)
     moment = now or utcnow()
-    due = and_(api_keys.c.delete_after.is_not(None), api_keys.c.delete_after <= moment)
+    due = _past_deadline(moment)
     if expired:
         due = or_(due, and_(api_keys.c.expires_at.is_not(None), api_keys.c.expires_at <= moment))
     rows = conn.execute(
@@ -99,8 +100,11 @@ def prune_keys(
 
 
 def prune_if_due(target: Connection | Session, *, actor: str | None = None) -> list[PrunedKey]:
-    """``prune_keys`` when the last prune (by anyone) is a minute old or more: one
-    primary-key read otherwise."""
+    """``prune_keys`` when the last prune (by anyone) is a minute old or more and a key is
+    past its deadline: one primary-key read when pruned a moment ago, one more read when
+    nothing is due.  Nothing is written unless a key is deleted, so a command that then
+    fails leaves the database as it was (the prune's own deletions stay: they were
+    promised)."""
     conn, who = _connection(target, actor)
     now = utcnow()
     last = conn.scalar(
@@ -113,7 +117,15 @@ def prune_if_due(target: Connection | Session, *, actor: str | None = None) -> l
             when = None
         if when is not None and now - when < PRUNE_INTERVAL and when <= now:
             return []
+    due = conn.scalar(select(api_keys.c.id).where(_past_deadline(now)).limit(1))
+    if due is None:
+        return []
     return prune_keys(conn, now=now, actor=who)
+
+
+def _past_deadline(moment: datetime) -> ColumnElement[bool]:
+    """The ephemeral keys whose deadline has passed at ``moment``."""
+    return and_(api_keys.c.delete_after.is_not(None), api_keys.c.delete_after <= moment)
 
 
 def _connection(target: Connection | Session, actor: str | None) -> tuple[Connection, str]:
