@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,9 @@ from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.repositories import ApiKeyRepository
-from tests.helpers import file_mode, make_jwt
+from tests.helpers import Run, file_mode, make_jwt
+
+Cli = Callable[..., Run]
 
 
 @pytest.fixture
@@ -111,3 +113,36 @@ def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
 def test_a_password_holding_a_question_mark_is_masked_whole() -> None:
     shown = mask_url_password("postgresql://u:S3cr3t?Pw#x/y@127.0.0.1:1/db?password=z")
     assert shown == "postgresql://u:***@127.0.0.1:1/db?password=***"
+
+
+def test_permissions_are_only_ever_taken_away_never_given(cli: Cli, data_dir: Path) -> None:
+    """A database its owner made read-only stays read-only: reading it takes the group's
+    and others' bits off (0444 -> 0400) but never gives the owner write again."""
+    assert cli("apikey", "add", "-", "--name", "k", input=make_jwt(sub="k")).exit_code == 0
+    db = data_dir / "n8n-deploy.db"
+    os.chmod(db, 0o444)
+    listed = cli("apikey", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert file_mode(db) == 0o400
+
+
+def test_a_database_this_user_cannot_chmod_is_still_read(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team member reading a 0640 file owned by someone else (or an immutable file, a
+    read-only mount): chmod fails, and reading must work all the same."""
+    from n8n_deploy.store import files
+
+    assert cli("apikey", "add", "-", "--name", "k", input=make_jwt(sub="k")).exit_code == 0
+    db = data_dir / "n8n-deploy.db"
+    os.chmod(db, 0o640)
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(files.os, "chmod", refuse)
+    for args in (("apikey", "list"), ("apikey", "show", "k"), ("apikey", "audit")):
+        run = cli(*args)
+        assert run.exit_code in (0, 10), run.output
+        assert "unexpected" not in run.output and "Traceback" not in run.output
+    assert file_mode(db) == 0o640

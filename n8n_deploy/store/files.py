@@ -137,14 +137,21 @@ def _remove_if_empty(path: Path) -> bool:
 
 
 def fix_sqlite_permissions(path: Path) -> None:
-    """Make the database and its -wal/-shm companions 0600 (owner only)."""
+    """Take the group's and others' permissions off the database and its -wal/-shm
+    companions (0600 for a file SQLite made 0644).  Permissions are only ever taken away:
+    a file its owner made read-only (0400) stays read-only.  A file this user may read
+    but not change (a team member's, an immutable file, a read-only mount) is left as it
+    is: reading it must still work."""
     for candidate in (path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)):
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
         except FileNotFoundError:
             continue
         if mode & 0o077:
-            os.chmod(candidate, FILE_MODE)
+            try:
+                os.chmod(candidate, mode & ~0o077)
+            except OSError:
+                continue
 
 
 def new_private_file(path: Path) -> None:
