@@ -1333,3 +1333,36 @@ def test_a_valid_key_passes_when_its_use_cannot_be_recorded(
         records = document if isinstance(document, list) else [document]
         assert [r["valid"] for r in records] == [True]
     assert stored(database, "prod").last_used_at is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("args", [("race",), ("--all",)], ids=str)
+def test_a_key_replaced_while_it_is_tested_is_not_credited_with_the_result(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str, args: tuple[str, ...]
+) -> None:
+    """While the server answers, someone deletes the key and adds another under its name:
+    the result belongs to the key that was tested, not to the new one (which the server
+    would refuse)."""
+    from sqlalchemy import text
+
+    add_server(database, "Production", PROD)
+    add_key(database, "race", key, ["Production"])
+    replaced = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not replaced:
+            database.write(lambda s: ApiKeyRepository(s).delete(ApiKeyRepository(s).get("race")))
+            add_key(database, "race", make_jwt(sub="newcomer"), ["Production"])
+            replaced.append(True)
+        return httpx.Response(200, json=WORKFLOWS)
+
+    mock.get(probe(PROD)).mock(side_effect=answer)
+    result = cli("apikey", "test", *args)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert stored(database, "race").last_used_at is None  # type: ignore[union-attr]
+    with database.engine.connect() as conn:  # the tested key is gone: nothing to record
+        tested = (
+            conn.execute(text("SELECT key_id FROM key_events WHERE kind = 'tested'"))
+            .scalars()
+            .all()
+        )
+    assert tested == []

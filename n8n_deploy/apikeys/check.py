@@ -246,7 +246,7 @@ def check_stored_key(
         return KeyReport(name, (TargetResult(None, targets),))
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
-    recorded, problem = _record_checks(database, [report])
+    recorded, problem = _record_checks(database, [report], {name: key.id})
     if recorded or (problem and report.ok):
         report = KeyReport(name, results, recorded_use=recorded, use_not_recorded=problem)
     return report
@@ -322,12 +322,14 @@ def check_all_keys(
     untested: dict[str, NoServerError] = {}
     failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
+    ids: dict[str, int] = {}  # the key each name was when read: what the checks test
 
     with database.reading() as conn:
         reader = Reader(conn)
         server = reader.server(server_name) if server_name else None
         for key in reader.keys(active=True, server_id=server.id if server else None):
             order.append(key.name)
+            ids[key.name] = key.id
             if past_deadline(key.delete_after):
                 error = _past_deadline_error(key.name, key.delete_after)
                 failed_locally[key.name] = ValidationResult(
@@ -358,7 +360,7 @@ def check_all_keys(
     tested = dict(zip([p[0] for p in plan], run_checks(plan, options, on_done), strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
     checked = [KeyReport(name, results) for name, results in tested.items()]
-    any_recorded, problem = _record_checks(database, checked)
+    any_recorded, problem = _record_checks(database, checked, ids)
     recorded = set(passed) if any_recorded else set()
     reports = []
     for name in order:
@@ -430,13 +432,16 @@ def _past_deadline_error(name: str, delete_after: datetime | None) -> KeyExpired
     )
 
 
-def _record_checks(database: Database, reports: Sequence[KeyReport]) -> tuple[bool, str | None]:
+def _record_checks(
+    database: Database, reports: Sequence[KeyReport], ids: dict[str, int]
+) -> tuple[bool, str | None]:
     """Record every check of ``reports`` as a ``tested`` event and set last_used_at of the
     keys whose every check passed, in one transaction (Core, no ORM; retried on a
-    deadlock by ``Database.write_rows``); whether any use was recorded.  A key deleted
-    meanwhile is simply not recorded.  Bookkeeping only: a database that cannot be
-    written (locked by another process, read-only) changes no verdict; why is returned
-    for a warning."""
+    deadlock by ``Database.write_rows``); whether any use was recorded.  Each is recorded
+    against the key that was tested (``ids``: name -> id as read): a key deleted meanwhile
+    is not recorded, nor is another key given its name meanwhile.  Bookkeeping only: a
+    database that cannot be written (locked by another process, read-only) changes no
+    verdict; why is returned for a warning."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from n8n_deploy.base.text import error_text
@@ -448,7 +453,7 @@ def _record_checks(database: Database, reports: Sequence[KeyReport]) -> tuple[bo
         return False, None
     actor = database.settings.actor
     try:
-        done = database.write_rows(lambda conn: record_checks(conn, checks, passed, actor) > 0)
+        done = database.write_rows(lambda conn: record_checks(conn, checks, passed, actor, ids) > 0)
     except (SQLAlchemyError, DatabaseError) as exc:
         return False, error_text(exc)
     return done, None

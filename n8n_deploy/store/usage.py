@@ -9,7 +9,7 @@ statement.  ``ApiKeyRepository.mark_names_used`` runs this same statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,32 +42,56 @@ def record_checks(
     checks: Sequence[tuple[str, str | None, str, str | None]],
     passed: Iterable[str],
     actor: str,
+    ids: Mapping[str, int] | None = None,
 ) -> int:
     """Record each check as a ``tested`` event and set ``last_used_at`` of the keys in
     ``passed``, in the caller's transaction (one INSERT, one UPDATE); how many keys were
-    marked used.  A key deleted meanwhile is simply not recorded."""
+    marked used.
+
+    ``ids`` (name -> id, as read before the check) pins each check to the key that was
+    tested: a key deleted meanwhile is not recorded, one renamed meanwhile is recorded
+    under its new name, and another key given the same name meanwhile is left alone.
+    Without ``ids`` (in the same transaction as the read), keys are found by name."""
     names = sorted({check[0] for check in checks})
-    ids: dict[str, int] = {}
-    if names:
+    if not names:
+        return 0
+    if ids is None:
         found = conn.execute(
             select(api_keys.c.name, api_keys.c.id).where(api_keys.c.name.in_(names))
         )
-        ids = {row[0]: row[1] for row in found}
+        pinned = {row[0]: row[1] for row in found}
+    else:
+        pinned = {name: ids[name] for name in names if name in ids}
+    current: dict[int, str] = {}
+    if pinned:
+        rows = conn.execute(
+            select(api_keys.c.id, api_keys.c.name).where(api_keys.c.id.in_(set(pinned.values())))
+        )
+        current = {row[0]: row[1] for row in rows}
     now = utcnow()
-    rows: list[dict[str, Any]] = [
+    events: list[dict[str, Any]] = [
         {
             "kind": "tested",
-            "key_name": name,
-            "key_id": ids[name],
+            "key_name": current[pinned[name]],
+            "key_id": pinned[name],
             "server": server,
             "outcome": outcome,
             "detail": detail,
         }
         for name, server, outcome, detail in checks
-        if name in ids
+        if pinned.get(name) in current
     ]
-    insert_events(conn, rows, actor, now)
-    return mark_names_used(conn, passed, now)
+    insert_events(conn, events, actor, now)
+    used = sorted({pinned[name] for name in passed if pinned.get(name) in current})
+    if not used:
+        return 0
+    done = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id.in_(used))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(done, "rowcount", len(used)))
 
 
 def insert_events(
