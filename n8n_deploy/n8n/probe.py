@@ -29,6 +29,7 @@ import asyncio
 import errno
 import functools
 import json
+import logging
 import math
 import socket
 import ssl
@@ -37,6 +38,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -46,7 +48,7 @@ from urllib.parse import urljoin, urlsplit
 from n8n_deploy.base.dates import human_date, utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS, KeyInfo, clean_key, mask_key, parse_key
-from n8n_deploy.base.text import counted, redact_keys, shell_word
+from n8n_deploy.base.text import counted, redact_keys, sanitize, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
 from n8n_deploy.n8n import scopes
@@ -666,8 +668,6 @@ async def _exchange(
     client: httpx.AsyncClient,
     request: _Request | None = None,
 ) -> _Exchange:
-    import httpx
-
     request = request or _Request()
     url = base + request.path
     headers = {
@@ -676,6 +676,24 @@ async def _exchange(
         "User-Agent": USER_AGENT,
     }
     exchange = _Exchange()
+    sending = _SENDING.set(key)  # what the log filter hides, in this task and its children
+    try:
+        return await _attempts(base, budget, client, request, url, headers, exchange)
+    finally:
+        _SENDING.reset(sending)
+
+
+async def _attempts(
+    base: str,
+    budget: _Budget,
+    client: httpx.AsyncClient,
+    request: _Request,
+    url: str,
+    headers: dict[str, str],
+    exchange: _Exchange,
+) -> _Exchange:
+    import httpx
+
     while True:
         remaining = budget.remaining()
         if remaining <= 0:
@@ -1277,6 +1295,41 @@ def _scrub(text: str, secret: str) -> str:
         text = text.replace(secret, mask_key(secret))
     text = redact_keys(text)
     return _hide_pieces(text, secret) if secret else text
+
+
+#: The key of the request being made, in the task making it: what the log filter hides.
+_SENDING: ContextVar[str] = ContextVar("n8n_deploy_sending", default="")
+#: The loggers of httpx and httpcore, which log what a server sent (status lines, headers,
+#: a Location) at INFO and DEBUG: a server that echoes the key would put it in a log.
+HTTP_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+class _SanitisedLogRecords(logging.Filter):
+    """Every record of HTTP_LOGGERS, as printed text is: the key being sent scrubbed
+    (whole, cut short or in pieces), then base.text.sanitize (anything key-shaped, URL
+    passwords, control characters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # arguments that do not fit: logging says so
+            return True
+        clean = sanitize(_scrub(message, _SENDING.get()))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTER = _SanitisedLogRecords()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
 def _hide_pieces(text: str, secret: str, size: int = SCRUB_MIN_PIECE) -> str:
