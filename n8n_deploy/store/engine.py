@@ -266,8 +266,15 @@ class Database:
         """A writing unit of work on a Core connection (no ORM): committed when the block
         ends normally, rolled back otherwise, as :meth:`session`."""
         try:
-            with self._writer.connect() as conn, conn.begin():
-                yield conn
+            with self._writer.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                with interrupts.saving():  # Ctrl-C from here on cannot say "nothing changed"
+                    transaction.commit()
         finally:
             path = self.settings.database_path
             if path is not None:
