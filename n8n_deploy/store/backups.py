@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.base.text import counted, error_text
@@ -93,7 +94,12 @@ class StagedRestore:
         existing = _replaceable(self.database)  # again: it may have changed meanwhile
         previous = create_backup(self.database) if existing is not None else None
         ensure_private_file(self.database)
-        _copy(self.copy, self.database, into_live=True, wal=self.incoming.state.kind != "legacy")
+        # The copy into the live file is the change: a signal from here on waits for the
+        # command to end, so it never says "nothing was changed" after the replacement.
+        with interrupts.saving():
+            _copy(
+                self.copy, self.database, into_live=True, wal=self.incoming.state.kind != "legacy"
+            )
         fix_sqlite_permissions(self.database)
         return RestoreResult(self.incoming, previous, existing)
 
