@@ -248,12 +248,9 @@ def validate_many(
         return result
 
     async def every() -> list[ValidationResult]:
-        try:
-            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
-        finally:
-            await clients.aclose()
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
 
-    return run_sync(every())
+    return run_sync(every(), close=clients.aclose)
 
 
 class _Clients:
@@ -502,13 +499,21 @@ def _tls_context(verify: bool, cafile: str | None, capath: str | None) -> ssl.SS
 T = TypeVar("T")
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` in a fresh event loop and return as soon as it is done.
+def run_sync(
+    coroutine: Coroutine[Any, Any, T],
+    *,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> T:
+    """Run ``coroutine`` in a fresh event loop and return as soon as it is done; then, in
+    the same loop (also after a Ctrl-C or SIGTERM), the tasks left are cancelled and
+    ``close`` is awaited (the shared HTTP clients).  Nothing is left to run outside the
+    loop, where it could only fail with a traceback.
 
     Unlike ``asyncio.run`` this does not wait for a DNS lookup still blocked in a worker
     thread after its check gave up: the time budget is kept even when DNS hangs.
     """
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_about_interrupts)
     executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
     loop.set_default_executor(executor)
     try:
@@ -516,10 +521,22 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     finally:
         try:
             _cancel_pending(loop)
+            if close is not None:
+                loop.run_until_complete(close())
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
             loop.close()
+
+
+def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A Ctrl-C or SIGTERM lands in whichever check was running: that task ends with the
+    KeyboardInterrupt, which run_until_complete raises to the command.  asyncio would
+    also log the task's "exception was never retrieved", with a traceback, on stderr; the
+    interrupt is reported once, by the root command.  Anything else is logged as usual."""
+    if isinstance(context.get("exception"), (KeyboardInterrupt, SystemExit)):
+        return
+    loop.default_exception_handler(context)
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
