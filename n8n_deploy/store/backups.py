@@ -109,12 +109,16 @@ def default_backup_path(database: Path, now: datetime | None = None) -> Path:
     return database.with_name(f"{database.name}.{stamp:%Y%m%dT%H%M%SZ}{BACKUP_SUFFIX}")
 
 
-def create_backup(database: Path, target: Path | None = None) -> Path:
+def create_backup(
+    database: Path, target: Path | None = None, *, is_the_change: bool = False
+) -> Path:
     """Write a consistent copy of ``database`` (0600) and return its path.
 
     ``target`` may be a file that does not exist yet, or a folder to write the default
     name into; by default the backup goes beside the database.  An existing file is never
-    overwritten."""
+    overwritten.  ``is_the_change``: the backup is what the command does (``db backup``),
+    so once it is being put in place a signal waits for the command to end, which reports
+    it (the backups an upgrade or a restore takes first stay interruptible)."""
     if not database.is_file():
         raise OperationFailed(
             f"No database at {database}; there is nothing to back up",
@@ -143,7 +147,10 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
     new_private_file(partial)
     try:
         _copy(database, partial)
-        return _move_without_overwriting(partial, target, numbered=not explicit)
+        if not is_the_change:
+            return _move_without_overwriting(partial, target, numbered=not explicit)
+        with interrupts.saving():
+            return _move_without_overwriting(partial, target, numbered=not explicit)
     finally:
         remove_with_companions(partial)
 
