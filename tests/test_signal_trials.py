@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -230,24 +231,36 @@ def run_trial(trial: Trial, folder: Path, delay: float | None, signum: int) -> O
     return Outcome(process.returncode, stderr, signalled)
 
 
-def before_the_program(outcome: Outcome) -> bool:
-    """The signal came while Python itself was starting, before n8n-deploy's ``main()``
-    ran: SIGTERM's default action (or SIGINT's, before Python installs its handler), or
-    the interpreter's own KeyboardInterrupt from its start-up imports (site, the editable
-    install's finder, the script's ``from n8n_deploy.cli import main``).  No frame of the
-    package is in what it printed, and ``judge`` checks that nothing changed."""
-    ours = f"{os.sep}n8n_deploy{os.sep}"  # a frame of the package: the program had started
-    if ours in outcome.stderr:
-        return False
-    if outcome.status in (-signal.SIGINT, -signal.SIGTERM, ExitStatus.FAILED):
-        return outcome.stderr == "" or "KeyboardInterrupt" in outcome.stderr
-    return False
+#: A frame of the program in a traceback: its file inside the package, and its function.
+_FRAME = re.compile(r'File "(?P<file>[^"]*)", line \d+, in (?P<function>\S+)')
+#: The modules Python loads for the script's first line, before ``main()`` can handle a
+#: signal: the package and ``n8n_deploy.cli`` (their imports of typing, version).
+_BEFORE_MAIN = (f"n8n_deploy{os.sep}__init__.py", f"n8n_deploy{os.sep}cli{os.sep}__init__.py")
 
 
 def pythons_own(stderr: str) -> bool:
-    """A traceback Python printed about its own import machinery (a KeyboardInterrupt
-    "ignored" in a module lock's callback, or one in start-up), not one of the program."""
-    return f"{os.sep}n8n_deploy{os.sep}" not in stderr and "KeyboardInterrupt" in stderr
+    """A KeyboardInterrupt that Python printed before any of the program ran: in its own
+    start-up (site, the editable install's finder), in the script's ``from n8n_deploy.cli
+    import main`` while the package's first modules load, or "ignored" in an import
+    lock's callback.  No frame of the package but the module level of those two."""
+    if "KeyboardInterrupt" not in stderr:
+        return False
+    ours = [
+        frame for frame in _FRAME.finditer(stderr) if f"{os.sep}n8n_deploy{os.sep}" in frame["file"]
+    ]
+    return all(
+        frame["file"].endswith(_BEFORE_MAIN) and frame["function"] == "<module>" for frame in ours
+    )
+
+
+def before_the_program(outcome: Outcome) -> bool:
+    """The signal came while Python itself was starting, before n8n-deploy's ``main()``
+    ran: SIGTERM's default action (or SIGINT's, before Python installs its handler), or
+    Python's own KeyboardInterrupt (:func:`pythons_own`).  ``judge`` checks that nothing
+    changed."""
+    if outcome.status in (-signal.SIGINT, -signal.SIGTERM, ExitStatus.FAILED):
+        return outcome.stderr == "" or pythons_own(outcome.stderr)
+    return False
 
 
 def judge(trial: Trial, folder: Path, outcome: Outcome, before: object, after: object) -> list[str]:
