@@ -144,3 +144,28 @@ main()
     assert result.returncode == ExitStatus.INTERRUPTED, result.stderr
     assert result.stderr.strip() == INTERRUPTED_LINE
     assert not data_dir.exists()
+
+
+def test_a_signal_inside_a_callback_that_would_swallow_it_comes_again_outside() -> None:
+    """A signal trial: SIGTERM landed in importlib's module-lock callback (``cb``), where
+    Python prints "Exception ignored in" with a traceback and loses the interrupt."""
+    import time
+
+    from n8n_deploy.base import interrupts
+
+    def cb() -> str:  # named as importlib's callback is
+        os.kill(os.getpid(), signal.SIGTERM)
+        return "the callback ran to its end"
+
+    interrupts.start()
+    try:
+        try:
+            ran = cb()
+        except KeyboardInterrupt:  # what Python would swallow, printing a traceback
+            ran = "interrupted inside the callback"
+        assert ran == "the callback ran to its end"
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(1000):  # a bound, not a timing: the signal comes again soon
+                time.sleep(0.01)
+    finally:
+        interrupts.finish()

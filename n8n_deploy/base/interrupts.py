@@ -15,6 +15,7 @@ exit status is the command's, never that of a signal arriving as it ends.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -39,7 +40,22 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+#: Where Python swallows an exception, printing "Exception ignored in" and a traceback:
+#: the import machinery's module-lock callback (a weakref callback) and finalisers.
+_SWALLOWING = frozenset({"cb", "__del__"})
+#: How soon a signal that arrived in such a place is delivered again.
+REDELIVER_SECONDS = 0.02
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C and SIGTERM stop the command with a KeyboardInterrupt, unless the signal
+    arrived inside a callback that would swallow it (with a traceback): then it is sent
+    again in a moment, from outside."""
+    if frame is not None and frame.f_code.co_name in _SWALLOWING:
+        timer = threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
     raise KeyboardInterrupt
 
 
@@ -56,7 +72,7 @@ def start() -> None:
     _Run.pending = None
     if _main_thread():
         _Run.previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
 
 
@@ -66,7 +82,7 @@ def guard_process() -> None:
     if not _main_thread():
         return
     _Run.process = True
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
 
 
@@ -150,7 +166,7 @@ def _held_for_the_commit() -> Iterator[None]:
 def _stop_deferring() -> None:
     _Run.deferring = False
     if _main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
     if _Run.pending is not None:
         _Run.pending = None
