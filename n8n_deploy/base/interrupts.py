@@ -41,8 +41,10 @@ def _main_thread() -> bool:
 
 
 #: Where Python swallows an exception, printing "Exception ignored in" and a traceback:
-#: the import machinery's module-lock callback (a weakref callback) and finalisers.
-_SWALLOWING = frozenset({"cb", "__del__"})
+#: weakref callbacks (importlib's module-lock ``cb``, WeakSet's ``_remove``,
+#: WeakValueDictionary's ``remove``) and finalisers.  A function of the same name
+#: elsewhere only has its interrupt delivered REDELIVER_SECONDS later.
+_SWALLOWING = frozenset({"cb", "_remove", "remove", "__del__"})
 #: How soon a signal that arrived in such a place is delivered again.
 REDELIVER_SECONDS = 0.02
 

@@ -693,11 +693,11 @@ async def _exchange(
         "User-Agent": USER_AGENT,
     }
     exchange = _Exchange()
-    sending = _SENDING.set(key)  # what the log filter hides, in this task and its children
-    try:
-        return await _attempts(base, budget, client, request, url, headers, exchange)
-    finally:
-        _SENDING.reset(sending)
+    # What the log filter hides.  Each check runs in a task of its own, with its own copy
+    # of the context: nothing to reset (a reset in a coroutine the garbage collector
+    # closes after an interrupt would fail, "created in a different Context").
+    _SENDING.set(key)
+    return await _attempts(base, budget, client, request, url, headers, exchange)
 
 
 async def _attempts(
