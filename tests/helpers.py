@@ -348,3 +348,31 @@ def set_revision(db: Path, revision: str) -> None:
     with conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
     conn.close()
+
+
+# -- processes interrupted part-way (tests/test_interrupts.py, tests/test_signal_trials.py) ---
+
+#: The last line of a command stopped before it saved anything, and of one stopped after.
+INTERRUPTED_LINE = "Interrupted; nothing was changed."
+SAVED_LINE = "Interrupted after a change was saved: it is kept."
+#: What an interrupted command must never leave in the data folder: the staging copies of
+#: a backup or restore, and a rollback journal.
+STRAY_PATTERNS = ("*.partial", "*.restore", "*-journal")
+
+
+def script_env(data_dir: Path, **more: str) -> dict[str, str]:
+    """The environment of the installed script, on the data folder ``data_dir``."""
+    return {**os.environ, "N8N_DEPLOY_DATA_DIR": str(data_dir), **more}
+
+
+def stray_files(folder: Path) -> list[str]:
+    """Files matching STRAY_PATTERNS in ``folder`` (hidden ones included)."""
+    return sorted(p.name for pattern in STRAY_PATTERNS for p in folder.glob(pattern))
+
+
+def sqlite_problems(path: Path) -> list[str]:
+    """What ``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check`` find ([]: none)."""
+    with closing(sqlite3.connect(path)) as conn:
+        integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        foreign = [repr(row) for row in conn.execute("PRAGMA foreign_key_check")]
+    return [line for line in integrity if line != "ok"] + foreign

@@ -6,10 +6,16 @@ status and the last line say what happened, never "nothing was changed" after a 
 The store wraps each commit in :func:`saving`; the root command calls :func:`start` and
 :func:`finish` around every command.  Signals are only handled in the main thread (Python
 delivers them there); elsewhere these functions only keep the record.
+
+In the program's own process (the console script, :func:`guard_process`) SIGTERM stops
+start-up as Ctrl-C does, and once a command has finished a signal no longer changes how
+the process ends: closing the database and Python's own exit are not interrupted, so the
+exit status is the command's, never that of a signal arriving as it ends.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,13 +33,31 @@ class _Run:
     deferring = False  # signals are being held until the command ends
     pending: int | None = None  # a signal that arrived while deferring
     previous: dict[int, Any] = {}
+    process = False  # guard_process() was called: this is the program's own process
 
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+#: Where Python swallows an exception, printing "Exception ignored in" and a traceback:
+#: weakref callbacks (importlib's module-lock ``cb``, WeakSet's ``_remove``,
+#: WeakValueDictionary's ``remove``) and finalisers.  A function of the same name
+#: elsewhere only has its interrupt delivered REDELIVER_SECONDS later.
+_SWALLOWING = frozenset({"cb", "_remove", "remove", "__del__"})
+#: How soon a signal that arrived in such a place is delivered again.
+REDELIVER_SECONDS = 0.02
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C and SIGTERM stop the command with a KeyboardInterrupt, unless the signal
+    arrived inside a callback that would swallow it (with a traceback): then it is sent
+    again in a moment, from outside."""
+    if frame is not None and frame.f_code.co_name in _SWALLOWING:
+        timer = threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
     raise KeyboardInterrupt
 
 
@@ -50,19 +74,42 @@ def start() -> None:
     _Run.pending = None
     if _main_thread():
         _Run.previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
 
 
+def guard_process() -> None:
+    """First thing in the program's own process: SIGTERM stops start-up as Ctrl-C does
+    (one line, exit 130), and :func:`finish` holds signals until the process ends."""
+    if not _main_thread():
+        return
+    _Run.process = True
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def finish() -> bool:
-    """At the end of a command: the signal handlers it found are back.  Whether a signal
+    """At the end of a command: the signal handlers it found are back (in the program's
+    own process: signals are held until it ends, see :func:`ending`).  Whether a signal
     arrived while it was held (after a change was saved)."""
     if _main_thread():
         for sig, handler in _Run.previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, _hold if _Run.process else handler)
         _Run.previous = {}
     _Run.active = False
     _Run.deferring = False
+    held = _Run.pending is not None
+    _Run.pending = None
+    return held
+
+
+def ending() -> bool:
+    """The last thing in the program's own process: signals are ignored from here on
+    (Python's exit would otherwise die of one, with the status of a signal).  Whether one
+    arrived after the command had finished."""
+    if _main_thread():
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
     held = _Run.pending is not None
     _Run.pending = None
     return held
@@ -121,7 +168,7 @@ def _held_for_the_commit() -> Iterator[None]:
 def _stop_deferring() -> None:
     _Run.deferring = False
     if _main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
     if _Run.pending is not None:
         _Run.pending = None

@@ -36,8 +36,18 @@ def _load_app() -> Any:
     return app
 
 
+#: What a signal that arrives as the command ends leaves (it did not stop the command).
+ENDING_NOTE = (
+    "Interrupt received as the command was ending: it had finished; its output and exit "
+    "status say how it ended.\n"
+)
+
+
 def main() -> None:
     try:
+        from n8n_deploy.base import interrupts
+
+        interrupts.guard_process()
         application = _load_app()
         from n8n_deploy.cli.root import silence_stdout
 
@@ -52,3 +62,7 @@ def main() -> None:
         # Before the root command runs (imports, argument parsing): nothing was touched.
         sys.stderr.write("\nInterrupted; nothing was changed.\n")
         sys.exit(_INTERRUPTED_STATUS)
+    finally:
+        guard = sys.modules.get("n8n_deploy.base.interrupts")
+        if guard is not None and guard.ending():  # Python's exit is not interrupted
+            sys.stderr.write(ENDING_NOTE)

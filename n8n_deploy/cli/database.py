@@ -328,7 +328,7 @@ def backup(
     settings = state(ctx).settings
     database = _sqlite_file(settings, "back up")
     note_leftovers(settings)
-    written = create_backup(database, target)
+    written = create_backup(database, target, is_the_change=True)
     say(f"Backed up the database to {written}")
 
 

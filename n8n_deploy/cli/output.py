@@ -90,6 +90,11 @@ def console(stderr: bool = False) -> Console:
     )
 
 
+#: The column (of a table) and the field (of a JSON record) that ``--unmask`` shows whole.
+KEY_COLUMN = "Key"
+KEY_FIELD = "api_key"
+
+
 def print_table(
     title: str | None,
     headers: Sequence[str],
@@ -111,9 +116,11 @@ def print_table(
     piped, nothing is ever wrapped, truncated or left out.
 
     The title goes on its own line followed by a blank line, as in the reference output.
-    Every cell is sanitised; ``unmask`` lets full keys through (``--unmask``).
+    Every cell is sanitised; ``unmask`` lets the full keys of the ``Key`` column through
+    (``--unmask``), and only those: a key in a name or description stays hidden.
     """
-    rows = [[sanitize(cell, keys=not unmask) for cell in row] for row in rows]
+    shown_whole = headers.index(KEY_COLUMN) if unmask and KEY_COLUMN in headers else -1
+    rows = [[sanitize(cell, keys=i != shown_whole) for i, cell in enumerate(row)] for row in rows]
     if not _is_tty(sys.stdout):
         # Piped or in a log: every column whole, so the table is plain arithmetic; rich
         # takes ~0.6 ms a row to lay out, 6 s for 10,000 keys.  Same bytes (a test compares).
@@ -225,7 +232,8 @@ _json_printed = False
 def print_json(data: Any, *, unmask: bool = False) -> None:
     """Pretty JSON on stdout and nothing else (UTF-8 kept as is).
 
-    Every string is sanitised for secrets (keys unless ``unmask``, URL passwords); the
+    Every string is sanitised for secrets (keys, except the ``api_key`` fields with
+    ``unmask``; URL passwords); the
     characters a terminal would act on are written as JSON escapes (``\\u001b``,
     ``\\u202e``), so the document means the same and shows nothing.  An array is written
     item by item: the same bytes as ``json.dumps(data, indent=2)`` (each item's lines one
@@ -260,11 +268,19 @@ _JSON_UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS.removeprefix(C0_CONTROLS)}]")
 
 def _hide_secrets(data: Any, *, keys: bool) -> Any:
     """``data`` with every string (keys of objects too) cleared of secrets; the characters
-    are left to the JSON escapes."""
+    are left to the JSON escapes.  ``keys=False`` (``--unmask``) spares the ``api_key``
+    fields alone."""
     if isinstance(data, str):
-        return hide_secrets(data, keys=keys)
+        return hide_secrets(data)
     if isinstance(data, dict):
-        return {_hide_secrets(k, keys=keys): _hide_secrets(v, keys=keys) for k, v in data.items()}
+        return {
+            _hide_secrets(k, keys=True): (
+                hide_secrets(v, keys=False)
+                if not keys and k == KEY_FIELD and isinstance(v, str)
+                else _hide_secrets(v, keys=keys)
+            )
+            for k, v in data.items()
+        }
     if isinstance(data, (list, tuple)):
         return [_hide_secrets(v, keys=keys) for v in data]
     return data

@@ -29,6 +29,7 @@ import asyncio
 import errno
 import functools
 import json
+import logging
 import math
 import socket
 import ssl
@@ -37,6 +38,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -46,7 +48,7 @@ from urllib.parse import urljoin, urlsplit
 from n8n_deploy.base.dates import human_date, utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS, KeyInfo, clean_key, mask_key, parse_key
-from n8n_deploy.base.text import counted, redact_keys, shell_word
+from n8n_deploy.base.text import counted, redact_keys, sanitize, shell_word
 from n8n_deploy.base.urls import API_PATH, is_loopback_host, normalize_server_url
 from n8n_deploy.base.version import __version__
 from n8n_deploy.n8n import scopes
@@ -246,12 +248,9 @@ def validate_many(
         return result
 
     async def every() -> list[ValidationResult]:
-        try:
-            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
-        finally:
-            await clients.aclose()
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
 
-    return run_sync(every())
+    return run_sync(every(), close=clients.aclose)
 
 
 class _Clients:
@@ -500,13 +499,21 @@ def _tls_context(verify: bool, cafile: str | None, capath: str | None) -> ssl.SS
 T = TypeVar("T")
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` in a fresh event loop and return as soon as it is done.
+def run_sync(
+    coroutine: Coroutine[Any, Any, T],
+    *,
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> T:
+    """Run ``coroutine`` in a fresh event loop and return as soon as it is done; then, in
+    the same loop (also after a Ctrl-C or SIGTERM), the tasks left are cancelled and
+    ``close`` is awaited (the shared HTTP clients).  Nothing is left to run outside the
+    loop, where it could only fail with a traceback.
 
     Unlike ``asyncio.run`` this does not wait for a DNS lookup still blocked in a worker
     thread after its check gave up: the time budget is kept even when DNS hangs.
     """
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_about_interrupts)
     executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
     loop.set_default_executor(executor)
     try:
@@ -514,10 +521,22 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     finally:
         try:
             _cancel_pending(loop)
+            if close is not None:
+                loop.run_until_complete(close())
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
             loop.close()
+
+
+def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A Ctrl-C or SIGTERM lands in whichever check was running: that task ends with the
+    KeyboardInterrupt, which run_until_complete raises to the command.  asyncio would
+    also log the task's "exception was never retrieved", with a traceback, on stderr; the
+    interrupt is reported once, by the root command.  Anything else is logged as usual."""
+    if isinstance(context.get("exception"), (KeyboardInterrupt, SystemExit)):
+        return
+    loop.default_exception_handler(context)
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
@@ -666,8 +685,6 @@ async def _exchange(
     client: httpx.AsyncClient,
     request: _Request | None = None,
 ) -> _Exchange:
-    import httpx
-
     request = request or _Request()
     url = base + request.path
     headers = {
@@ -676,6 +693,24 @@ async def _exchange(
         "User-Agent": USER_AGENT,
     }
     exchange = _Exchange()
+    # What the log filter hides.  Each check runs in a task of its own, with its own copy
+    # of the context: nothing to reset (a reset in a coroutine the garbage collector
+    # closes after an interrupt would fail, "created in a different Context").
+    _SENDING.set(key)
+    return await _attempts(base, budget, client, request, url, headers, exchange)
+
+
+async def _attempts(
+    base: str,
+    budget: _Budget,
+    client: httpx.AsyncClient,
+    request: _Request,
+    url: str,
+    headers: dict[str, str],
+    exchange: _Exchange,
+) -> _Exchange:
+    import httpx
+
     while True:
         remaining = budget.remaining()
         if remaining <= 0:
@@ -1277,6 +1312,41 @@ def _scrub(text: str, secret: str) -> str:
         text = text.replace(secret, mask_key(secret))
     text = redact_keys(text)
     return _hide_pieces(text, secret) if secret else text
+
+
+#: The key of the request being made, in the task making it: what the log filter hides.
+_SENDING: ContextVar[str] = ContextVar("n8n_deploy_sending", default="")
+#: The loggers of httpx and httpcore, which log what a server sent (status lines, headers,
+#: a Location) at INFO and DEBUG: a server that echoes the key would put it in a log.
+HTTP_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+class _SanitisedLogRecords(logging.Filter):
+    """Every record of HTTP_LOGGERS, as printed text is: the key being sent scrubbed
+    (whole, cut short or in pieces), then base.text.sanitize (anything key-shaped, URL
+    passwords, control characters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # arguments that do not fit: logging says so
+            return True
+        clean = sanitize(_scrub(message, _SENDING.get()))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTER = _SanitisedLogRecords()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
 def _hide_pieces(text: str, secret: str, size: int = SCRUB_MIN_PIECE) -> str:

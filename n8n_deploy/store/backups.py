@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.base.text import counted, error_text
@@ -93,7 +94,12 @@ class StagedRestore:
         existing = _replaceable(self.database)  # again: it may have changed meanwhile
         previous = create_backup(self.database) if existing is not None else None
         ensure_private_file(self.database)
-        _copy(self.copy, self.database, into_live=True, wal=self.incoming.state.kind != "legacy")
+        # The copy into the live file is the change: a signal from here on waits for the
+        # command to end, so it never says "nothing was changed" after the replacement.
+        with interrupts.saving():
+            _copy(
+                self.copy, self.database, into_live=True, wal=self.incoming.state.kind != "legacy"
+            )
         fix_sqlite_permissions(self.database)
         return RestoreResult(self.incoming, previous, existing)
 
@@ -103,12 +109,16 @@ def default_backup_path(database: Path, now: datetime | None = None) -> Path:
     return database.with_name(f"{database.name}.{stamp:%Y%m%dT%H%M%SZ}{BACKUP_SUFFIX}")
 
 
-def create_backup(database: Path, target: Path | None = None) -> Path:
+def create_backup(
+    database: Path, target: Path | None = None, *, is_the_change: bool = False
+) -> Path:
     """Write a consistent copy of ``database`` (0600) and return its path.
 
     ``target`` may be a file that does not exist yet, or a folder to write the default
     name into; by default the backup goes beside the database.  An existing file is never
-    overwritten."""
+    overwritten.  ``is_the_change``: the backup is what the command does (``db backup``),
+    so once it is being put in place a signal waits for the command to end, which reports
+    it (the backups an upgrade or a restore takes first stay interruptible)."""
     if not database.is_file():
         raise OperationFailed(
             f"No database at {database}; there is nothing to back up",
@@ -137,7 +147,10 @@ def create_backup(database: Path, target: Path | None = None) -> Path:
     new_private_file(partial)
     try:
         _copy(database, partial)
-        return _move_without_overwriting(partial, target, numbered=not explicit)
+        if not is_the_change:
+            return _move_without_overwriting(partial, target, numbered=not explicit)
+        with interrupts.saving():
+            return _move_without_overwriting(partial, target, numbered=not explicit)
     finally:
         remove_with_companions(partial)
 

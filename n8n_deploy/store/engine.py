@@ -277,8 +277,15 @@ class Database:
         if before_write:
             self._before_write()
         try:
-            with self._writer.connect() as conn, conn.begin():
-                yield conn
+            with self._writer.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                with interrupts.saving():  # Ctrl-C from here on cannot say "nothing changed"
+                    transaction.commit()
         finally:
             path = self.settings.database_path
             if path is not None:
@@ -290,8 +297,15 @@ class Database:
         if self.before_write is None:
             return
         hook = self.before_write
-        with self.writing(before_write=False) as conn:
-            hook(conn)
+        # Not under the interrupt guard: this is the program's own bookkeeping, not the
+        # command's change, and a Ctrl-C during the command after it must still stop it.
+        try:
+            with self._writer.connect() as conn, conn.begin():
+                hook(conn)
+        finally:
+            path = self.settings.database_path
+            if path is not None:
+                fix_sqlite_permissions(path)
 
     def write(self, work: Callable[[Session], T], *, before_write: bool = True) -> T:
         """Run ``work`` in a writing unit of work, and run it again (at most
