@@ -266,7 +266,13 @@ def list_keys(
             sort=sort,
         )
         store_empty = not keys and not reader.key_names()
-    records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
+    if json_output:  # one moment for every key's status, as in the table
+        from n8n_deploy.base.dates import utcnow
+
+        now = utcnow()
+        records = [key_record(key, unmask=unmask, now=now) for key in keys]
+    else:
+        records = []
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:

@@ -293,7 +293,13 @@ def _encoded(value: Any, keys: bool, indent: str, names: dict[Any, str]) -> str:
                     raise _Unusual
                 encoded = names[name] = _encode_string(hide_secrets(name, keys=keys))
             hidden[encoded] = item
-        parts = [f"{name}: {_encoded(item, keys, inner, names)}" for name, item in hidden.items()]
+        parts = [
+            # A string, the common case, without a call of its own.
+            f"{name}: {_encode_string(hide_secrets(item, keys=keys))}"
+            if item.__class__ is str
+            else f"{name}: {_encoded(item, keys, inner, names)}"
+            for name, item in hidden.items()
+        ]
         return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
     if isinstance(value, (list, tuple)):
         if not value:
