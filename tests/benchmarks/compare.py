@@ -353,7 +353,12 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
     checked = []
     for name, value, limit in targets:
         if value is None:
-            verdict = "skipped (no 0.9.1)" if not with_baseline else "skipped (row left out)"
+            needs_baseline = name.endswith(f"/ {BASELINE_VERSION}")
+            verdict = (
+                f"skipped (no {BASELINE_VERSION})"
+                if needs_baseline and not with_baseline
+                else "skipped (row left out)"
+            )
             print(f"{name:<48} {'-':>9} {limit:7.2f}  {verdict}")
         else:
             verdict = "ok" if value <= limit else "MISSED"
