@@ -80,6 +80,54 @@ def test_commands_that_only_read_do_not_load_the_orm_or_alembic(
     assert not loaded, sorted(loaded)
 
 
+#: The modules of the other groups and of the commands that write or reach a server.
+OTHER_COMMANDS = (
+    "n8n_deploy.cli.verify",
+    "n8n_deploy.cli.hygiene",
+    "n8n_deploy.cli.database",
+    "n8n_deploy.apikeys",
+    "n8n_deploy.n8n.probe",
+    "n8n_deploy.store.repositories",
+    "n8n_deploy.store.migrations",
+)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("args", "group"),
+    [
+        (("apikey", "list"), "n8n_deploy.cli.servers"),
+        (("apikey", "list", "--json"), "n8n_deploy.cli.servers"),
+        (("apikey", "show", "prod_key"), "n8n_deploy.cli.servers"),
+        (("server", "list"), "n8n_deploy.cli.keys"),
+    ],
+)
+def test_commands_that_only_read_load_no_module_of_the_other_commands(
+    args: tuple[str, ...], group: str, data_dir: Path
+) -> None:
+    # cli.lazy: a group's module, and the modules of the commands registered into apikey
+    # from elsewhere, are imported only when one of their commands is used.
+    database = open_database(resolve_settings())
+    try:
+        add_server(database, "Production", "https://n8n.example.com")
+        add_key(database, "prod_key", make_jwt(exp_days=30), ["Production"])
+    finally:
+        database.dispose()
+    modules = imported_module_names(*args, env=dict(os.environ))
+    assert "n8n_deploy.cli.app" in modules
+    unwanted = (*OTHER_COMMANDS, group)
+    loaded = {m for m in modules for n in unwanted if m == n or m.startswith(f"{n}.")}
+    assert not loaded, sorted(loaded)
+
+
+@pytest.mark.e2e
+def test_the_help_of_a_group_loads_no_module_of_the_other_groups() -> None:
+    modules = imported_module_names("server", "--help", env=dict(os.environ))
+    assert "n8n_deploy.cli.servers" in modules
+    loaded = {"n8n_deploy.cli.keys", "n8n_deploy.cli.verify", "n8n_deploy.cli.hygiene"} & modules
+    assert not loaded, sorted(loaded)
+
+
 @pytest.mark.e2e
 def test_shell_completion_of_commands_does_not_import_heavy_libraries() -> None:
     env = dict(

@@ -85,6 +85,31 @@ api_keys = sa.table(
 )
 
 
+def _execute_many(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """``conn.execute(statement, rows)``; on SQLite the rows reach the driver as tuples in
+    one executemany, each value converted by SQLAlchemy's own bind processor (the same
+    stored bytes), instead of SQLAlchemy processing a dictionary per row (10,000 keys)."""
+    if conn.dialect.name != "sqlite" or conn.dialect.paramstyle != "qmark":
+        conn.execute(statement, rows)
+        return
+    compiled = statement.compile(dialect=conn.dialect)
+    names = list(compiled.positiontup or ())
+    convert = [
+        compiled.binds[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for name in names
+    ]
+    conn.exec_driver_sql(
+        str(compiled),
+        [
+            tuple(
+                value if processor is None or value is None else processor(value)
+                for processor, value in zip(convert, (row[name] for name in names), strict=True)
+            )
+            for row in rows
+        ],
+    )
+
+
 def upgrade() -> None:
     # Present when a run that failed part-way on MariaDB/MySQL (whose DDL cannot be rolled
     # back) is finished: the revision then does the rest.
@@ -99,7 +124,8 @@ def upgrade() -> None:
         if expires is not None:
             updates.append({"key_id": key_id, "expires": expires})
     if updates:
-        conn.execute(
+        _execute_many(
+            conn,
             api_keys.update()
             .where(api_keys.c.id == sa.bindparam("key_id"))
             .values(expires_at=sa.bindparam("expires")),

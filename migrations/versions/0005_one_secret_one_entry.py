@@ -17,6 +17,7 @@ The downgrade drops the column; every key is kept.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -46,6 +47,31 @@ def _note(message: str) -> None:
         config.attributes.setdefault("notes", []).append(message)
 
 
+def _execute_many(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """``conn.execute(statement, rows)``; on SQLite the rows reach the driver as tuples in
+    one executemany, each value converted by SQLAlchemy's own bind processor (the same
+    stored bytes), instead of SQLAlchemy processing a dictionary per row (10,000 keys)."""
+    if conn.dialect.name != "sqlite" or conn.dialect.paramstyle != "qmark":
+        conn.execute(statement, rows)
+        return
+    compiled = statement.compile(dialect=conn.dialect)
+    names = list(compiled.positiontup or ())
+    convert = [
+        compiled.binds[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for name in names
+    ]
+    conn.exec_driver_sql(
+        str(compiled),
+        [
+            tuple(
+                value if processor is None or value is None else processor(value)
+                for processor, value in zip(convert, (row[name] for name in names), strict=True)
+            )
+            for row in rows
+        ],
+    )
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     columns = {c["name"] for c in sa.inspect(bind).get_columns("api_keys")}
@@ -64,7 +90,8 @@ def upgrade() -> None:
             owner[digest] = name
         updates.append({"key_id": key_id, "digest": digest})
     if updates:
-        bind.execute(
+        _execute_many(
+            bind,
             api_keys.update()
             .where(api_keys.c.id == sa.bindparam("key_id"))
             .values(secret_hash=sa.bindparam("digest")),

@@ -1,7 +1,9 @@
 """Who is running n8n-deploy, as the audit trail records it: the CI job when the
 environment says so, else the operating-system user and host.
 
-Resolved once, with the other settings (``Settings.actor``).  ``N8N_DEPLOY_ACTOR`` names
+Worked out from the environment the settings were resolved from, the first time an event
+is recorded (``Settings.actor``): a command that only reads never asks the system for the
+user and host.  ``N8N_DEPLOY_ACTOR`` names
 the actor outright (a shared service account, a bot).  What is recorded is one line of at
 most 255 characters, with control characters removed and anything shaped like an API key
 hidden: an environment variable is not trusted to hold no secret.

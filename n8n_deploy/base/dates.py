@@ -40,7 +40,9 @@ def iso_utc(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a Z: ``2025-09-15T10:30:00Z``."""
     if value is None:
         return None
-    return as_utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if value.tzinfo is not timezone.utc:  # stored values are UTC already (10,000 a listing)
+        value = as_utc(value)
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def human_time(value: datetime | None, *, never: str = "Never") -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -65,8 +66,16 @@ class Settings:
     github_actions: bool = False
     #: GITHUB_STEP_SUMMARY: the file a job's Markdown summary is appended to.
     github_step_summary: str | None = None
-    #: Who the audit trail records (N8N_DEPLOY_ACTOR, the CI job, or user@host).
-    actor: str = "unknown"
+    #: The environment these settings were resolved from, for what is worked out only
+    #: when it is needed (the actor: asking the system for the user and host costs a
+    #: command that only reads for nothing).  Never shown, never compared.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def actor(self) -> str:
+        """Who the audit trail records (N8N_DEPLOY_ACTOR, the CI job, or user@host),
+        worked out from the environment of the run the first time an event needs it."""
+        return actor_from(self.environ)
 
     @property
     def database_path(self) -> Path | None:
@@ -129,7 +138,7 @@ def resolve_settings(
         lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
         github_actions=env.get("GITHUB_ACTIONS", "").strip().lower() == "true",
         github_step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
-        actor=actor_from(env),
+        environ=dict(env),
     )
 
 

@@ -38,7 +38,6 @@ from n8n_deploy.cli.options import (
 )
 from n8n_deploy.cli.output import icon, note, print_json, say, warn
 from n8n_deploy.cli.state import state
-from n8n_deploy.cli.views import key_record, print_key_details, print_keys_table
 
 app = typer.Typer(
     help="Store, list, test and retire n8n API keys.",
@@ -126,6 +125,7 @@ def add(
 ) -> None:
     """Store an API key under a name (help: ADD_HELP)."""
     from n8n_deploy.apikeys import add as adding
+    from n8n_deploy.cli.views import key_record
 
     emoji = not no_emoji
     clean_name(name)  # refuse a bad name before asking for the key
@@ -248,6 +248,8 @@ def list_keys(
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
+    from n8n_deploy.cli.views import key_record, print_keys_table
+
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort {sort}: not a column", hint=f"Use one of: {', '.join(SORT_KEYS)}")
     if only_active and only_inactive:
@@ -266,7 +268,13 @@ def list_keys(
             sort=sort,
         )
         store_empty = not keys and not reader.key_names()
-    records = [key_record(key, unmask=unmask) for key in keys] if json_output else []
+    if json_output:  # one moment for every key's status, as in the table
+        from n8n_deploy.base.dates import utcnow
+
+        now = utcnow()
+        records = [key_record(key, unmask=unmask, now=now) for key in keys]
+    else:
+        records = []
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:
@@ -371,6 +379,8 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show one API key: all its fields and linked servers."""
+    from n8n_deploy.cli.views import key_record, print_key_details
+
     emoji = not no_emoji
     with state(ctx).reading() as reader:
         key = reader.key(lookup_name(name))
@@ -447,6 +457,7 @@ def update(
 ) -> None:
     """Change a key's description or name; the key itself and its links stay."""
     from n8n_deploy.base.names import clean_description
+    from n8n_deploy.cli.views import key_record
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     if description is None and rename is None:
@@ -506,6 +517,7 @@ def activate(
 def _set_active(
     ctx: typer.Context, name: str, *, active: bool, emoji: bool, json_output: bool = False
 ) -> None:
+    from n8n_deploy.cli.views import key_record
     from n8n_deploy.store.repositories import ApiKeyRepository
 
     with state(ctx).session(write=True) as session:

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring as _encode_string  # the C one, ensure_ascii=False
 from typing import IO, TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import iso_utc
@@ -240,25 +241,82 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
     level deeper), without holding the whole document in memory at once (10,000 keys)."""
     global _json_printed
     write = sys.stdout.write
+    keys = not unmask
+    names: dict[Any, str] = {}
 
-    def dumped(value: Any) -> str:
-        text = json.dumps(
-            _hide_secrets(value, keys=not unmask),
-            ensure_ascii=False,
-            indent=2,
-            default=_json_default,
-        )
+    def dumped(value: Any, indent: str = "") -> str:
+        try:
+            text = _encoded(value, keys, indent, names)
+        except _Unusual:
+            text = json.dumps(
+                _hide_secrets(value, keys=keys),
+                ensure_ascii=False,
+                indent=2,
+                default=_json_default,
+            ).replace("\n", "\n" + indent)
         return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     if isinstance(data, list) and data:
         write("[")
         for index, item in enumerate(data):
-            write(("\n  " if index == 0 else ",\n  ") + dumped(item).replace("\n", "\n  "))
+            write(("\n  " if index == 0 else ",\n  ") + dumped(item, "  "))
         write("\n]")
     else:
         write(dumped(data))
     write("\n")
     _json_printed = True
+
+
+class _Unusual(Exception):
+    """A value _encoded leaves to the json module (a float, a key that is not a string)."""
+
+
+def _encoded(value: Any, keys: bool, indent: str, names: dict[Any, str]) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)``, every string passed through
+    hide_secrets first, with its lines after the first indented by ``indent``: the same
+    bytes, written with the C string encoder (json's own indenting encoder is pure Python:
+    a second for 10,000 keys).  ``names`` remembers the names of objects, encoded.
+    Raises _Unusual for what it does not write itself."""
+    if isinstance(value, str):
+        return _encode_string(hide_secrets(value, keys=keys))
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        # Hidden first, as a dict: two names hidden alike make one entry, as in json.
+        # Every item of a listing has the same names: each is hidden and encoded once.
+        hidden = {}
+        for name, item in value.items():
+            encoded = names.get(name)
+            if encoded is None:
+                if not isinstance(name, str):
+                    raise _Unusual
+                encoded = names[name] = _encode_string(hide_secrets(name, keys=keys))
+            hidden[encoded] = item
+        parts = [
+            # A string, the common case, without a call of its own.
+            f"{name}: {_encode_string(hide_secrets(item, keys=keys))}"
+            if item.__class__ is str
+            else f"{name}: {_encoded(item, keys, inner, names)}"
+            for name, item in hidden.items()
+        ]
+        return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        parts = [_encoded(item, keys, inner, names) for item in value]
+        return "[\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "]"
+    if isinstance(value, datetime):
+        return _encode_string(_json_moment(value))  # as _json_default: no secret there
+    raise _Unusual
 
 
 #: json.dumps escapes C0 controls inside strings itself (and writes its own line feeds
@@ -294,6 +352,13 @@ def json_printed(reset: bool = False) -> bool:
     if reset:
         _json_printed = False
     return printed
+
+
+def _json_moment(value: datetime) -> str:
+    """How a datetime is written in JSON: ISO-8601 UTC with a Z."""
+    written = iso_utc(value)
+    assert written is not None
+    return written
 
 
 def _json_default(value: Any) -> Any:

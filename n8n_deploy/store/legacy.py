@@ -304,7 +304,30 @@ def _insert(conn: Connection, table: str, values: list[dict[str, Any]]) -> None:
         "is_active": sa.Boolean(),
         "skip_ssl_verify": sa.Boolean(),
     }
-    target = sa.table(table, *(sa.column(name, types.get(name)) for name in values[0]))
+    names = list(values[0])
+    target = sa.table(table, *(sa.column(name, types.get(name)) for name in names))
+    if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
+        # 10,000 rows: SQLAlchemy's own statement and its own conversion of each value
+        # (DateTime to its stored text, Boolean to 0/1), handed to the driver in one
+        # executemany, without a parameter dictionary per row for SQLAlchemy to process.
+        statement = sa.insert(target).values({name: sa.bindparam(name) for name in names})
+        compiled = statement.compile(dialect=conn.dialect)
+        assert compiled.positiontup == names
+        convert = [
+            sa.types.to_instance(types.get(name))
+            .dialect_impl(conn.dialect)
+            .bind_processor(conn.dialect)
+            for name in names
+        ]
+        rows = [
+            tuple(
+                value if processor is None or value is None else processor(value)
+                for processor, value in zip(convert, (row[name] for name in names), strict=True)
+            )
+            for row in values
+        ]
+        conn.exec_driver_sql(str(compiled), rows)
+        return
     for start in range(0, len(values), 500):
         conn.execute(sa.insert(target), values[start : start + 500])
 

@@ -10,6 +10,7 @@ the table says so.  Results are printed as a table and written as JSON (``--json
 Never part of ``make test``: timings are reported, never asserted.  See docs/development.md.
 
     python -m tests.benchmarks.compare [--runs 7] [--json .bench/results.json]
+    python -m tests.benchmarks.compare --only "list (20)" --only floor   # a subset
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="runs of every row (default 7)")
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip {BASELINE_VERSION}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="only the rows whose name contains TEXT (repeatable); targets that need a "
+        "row left out are skipped",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="n8n-deploy-bench-"))
@@ -70,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"n8n-deploy {BASELINE_VERSION} rows skipped: {why}", file=sys.stderr)
         print("building stores...", file=sys.stderr)
         with _slow_n8n() as server_url:
-            rows = _rows(work, baseline, server_url)
+            rows = _rows(work, baseline, server_url, args.only)
             for _ in range(args.runs):
                 for row in rows:
                     _time(row)
@@ -187,16 +195,26 @@ class _slow_n8n:
 # --- the rows -----------------------------------------------------------------------------
 
 
-def _rows(work: Path, baseline: Path | None, server_url: str) -> list[Row]:
+def _rows(
+    work: Path, baseline: Path | None, server_url: str, only: list[str] | None = None
+) -> list[Row]:
     py = sys.executable
     ours = [py, "-m", "n8n_deploy"]
     theirs = [str(baseline)] if baseline else None
+
+    def wanted(*names: str) -> bool:
+        return not only or any(text in name for name in names for text in only)
+
     small, large = work / "ours-20", work / "ours-10k"
+    tested = work / "ours-test"
+    old_small, old_large = work / "old-20", work / "old-10k"
     _our_store(small, SMALL, SMALL)
-    _our_store(large, LARGE, LINKS)
-    tested = _our_store(work / "ours-test", TESTED, TESTED, server_url)
-    old_small = _legacy_store(work / "old-20", SMALL, SMALL)
-    old_large = _legacy_store(work / "old-10k", LARGE, LINKS)
+    if wanted("10k"):
+        _our_store(large, LARGE, LINKS)
+        _legacy_store(old_large, LARGE, LINKS)
+    if wanted("test --all"):
+        _our_store(tested, TESTED, TESTED, server_url)
+    _legacy_store(old_small, SMALL, SMALL)
     upgrade_dir = work / "upgrade"
 
     def fresh_upgrade_copy() -> None:
@@ -222,7 +240,7 @@ def _rows(work: Path, baseline: Path | None, server_url: str) -> list[Row]:
         "COMP_CWORD": "3",
         **env(small),
     }
-    return [
+    rows = [
         Row("floor: python -c pass", [py, "-c", "pass"]),
         Row("floor: import typer", [py, "-c", "import typer"]),
         Row("floor: import sqlalchemy", [py, "-c", "import sqlalchemy"]),
@@ -250,6 +268,7 @@ def _rows(work: Path, baseline: Path | None, server_url: str) -> list[Row]:
             before=fresh_upgrade_copy,
         ),
     ]
+    return [row for row in rows if wanted(row.name)]
 
 
 def _time(row: Row) -> None:
@@ -275,10 +294,12 @@ def _time(row: Row) -> None:
 def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
     by_name = {row.name: row for row in rows}
 
-    def ours(name: str) -> float:
-        found = by_name[name].median("ours")
-        assert found is not None
-        return found
+    def ours(name: str) -> float | None:
+        return by_name[name].median("ours") if name in by_name else None
+
+    def over(top: str, bottom: str) -> float | None:
+        mine, other = ours(top), ours(bottom)
+        return mine / other if mine is not None and other else None
 
     print(f"\n{'row':<48} {'ours ms':>9} {'0.9.1 ms':>9} {'ratio':>7}")
     table = []
@@ -291,32 +312,34 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
         table.append({"row": row.name, "ours_s": mine, "baseline_s": old, "ratio": ratio})
 
     def vs_baseline(name: str) -> float | None:
-        return (
-            by_name[name].median("ours") / old if (old := by_name[name].median("theirs")) else None
-        )
+        if name not in by_name:
+            return None
+        mine, old = by_name[name].median("ours"), by_name[name].median("theirs")
+        return mine / old if mine is not None and old else None
 
     targets: list[tuple[str, float | None, float]] = [
         ("apikey list (20) / 0.9.1", vs_baseline("apikey list (20)"), 1.0),
         ("server list (20) / 0.9.1", vs_baseline("server list (20)"), 1.0),
         (
             "apikey list (20) / import sqlalchemy",
-            ours("apikey list (20)") / ours("floor: import sqlalchemy"),
+            over("apikey list (20)", "floor: import sqlalchemy"),
             1.3,
         ),
         (
             "apikey show (20) / import sqlalchemy",
-            ours("apikey show (20)") / ours("floor: import sqlalchemy"),
+            over("apikey show (20)", "floor: import sqlalchemy"),
             1.3,
         ),
-        ("completion / --version", ours("completion of key names (20)") / ours("--version"), 1.5),
         (
-            "list --json 10k / 20",
-            ours("apikey list --json (10k)") / ours("apikey list --json (20)"),
-            1.5,
+            "server list (20) / import sqlalchemy",
+            over("server list (20)", "floor: import sqlalchemy"),
+            1.3,
         ),
+        ("completion / --version", over("completion of key names (20)", "--version"), 1.5),
+        ("list --json 10k / 20", over("apikey list --json (10k)", "apikey list --json (20)"), 1.5),
         (
             "list --no-emoji 10k / list 20",
-            ours("apikey list --no-emoji (10k)") / ours("apikey list (20)"),
+            over("apikey list --no-emoji (10k)", "apikey list (20)"),
             2.0,
         ),
         (
@@ -330,7 +353,12 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
     checked = []
     for name, value, limit in targets:
         if value is None:
-            verdict = "skipped (no 0.9.1)" if not with_baseline else "skipped"
+            needs_baseline = name.endswith(f"/ {BASELINE_VERSION}")
+            verdict = (
+                f"skipped (no {BASELINE_VERSION})"
+                if needs_baseline and not with_baseline
+                else "skipped (row left out)"
+            )
             print(f"{name:<48} {'-':>9} {limit:7.2f}  {verdict}")
         else:
             verdict = "ok" if value <= limit else "MISSED"
