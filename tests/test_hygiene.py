@@ -215,6 +215,10 @@ def test_events_filter_by_kind_server_and_time(cli: Cli, clock: FakeClock) -> No
     assert names("--since", since) == [("added", "b"), ("deactivated", "b")]
     one_line_error(cli("apikey", "events", "--kind", "stolen"), 2, "--kind stolen")
     one_line_error(cli("apikey", "events", "--since", "yesterday"), 2, "--since")
+    # The trail keeps years: a span longer than a --ttl reaches back as far as asked.
+    assert len(names("--since", "400d")) == 3
+    huge = "9" * 5000  # beyond Python's int() limit: still a usage error, not a crash
+    one_line_error(cli("apikey", "events", "--since", f"{huge}d"), 2, "--since")
 
 
 def test_events_prune_keeps_the_table_bounded(cli: Cli, clock: FakeClock) -> None:
@@ -355,6 +359,7 @@ def test_the_teams_policy_is_stored_and_applied_and_options_win(
     assert cli("policy", "set", "strict", "on").exit_code == 0
     assert audit(cli, "--max-age", "365")[0] == int(ExitStatus.POLICY)
     one_line_error(cli("policy", "set", "max-age", "soon"), 2, "policy max-age takes")
+    one_line_error(cli("policy", "set", "max-age", "9" * 5000), 2, "policy max-age takes")
     one_line_error(cli("policy", "set", "single-key", "7"), 2, "policy single-key takes")
 
 
@@ -471,6 +476,7 @@ def test_bad_ttl_and_expiry_are_refused_before_anything_is_stored(cli: Cli) -> N
         (("--ttl", "soon"), "--ttl 'soon': not a duration"),
         (("--ttl", "\u0663h"), "--ttl '\u0663h': not a duration"),  # an Arabic-Indic 3
         (("--ttl", "1d1d"), "--ttl '1d1d': the unit 'd' is given twice"),
+        (("--ttl", "9" * 5000 + "h"), "--ttl '999"),  # beyond int()'s limit: no crash
         (("--ttl", "0h"), "--ttl '0h': must be more than 0"),
         (("--ttl", "400d"), "--ttl '400d': must be more than 0 and at most 366 days"),
         (("--expires-at", "2001-01-01"), "--expires-at 2001-01-01: that moment has passed"),

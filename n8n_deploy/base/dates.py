@@ -62,9 +62,11 @@ def human_date(value: datetime | None, *, never: str = "Never") -> str:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 #: The longest --ttl: an ephemeral key is meant for one pipeline, not for a year.
 MAX_TTL = timedelta(days=366)
+#: How far back ``--since 30d`` may reach: a century (the audit trail keeps years).
+MAX_SINCE = timedelta(days=36525)
 
 
-def parse_duration(raw: str, option: str = "--ttl") -> timedelta:
+def parse_duration(raw: str, option: str = "--ttl", maximum: timedelta = MAX_TTL) -> timedelta:
     """``2h``, ``90m``, ``1d12h``, ``45s``, ``2w``: ASCII digits, each unit at most once, a
     positive span of at most a year; a usage error naming the option otherwise."""
     import re
@@ -83,11 +85,13 @@ def parse_duration(raw: str, option: str = "--ttl") -> timedelta:
             f"{option} {raw!r}: the unit '{twice}' is given twice",
             hint=f"Give each unit once, e.g. {option} 1d12h",
         )
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    span = timedelta(seconds=min(seconds, int(MAX_TTL.total_seconds()) + 1))
-    if not timedelta(0) < span <= MAX_TTL:
+    limit = int(maximum.total_seconds())
+    # A number longer than any limit is too large as it is (and int() refuses 4,300 digits).
+    seconds = sum(int(n) * _UNITS[u] if len(n) <= 20 else limit + 1 for n, u in parts)
+    span = timedelta(seconds=min(seconds, limit + 1))
+    if not timedelta(0) < span <= maximum:
         raise UsageError(
-            f"{option} {raw!r}: must be more than 0 and at most {MAX_TTL.days} days",
+            f"{option} {raw!r}: must be more than 0 and at most {maximum.days} days",
             hint=f"e.g. {option} 2h",
         )
     return span
@@ -112,5 +116,5 @@ def parse_since(raw: str, option: str = "--since") -> datetime:
     """A moment (``parse_moment``) or a span back from now (``7d``, ``12h``)."""
     text = raw.strip()
     if text and text[-1:].lower() in _UNITS and text[:1].isdigit() and "-" not in text:
-        return utcnow() - parse_duration(text, option)
+        return utcnow() - parse_duration(text, option, MAX_SINCE)
     return parse_moment(text, option)

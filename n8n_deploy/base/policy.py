@@ -77,7 +77,7 @@ def parse_value(name: str, raw: str) -> str:
         )
     if value == "off":
         return value
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_DAYS:
+    if value.isascii() and value.isdigit() and len(value) <= 9 and 1 <= int(value) <= MAX_DAYS:
         return str(int(value))
     raise UsageError(
         f"policy {name} takes a number of days (1 to {MAX_DAYS}) or off, not {raw!r}",

@@ -41,7 +41,8 @@ MEANING: dict[ExitStatus, str] = {
     ExitStatus.KEY_REJECTED: "key rejected by the server (401, or 403: the key lacks a scope)",
     ExitStatus.UNREACHABLE: "server unreachable (DNS, connection refused, TLS, timeout)",
     ExitStatus.INVALID_FORMAT: "invalid key format (not a JWT or legacy `n8n_api_` key)",
-    ExitStatus.KEY_EXPIRED: "key expired (or expiring within `--min-days`)",
+    ExitStatus.KEY_EXPIRED: "key expired (or expiring within `--min-days`; an ephemeral key "
+    "past its deadline)",
     ExitStatus.UNEXPECTED_RESPONSE: "unexpected server response (404, 5xx, not JSON, redirect)",
     ExitStatus.KEY_INACTIVE: "key inactive",
     ExitStatus.POLICY: "`apikey audit` found a key or server breaking the policy "
