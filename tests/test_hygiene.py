@@ -194,6 +194,14 @@ def test_a_test_records_its_outcome_and_server_with_the_last_used_update(
     assert event_count(data_dir) == before
 
 
+def test_history_of_a_name_leaves_out_a_key_renamed_away_from_it(cli: Cli) -> None:
+    add(cli, "alpha", make_jwt(sub="first"))
+    assert cli("apikey", "update", "alpha", "--rename", "beta").exit_code == 0
+    add(cli, "alpha", make_jwt(sub="second"))
+    assert kinds(cli, "alpha") == ["added"]
+    assert kinds(cli, "beta") == ["added", "renamed"]
+
+
 def test_events_filter_by_kind_server_and_time(cli: Cli, clock: FakeClock) -> None:
     assert cli("server", "create", "A", PROD).exit_code == 0
     assert cli("server", "create", "B", "https://b.example.com").exit_code == 0

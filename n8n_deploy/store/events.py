@@ -95,6 +95,21 @@ class EventRepository:
             conditions.append(KeyEvent.key_id.in_(sorted(ids)))
         stmt = select(KeyEvent).where(or_(*conditions)).order_by(KeyEvent.at, KeyEvent.id)
         found = list(self.session.scalars(stmt))
+        # Another key that exists now under another name (renamed away from ``name``, or
+        # rotated into it) is not this key: of its events only a rotation into ``name``.
+        others = set(
+            self.session.scalars(
+                select(ApiKey.id).where(
+                    ApiKey.id.in_({e.key_id for e in found if e.key_id is not None}),
+                    ApiKey.name != name,
+                )
+            )
+        )
+        found = [
+            e
+            for e in found
+            if e.key_id not in others or (e.kind == "rotated" and e.other_name == name)
+        ]
         total = len(found)
         if limit is not None and limit > 0:
             found = found[-limit:]
