@@ -19,7 +19,6 @@ from n8n_deploy.store import schema
 from tests.dbfactory import build_at_revision, copy_fixture
 from tests.helpers import (
     Run,
-    change_database,
     database_rows,
     make_jwt,
     one_line_error,
@@ -421,16 +420,19 @@ def test_apikey_prune_deletes_what_is_due_and_says_what(cli: Cli, clock: FakeClo
     assert cli("apikey", "prune").stdout.startswith("Nothing to prune")
 
 
-def test_writers_prune_at_most_once_a_minute(cli: Cli, clock: FakeClock, data_dir: Path) -> None:
-    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1m")  # this write pruned (nothing)
+def test_no_writer_acts_on_a_key_past_its_deadline(
+    cli: Cli, clock: FakeClock, n8n: set[str]
+) -> None:
+    """A user review found `apikey get` handing out, and `server link` linking, a key a
+    few seconds past its deadline, when the last prune was less than a minute old."""
+    assert cli("server", "create", "Production", PROD).exit_code == 0
+    add(cli, "ci", make_jwt(sub="ci"), "--ttl", "1m")
+    add(cli, "ci2", make_jwt(sub="ci2"), "--ttl", "90s")
     clock.advance(seconds=61)
-    add(cli, "x", make_jwt(sub="x"))  # a minute since the last prune: due, ci is deleted
-    assert [r[0] for r in database_rows(data_dir, "SELECT name FROM api_keys")] == ["x"]
-    add(cli, "ci2", make_jwt(sub="ci2"), "--ttl", "1m")  # pruned a moment ago: not again
-    clock.advance(seconds=61)
-    assert cli("apikey", "deactivate", "x").exit_code == 0  # due again: ci2 goes
-    assert [r[0] for r in database_rows(data_dir, "SELECT name FROM api_keys")] == ["x"]
-    change_database(data_dir, "UPDATE api_keys SET delete_after = NULL")
+    one_line_error(cli("apikey", "get", "ci"), 1, "API key 'ci' not found")
+    clock.advance(seconds=30)  # ci2's deadline passed seconds after that prune
+    one_line_error(cli("server", "link", "ci2", "Production"), 1, "API key 'ci2' not found")
+    assert kinds(cli, "ci2") == ["added", "deleted"]
 
 
 def test_apikey_test_prunes_like_every_command_that_writes(

@@ -135,10 +135,8 @@ def built_once() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def still_clock() -> Iterator[None]:
-    """The program's clock stopped at one moment for the whole file: writers prune at most
-    once a minute (``store/pruning.py``), so on a slow machine an example would otherwise
-    find the prune due, or not, by chance.  (That a failed command then still records its
-    prune is a defect of its own: ``test_a_failed_write_leaves_the_prune_bookkeeping_alone``.)"""
+    """The program's clock stopped at one moment for the whole file, so that no example
+    depends on how slow the machine is (every writer prunes first, ``store/pruning.py``)."""
     moment = dates.utcnow()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dates, "clock", lambda: moment)

@@ -289,8 +289,8 @@ def audit(
 PRUNE_HELP = """Delete every ephemeral key past its deadline ('apikey add --ttl'), and with
 --expired every key whose JWT exp has passed, printing what was removed.
 
-Every command that writes also prunes ephemeral keys, at most once a minute; this does it
-now. Each removal is recorded in the key's history.
+Every command that writes also prunes ephemeral keys first (one read when none is due);
+this does it on its own. Each removal is recorded in the key's history.
 """
 
 

@@ -1,5 +1,5 @@
 """The audit trail and the registry's shared settings: every key event goes through
-``EventRepository``; the team's policy and the prune clock through ``SettingsRepository``.
+``EventRepository``; the team's policy through ``SettingsRepository``.
 
 Events are written in the caller's unit of work, so a change and its event are committed
 together or not at all, and a failed command records nothing.  The actor (who) is the

@@ -57,7 +57,7 @@ def open_database(settings: Settings) -> Database:
 
 
 def _pruner(actor: str) -> Callable[[Connection], object]:
-    """Pruning ephemeral keys past their deadline, at most once a minute: what every
+    """Pruning ephemeral keys past their deadline (one read when none is): what every
     writing unit of work does first (``Database.before_write``)."""
 
     def prune(conn: Connection) -> object:

@@ -179,7 +179,7 @@ key_events = Table(
 )
 
 #: Settings shared by everyone using the database: the team's audit policy (``policy
-#: set``) and when keys were last pruned (revision 0007).
+#: set``), revision 0007.  A ``prune.last_at`` row left by earlier builds is never read.
 registry_settings = Table(
     tables.REGISTRY_SETTINGS,
     metadata,

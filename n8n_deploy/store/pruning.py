@@ -11,24 +11,18 @@ of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, delete, or_, select
 
 from n8n_deploy.base.dates import as_utc, human_time, iso_utc, utcnow
-from n8n_deploy.store.metadata import api_keys, registry_settings, server_api_keys, servers
+from n8n_deploy.store.metadata import api_keys, server_api_keys, servers
 from n8n_deploy.store.usage import insert_events
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
-
-#: Writers prune at most this often; the moment of the last prune is shared by everyone
-#: using the database (``registry_settings``).
-PRUNE_INTERVAL = timedelta(minutes=1)
-LAST_PRUNE = "prune.last_at"
 
 
 @dataclass(frozen=True)
@@ -95,28 +89,16 @@ def prune_keys(
             }
         )
     insert_events(conn, events, who, moment)
-    _set_last_prune(conn, moment, who)
     return removed
 
 
 def prune_if_due(target: Connection | Session, *, actor: str | None = None) -> list[PrunedKey]:
-    """``prune_keys`` when the last prune (by anyone) is a minute old or more and a key is
-    past its deadline: one primary-key read when pruned a moment ago, one more read when
-    nothing is due.  Nothing is written unless a key is deleted, so a command that then
-    fails leaves the database as it was (the prune's own deletions stay: they were
-    promised)."""
+    """``prune_keys`` when a key is past its deadline: one read (the first such key) when
+    none is, and nothing written, so a command that then fails leaves the database as it
+    was (the prune's own deletions stay: they were promised).  Run before every writing
+    unit of work, so no command that writes ever acts on a key past its deadline."""
     conn, who = _connection(target, actor)
     now = utcnow()
-    last = conn.scalar(
-        select(registry_settings.c.value).where(registry_settings.c.name == LAST_PRUNE)
-    )
-    if last:
-        try:
-            when = as_utc(datetime.fromisoformat(last.replace("Z", "+00:00")))
-        except ValueError:
-            when = None
-        if when is not None and now - when < PRUNE_INTERVAL and when <= now:
-            return []
     due = conn.scalar(select(api_keys.c.id).where(_past_deadline(now)).limit(1))
     if due is None:
         return []
@@ -150,18 +132,3 @@ def _linked_servers(conn: Connection, key_ids: list[int]) -> dict[int, tuple[str
     for key_id, name in pairs:
         found.setdefault(key_id, []).append(name)
     return {key_id: tuple(names) for key_id, names in found.items()}
-
-
-def _set_last_prune(conn: Connection, moment: datetime, actor: str) -> None:
-    """Share the moment of this prune (created when missing; a concurrent creation by
-    another pruner is taken as done, and this moment written over it)."""
-    values = {"value": iso_utc(moment) or "", "updated_by": actor, "updated_at": utcnow()}
-    where = registry_settings.c.name == LAST_PRUNE
-    done = conn.execute(update(registry_settings).where(where).values(**values))
-    if getattr(done, "rowcount", 1):
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(registry_settings).values(name=LAST_PRUNE, **values))
-    except IntegrityError:
-        conn.execute(update(registry_settings).where(where).values(**values))
