@@ -246,7 +246,7 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
 
     def dumped(value: Any, indent: str = "") -> str:
         try:
-            text = _encoded(value, keys, indent, names)
+            text = _encoded(value, unmask, indent, names)
         except _Unusual:
             text = json.dumps(
                 _hide_secrets(value, keys=keys),
@@ -271,14 +271,14 @@ class _Unusual(Exception):
     """A value _encoded leaves to the json module (a float, a key that is not a string)."""
 
 
-def _encoded(value: Any, keys: bool, indent: str, names: dict[Any, str]) -> str:
-    """``json.dumps(value, indent=2, ensure_ascii=False)``, every string passed through
-    hide_secrets first, with its lines after the first indented by ``indent``: the same
+def _encoded(value: Any, unmask: bool, indent: str, names: dict[Any, str]) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)`` of ``_hide_secrets(value,
+    keys=not unmask)``, with its lines after the first indented by ``indent``: the same
     bytes, written with the C string encoder (json's own indenting encoder is pure Python:
     a second for 10,000 keys).  ``names`` remembers the names of objects, encoded.
     Raises _Unusual for what it does not write itself."""
     if isinstance(value, str):
-        return _encode_string(hide_secrets(value, keys=keys))
+        return _encode_string(hide_secrets(value))
     if value is None:
         return "null"
     if value is True:
@@ -293,26 +293,28 @@ def _encoded(value: Any, keys: bool, indent: str, names: dict[Any, str]) -> str:
             return "{}"
         # Hidden first, as a dict: two names hidden alike make one entry, as in json.
         # Every item of a listing has the same names: each is hidden and encoded once.
-        hidden = {}
+        hidden: dict[str, tuple[Any, Any]] = {}
         for name, item in value.items():
             encoded = names.get(name)
             if encoded is None:
                 if not isinstance(name, str):
                     raise _Unusual
-                encoded = names[name] = _encode_string(hide_secrets(name, keys=keys))
-            hidden[encoded] = item
+                encoded = names[name] = _encode_string(hide_secrets(name))
+            hidden[encoded] = (name, item)
         parts = [
-            # A string, the common case, without a call of its own.
-            f"{name}: {_encode_string(hide_secrets(item, keys=keys))}"
+            # A string, the common case, without a call of its own; with --unmask the
+            # api_key fields alone are shown whole.
+            f"{encoded}: "
+            + _encode_string(hide_secrets(item, keys=not (unmask and name == KEY_FIELD)))
             if item.__class__ is str
-            else f"{name}: {_encoded(item, keys, inner, names)}"
-            for name, item in hidden.items()
+            else f"{encoded}: {_encoded(item, unmask, inner, names)}"
+            for encoded, (name, item) in hidden.items()
         ]
         return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
-        parts = [_encoded(item, keys, inner, names) for item in value]
+        parts = [_encoded(item, unmask, inner, names) for item in value]
         return "[\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "]"
     if isinstance(value, datetime):
         return _encode_string(_json_moment(value))  # as _json_default: no secret there
