@@ -2,7 +2,10 @@
 
 - ``docs/commands.md``: the ``--help`` of the root command, of every group and of every
   command, as the real CLI prints it at 80 columns, and the exit-status table;
-- ``README.md``: the exit-status table, between the marker lines below.
+- ``README.md``: the exit-status table, between the marker lines below;
+- ``n8n_deploy/store/sqlite_statements.py``: the read statements of
+  ``n8n_deploy.store.queries`` compiled for SQLite, which ``store.sqlite_reading`` runs
+  with the standard library alone.
 
 Usage (from the repository root)::
 
@@ -10,7 +13,7 @@ Usage (from the repository root)::
     python docs/generate.py --check   # write nothing; exit 1 if a file is out of date
 
 The exit statuses come from ``n8n_deploy.base.status`` (``ExitStatus`` and ``MEANING``).
-Only the standard library and the project itself are used.
+Only the standard library and the project itself (with SQLAlchemy) are used.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout, with or withou
 
 COMMANDS_MD = ROOT / "docs" / "commands.md"
 README_MD = ROOT / "README.md"
+SQLITE_STATEMENTS = ROOT / "n8n_deploy" / "store" / "sqlite_statements.py"
 BEGIN_MARKER = "<!-- generated: exit-statuses -->"
 END_MARKER = "<!-- end generated -->"
 PROGRAM = "n8n-deploy"
@@ -187,12 +191,19 @@ def _shown(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+def sqlite_statements_module() -> str:
+    from n8n_deploy.store.queries import sqlite_statements_module as module
+
+    return module()
+
+
 def expected() -> dict[Path, str]:
     """What each generated file should hold."""
     table = exit_status_table()
     return {
         COMMANDS_MD: commands_md(entries(), table),
         README_MD: readme_md(_read(README_MD) or "", table),
+        SQLITE_STATEMENTS: sqlite_statements_module(),
     }
 
 
@@ -205,7 +216,8 @@ def outdated(files: dict[Path, str] | None = None) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="docs/generate.py",
-        description="Write docs/commands.md and the exit-status table in README.md.",
+        description="Write docs/commands.md, the exit-status table in README.md and the "
+        "SQLite statements.",
     )
     parser.add_argument(
         "--check",

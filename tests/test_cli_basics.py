@@ -166,7 +166,7 @@ def test_a_mistake_in_the_global_options_is_one_line(
 
 
 def _fail_listing(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    from n8n_deploy.store.queries import Reader
+    from n8n_deploy.store.reads import Reader
 
     def fail(*_: object, **__: object) -> None:
         raise error

@@ -347,6 +347,20 @@ def test_audit_passes_when_only_warnings_remain_unless_strict(
     one_line_error(cli("apikey", "audit", "--skip", "nonsense"), 2, "No policy rule named")
 
 
+@pytest.mark.parametrize("command", ["set", "unset"])
+def test_an_unknown_policy_setting_names_every_setting_strict_included(
+    cli: Cli, command: str
+) -> None:
+    args = ("policy", command, "nope", *(["90"] if command == "set" else []))
+    result = cli(*args)
+    one_line_error(result, 2, "No policy setting named 'nope'")
+    assert "single-key, strict" in result.stderr
+
+
+def test_a_negative_number_of_days_is_refused_as_a_value(cli: Cli) -> None:
+    one_line_error(cli("policy", "set", "max-age", "-5"), 2, "policy max-age takes a number")
+
+
 def test_the_teams_policy_is_stored_and_applied_and_options_win(
     cli: Cli, registry: FakeClock
 ) -> None:

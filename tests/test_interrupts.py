@@ -169,3 +169,19 @@ def test_a_signal_inside_a_callback_that_would_swallow_it_comes_again_outside() 
                 time.sleep(0.01)
     finally:
         interrupts.finish()
+
+
+def test_a_ctrl_c_while_the_arguments_are_parsed_says_so_in_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # typer turns a KeyboardInterrupt outside the command itself into a silent exit 130.
+    from n8n_deploy.cli.root import RootGroup
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RootGroup, "make_context", interrupted)
+    result = cli("db", "restore", "backup.db", "--confirm")
+    assert result.exit_code == ExitStatus.INTERRUPTED
+    assert result.stderr.strip() == INTERRUPTED_LINE
+    assert result.stdout == ""

@@ -545,6 +545,27 @@ def test_a_legacy_upgrade_failing_part_way_leaves_the_file_as_it_was(
     assert "alembic_version" not in _tables(db)
 
 
+def test_a_legacy_value_that_is_not_utf8_is_named_with_how_to_find_it(
+    cli: Cli, data_dir: Path
+) -> None:
+    db = copy_fixture(sqlite_file(data_dir))
+    conn = sqlite3.connect(db)
+    with conn:  # another program wrote bytes that are not UTF-8 into a text column
+        conn.execute(
+            "UPDATE api_keys SET description = CAST(X'66ff6f' AS TEXT) "
+            "WHERE rowid = (SELECT min(rowid) FROM api_keys)"
+        )
+    conn.close()
+    before = db.read_bytes()
+    result = cli("db", "upgrade", "--no-backup")
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.startswith("Error: The migration failed (Could not decode to UTF-8")
+    assert "not UTF-8 text" in result.stderr
+    assert "SELECT rowid, hex(description) FROM api_keys" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert db.read_bytes() == before
+
+
 @pytest.mark.e2e
 def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path) -> None:
     db = sqlite_file(data_dir)

@@ -65,7 +65,7 @@ def test_help_and_version_do_not_import_heavy_libraries(args: tuple[str, ...]) -
         ("server", "keys", "Production"),
     ],
 )
-def test_commands_that_only_read_do_not_load_the_orm_or_alembic(
+def test_commands_that_only_read_a_sqlite_file_load_no_sqlalchemy_at_all(
     args: tuple[str, ...], data_dir: Path
 ) -> None:
     database = open_database(resolve_settings())
@@ -75,7 +75,25 @@ def test_commands_that_only_read_do_not_load_the_orm_or_alembic(
     finally:
         database.dispose()
     modules = imported_module_names(*args, env=dict(os.environ))
-    assert "sqlalchemy" in modules  # they did read the database
+    assert "n8n_deploy.store.sqlite_reading" in modules  # they did read the database
+    loaded = {m for m in modules for n in ("sqlalchemy", "alembic") if m.split(".")[0] == n}
+    assert not loaded, sorted(loaded)
+
+
+@pytest.mark.e2e
+def test_a_sqlite_file_given_as_a_uri_is_read_through_sqlalchemy_core_without_the_orm(
+    data_dir: Path,
+) -> None:
+    database = open_database(resolve_settings())
+    try:
+        add_key(database, "prod_key", make_jwt(exp_days=30))
+    finally:
+        database.dispose()
+    uri = f"sqlite:///file:{data_dir / 'n8n-deploy.db'}?uri=true"
+    modules = imported_module_names(
+        "apikey", "list", env=dict(os.environ, N8N_DEPLOY_DATABASE_URL=uri)
+    )
+    assert "sqlalchemy" in modules  # read the ordinary way
     loaded = {m for m in modules for n in NOT_FOR_READING if m == n or m.startswith(f"{n}.")}
     assert not loaded, sorted(loaded)
 

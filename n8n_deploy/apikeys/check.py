@@ -41,7 +41,7 @@ from n8n_deploy.n8n.results import Outcome, ValidationResult
 
 if TYPE_CHECKING:  # the store is imported where a database is used: `test -` needs none
     from n8n_deploy.store.engine import Database
-    from n8n_deploy.store.queries import ServerLike
+    from n8n_deploy.store.reads import ServerLike
 
 
 class NoServerError(OperationFailed):
@@ -218,12 +218,9 @@ def check_stored_key(
     server: with no server to test against, a key that fails them is reported as such,
     and one that passes them raises NoServerError.
     """
-    from n8n_deploy.store.queries import Reader
-
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
-    with database.reading() as conn:
-        reader = Reader(conn)
+    with database.reading() as reader:
         key = reader.key(name)
         if not key.is_active:
             raise KeyInactiveError(
@@ -269,10 +266,8 @@ def check_secret(
     if server_name is not None:
         if database is None:
             raise UsageError("--server needs the database")
-        from n8n_deploy.store.queries import Reader
-
-        with database.reading() as conn:
-            server = Reader(conn).server(server_name)
+        with database.reading() as reader:
+            server = reader.server(server_name)
     targets = _targets_or_local_failure(
         secret, options, subject="the key", server_url=server_url, server=server
     )
@@ -315,8 +310,6 @@ def check_all_keys(
     (MAX_PER_SERVER against one server).  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
     each key whose every check passed."""
-    from n8n_deploy.store.queries import Reader
-
     options = options or CheckOptions()
     plan: list[tuple[str, str, list[Target]]] = []
     untested: dict[str, NoServerError] = {}
@@ -324,8 +317,7 @@ def check_all_keys(
     order: list[str] = []
     ids: dict[str, int] = {}  # the key each name was when read: what the checks test
 
-    with database.reading() as conn:
-        reader = Reader(conn)
+    with database.reading() as reader:
         server = reader.server(server_name) if server_name else None
         for key in reader.keys(active=True, server_id=server.id if server else None):
             order.append(key.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +37,23 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def stored_utc(value: datetime | str) -> datetime:
+    """A stored timestamp as read (naive UTC; text on SQLite) as an aware UTC datetime: how
+    every timestamp comes out of the database, through SQLAlchemy or ``sqlite3``."""
+    if isinstance(value, str):
+        if len(value) == len(_STORED_SHAPE) and value[10] == " ":
+            # As SQLAlchemy stores it on SQLite (naive UTC, microseconds): read as UTC at
+            # once (a listing of 10,000 keys reads 30,000 of them).
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value + "+00:00")
+        value = datetime.fromisoformat(value)  # a row written another way
+    return as_utc(value)
+
+
+#: How a timestamp is stored as text on SQLite.
+_STORED_SHAPE = "2026-12-03 06:50:48.784958"
+
+
 def iso_utc(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a Z: ``2025-09-15T10:30:00Z``."""
     if value is None:
@@ -49,14 +67,15 @@ def human_time(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15 10:30:00`` (UTC), as in the reference's tables."""
     if value is None:
         return never
-    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat: strftime takes twice as long (10,000 rows a listing).
+    return as_utc(value).isoformat(" ", "seconds")[:19]
 
 
 def human_date(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15`` (UTC)."""
     if value is None:
         return never
-    return as_utc(value).strftime("%Y-%m-%d")
+    return as_utc(value).date().isoformat()
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

@@ -24,6 +24,9 @@ from n8n_deploy.base.text import first_line
 LEGACY_PREFIX = "n8n_api_"
 _LEGACY_KEY = re.compile(r"^n8n_api_[0-9a-fA-F]{80}$")
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+#: Three base64url parts, none empty: what a JWT looks like (one search: a listing asks
+#: it of every key).
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Expiry dates beyond this are treated as "no usable expiry" rather than crashing.
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -143,11 +146,10 @@ def key_kind(key: str) -> Literal["jwt", "legacy", "unknown"]:
     """What a stored key looks like, from its shape alone (nothing decoded): cheap enough
     for a listing of thousands.  Its expiry was decoded once, when it was stored."""
     key = key.strip()
+    if _JWT_SHAPE.fullmatch(key):
+        return "jwt"
     if _LEGACY_KEY.match(key):
         return "legacy"
-    parts = key.split(".")
-    if len(parts) == 3 and all(part and _BASE64URL.match(part) for part in parts):
-        return "jwt"
     return "unknown"
 
 

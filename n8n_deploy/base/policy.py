@@ -64,9 +64,19 @@ def rule(name: str) -> Rule:
     raise UsageError(f"No policy rule named {name!r}", hint=f"Use one of: {', '.join(RULE_NAMES)}")
 
 
+def check_setting(name: str) -> None:
+    """Refuse (usage error) a name ``policy set/unset`` cannot store: a rule, or strict."""
+    if name != STRICT and name not in RULE_NAMES:
+        raise UsageError(
+            f"No policy setting named {name!r}",
+            hint=f"Use one of: {', '.join((*RULE_NAMES, STRICT))}",
+        )
+
+
 def parse_value(name: str, raw: str) -> str:
     """The stored form of ``policy set NAME VALUE``: a number of days, ``on`` or ``off``;
     a usage error naming what the rule takes otherwise."""
+    check_setting(name)
     value = raw.strip().lower()
     if name == STRICT or not rule(name).has_days:
         if value in ("on", "off"):

@@ -62,8 +62,23 @@ _URL_SECRET_PARAMETER = re.compile(
     r"(?i)(?P<head>[?&;](?:[\w.-]*(?:pass|pwd|token|secret|key|auth|sig|session|credential)"
     r"[\w.-]*)=)(?P<secret>[^&#\s'\"]+)"
 )
+#: What every secret hide_secrets hides holds (none of it is escaped by JSON).
+_SECRET_HINTS = "eyJ|n8n_api_|://|="  # noqa: S105 - patterns, not a password
+_MAY_HOLD_SECRETS = re.compile(_SECRET_HINTS)
 #: Only text holding one of these can need changing: the common case costs one search.
-_SUSPECT = re.compile(f"[{UNSAFE_CHARACTERS}]|eyJ|n8n_api_|://|=")
+_SUSPECT = re.compile(f"[{UNSAFE_CHARACTERS}]|{_SECRET_HINTS}")
+
+
+def needs_sanitizing(text: str) -> bool:
+    """False when ``sanitize`` leaves ``text`` as it is, and every piece of it: cells
+    joined by spaces are checked in one search (no hint spans a space)."""
+    return _SUSPECT.search(text) is not None
+
+
+def may_hold_secrets(text: str) -> bool:
+    """False when hide_secrets would leave ``text``, and every piece of it, as it is; also
+    of text written as JSON (the hints are never escaped): one search for a whole document."""
+    return _MAY_HOLD_SECRETS.search(text) is not None
 
 
 def has_unsafe_characters(text: str) -> bool:

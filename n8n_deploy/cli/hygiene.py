@@ -341,6 +341,8 @@ RULE_LIST = ", ".join((*RULE_NAMES, STRICT))
 @policy_app.command(
     "set",
     epilog=examples("n8n-deploy policy set max-age 60", "n8n-deploy policy set single-key off"),
+    # A negative number is a value to refuse as such, not an unknown option.
+    context_settings={"ignore_unknown_options": True},
 )
 def policy_set(
     ctx: typer.Context,
@@ -372,12 +374,11 @@ def policy_unset(
     name: Annotated[str, typer.Argument(metavar="RULE", help=f"One of: {RULE_LIST}.")],
 ) -> None:
     """Go back to a rule's default."""
-    from n8n_deploy.base.policy import PREFIX, rule
+    from n8n_deploy.base.policy import PREFIX, check_setting
     from n8n_deploy.store.events import SettingsRepository
 
     rule_name = name.strip().lower()
-    if rule_name != STRICT:
-        rule(rule_name)
+    check_setting(rule_name)
 
     def work(session: Session) -> bool:
         return SettingsRepository(session).unset(PREFIX + rule_name)

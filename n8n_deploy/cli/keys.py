@@ -16,7 +16,7 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from n8n_deploy.store.queries import StoredKey
+    from n8n_deploy.store.reads import StoredKey
 
 from n8n_deploy.base.dates import human_time
 from n8n_deploy.base.errors import UsageError

@@ -22,7 +22,14 @@ from json.encoder import encode_basestring as _encode_string  # the C one, ensur
 from typing import IO, TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import iso_utc
-from n8n_deploy.base.text import C0_CONTROLS, UNSAFE_CHARACTERS, hide_secrets, sanitize
+from n8n_deploy.base.text import (
+    C0_CONTROLS,
+    UNSAFE_CHARACTERS,
+    hide_secrets,
+    may_hold_secrets,
+    needs_sanitizing,
+    sanitize,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -121,7 +128,12 @@ def print_table(
     (``--unmask``), and only those: a key in a name or description stays hidden.
     """
     shown_whole = headers.index(KEY_COLUMN) if unmask and KEY_COLUMN in headers else -1
-    rows = [[sanitize(cell, keys=i != shown_whole) for i, cell in enumerate(row)] for row in rows]
+    rows = [
+        [sanitize(cell, keys=i != shown_whole) for i, cell in enumerate(row)]
+        if needs_sanitizing(" ".join(row))
+        else row
+        for row in rows
+    ]
     if not _is_tty(sys.stdout):
         # Piped or in a log: every column whole, so the table is plain arithmetic; rich
         # takes ~0.6 ms a row to lay out, 6 s for 10,000 keys.  Same bytes (a test compares).
@@ -203,27 +215,35 @@ def write_plain_table(
     """A boxed table with every cell whole (no terminal to fit), written line by line."""
     from rich.cells import cell_len
 
-    def width(text: str) -> int:
-        # Printable ASCII is one cell a character (rich agrees); the rest asks rich.
-        return len(text) if text.isascii() and text.isprintable() else cell_len(text)
-
-    measured = [[(c, width(c)) for c in row] for row in (headers, *rows)]
-    widths = [max(cells[i][1] for cells in measured) for i in range(len(headers))]
+    columns: list[list[str]] = []
+    widths: list[int] = []
+    for column in zip(headers, *rows, strict=True):
+        joined = "".join(column)
+        if joined.isascii() and joined.isprintable():
+            # Printable ASCII is one cell a character (rich agrees): padding is ljust.
+            width = max(map(len, column))
+            columns.append([cell.ljust(width) for cell in column])
+        else:
+            cells = [cell_len(cell) for cell in column]
+            width = max(cells)
+            # A column 0 cells wide (only zero-width characters in it) is cropped to nothing.
+            columns.append(
+                [
+                    cell + " " * (width - n) if width else ""
+                    for cell, n in zip(column, cells, strict=True)
+                ]
+            )
+        widths.append(width)
     top, middle, bottom, bar = _BORDERS[ascii_borders]
 
     def rule(parts: str) -> str:
         left, fill, cross, right = parts[0], parts[1], parts[2], parts[3]
         return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
 
-    def line(cells: Sequence[tuple[str, int]]) -> str:
-        # A column 0 cells wide (only zero-width characters in it) is cropped to nothing.
-        padded = (
-            f" {c if w else ''}{' ' * (w - n)} " for (c, n), w in zip(cells, widths, strict=True)
-        )
-        return bar + bar.join(padded) + bar + "\n"
-
-    stream.write(rule(top) + line(measured[0]) + rule(middle))
-    stream.write("".join(line(cells) for cells in measured[1:]))
+    between = f" {bar} "
+    lines = [f"{bar} {between.join(cells)} {bar}\n" for cells in zip(*columns, strict=True)]
+    stream.write(rule(top) + lines[0] + rule(middle))
+    stream.write("".join(lines[1:]))
     stream.write(rule(bottom))
 
 
@@ -244,9 +264,15 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
     keys = not unmask
     names: dict[Any, str] = {}
 
+    plain: dict[Any, str] = {}
+
     def dumped(value: Any, indent: str = "") -> str:
         try:
-            text = _encoded(value, unmask, indent, names)
+            # Written as it is first: when nothing in it may be a secret (one search for
+            # the whole item), that is what hiding would write too.
+            text = _encoded(value, unmask, indent, plain, hide=False)
+            if may_hold_secrets(text):
+                text = _encoded(value, unmask, indent, names)
         except _Unusual:
             text = json.dumps(
                 _hide_secrets(value, keys=keys),
@@ -271,14 +297,17 @@ class _Unusual(Exception):
     """A value _encoded leaves to the json module (a float, a key that is not a string)."""
 
 
-def _encoded(value: Any, unmask: bool, indent: str, names: dict[Any, str]) -> str:
+def _encoded(
+    value: Any, unmask: bool, indent: str, names: dict[Any, str], *, hide: bool = True
+) -> str:
     """``json.dumps(value, indent=2, ensure_ascii=False)`` of ``_hide_secrets(value,
     keys=not unmask)``, with its lines after the first indented by ``indent``: the same
     bytes, written with the C string encoder (json's own indenting encoder is pure Python:
-    a second for 10,000 keys).  ``names`` remembers the names of objects, encoded.
+    a second for 10,000 keys).  ``names`` remembers the names of objects, encoded.  With
+    ``hide`` False, nothing is hidden (for text that may_hold_secrets clears).
     Raises _Unusual for what it does not write itself."""
     if isinstance(value, str):
-        return _encode_string(hide_secrets(value))
+        return _encode_string(hide_secrets(value) if hide else value)
     if value is None:
         return "null"
     if value is True:
@@ -291,6 +320,24 @@ def _encoded(value: Any, unmask: bool, indent: str, names: dict[Any, str]) -> st
     if isinstance(value, dict):
         if not value:
             return "{}"
+        if not hide:
+            parts = []
+            for name, item in value.items():
+                encoded = names.get(name)
+                if encoded is None:
+                    if not isinstance(name, str):
+                        raise _Unusual
+                    encoded = names[name] = _encode_string(name)
+                cls = item.__class__
+                if cls is str:
+                    parts.append(f"{encoded}: {_encode_string(item)}")
+                elif item is None:
+                    parts.append(f"{encoded}: null")
+                elif cls is bool:
+                    parts.append(f"{encoded}: {'true' if item else 'false'}")
+                else:
+                    parts.append(f"{encoded}: {_encoded(item, unmask, inner, names, hide=False)}")
+            return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
         # Hidden first, as a dict: two names hidden alike make one entry, as in json.
         # Every item of a listing has the same names: each is hidden and encoded once.
         hidden: dict[str, tuple[Any, Any]] = {}
@@ -314,7 +361,7 @@ def _encoded(value: Any, unmask: bool, indent: str, names: dict[Any, str]) -> st
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
-        parts = [_encoded(item, unmask, inner, names) for item in value]
+        parts = [_encoded(item, unmask, inner, names, hide=hide) for item in value]
         return "[\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "]"
     if isinstance(value, datetime):
         return _encode_string(_json_moment(value))  # as _json_default: no secret there

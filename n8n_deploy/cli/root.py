@@ -40,6 +40,17 @@ def _error(message: str, hint: str | None = None) -> None:
 class RootGroup(TyperGroup):
     """Maps every error raised below it to one line on stderr and an exit status."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _Interrupt.reported = False
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            # typer turns a Ctrl-C outside invoke() (parsing the arguments, building the
+            # context) into exit 130 without a word: say it, as invoke() does.
+            if exc.code == ExitStatus.INTERRUPTED and not _Interrupt.reported:
+                _report_interrupt()
+            raise
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # The root's own options are parsed before invoke(): a mistake there (an unknown
         # option before the group) gets the same one line as one inside a command.
@@ -72,10 +83,7 @@ class RootGroup(TyperGroup):
                 _json_error(error.message, int(error.exit_status), error.hint)
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
-            if interrupts.changes_saved():
-                sys.stderr.write(f"\n{INTERRUPTED_AFTER_SAVING}\n")
-            else:
-                sys.stderr.write(f"\n{INTERRUPTED}\n")
+            _report_interrupt()
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
         except (typer.Exit, SystemExit):
             raise
@@ -107,6 +115,19 @@ class RootGroup(TyperGroup):
 
 
 #: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.
+class _Interrupt:
+    reported = False  # the line of an interrupted command was written
+
+
+def _report_interrupt() -> None:
+    """The last line of an interrupted command: whether a change was saved."""
+    _Interrupt.reported = True
+    if interrupts.changes_saved():
+        sys.stderr.write(f"\n{INTERRUPTED_AFTER_SAVING}\n")
+    else:
+        sys.stderr.write(f"\n{INTERRUPTED}\n")
+
+
 INTERRUPTED = "Interrupted; nothing was changed."
 INTERRUPTED_AFTER_SAVING = (
     "Interrupted after a change was saved: it is kept. Check the result (e.g. with "

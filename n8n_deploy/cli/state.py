@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from n8n_deploy.store.engine import Database
-    from n8n_deploy.store.queries import Reader
+    from n8n_deploy.store.reads import Reader
 
 
 class AppState:
@@ -29,6 +29,7 @@ class AppState:
     def __init__(self, data_dir: str | None = None, database_url: str | None = None) -> None:
         self.settings: Settings = resolve_settings(data_dir, database_url)
         self._database: Database | None = None
+        self._leftovers_noted = False
 
     def database(self) -> Database:
         """The database, created at the newest revision on first run; exit 3 when its
@@ -36,7 +37,7 @@ class AppState:
         if self._database is None:
             from n8n_deploy.store.lifecycle import open_database
 
-            note_leftovers(self.settings)
+            self._note_leftovers()
             self._database = open_database(self.settings)
             migrated = self._database.migration
             if migrated is not None and migrated.before.kind == "behind":
@@ -51,17 +52,32 @@ class AppState:
 
     @contextmanager
     def reading(self) -> Iterator[Reader]:
-        """A unit of work that only reads (SQLAlchemy Core, no ORM): the read queries."""
-        from n8n_deploy.store.queries import Reader
+        """A unit of work that only reads: the read queries.  A SQLite file at the newest
+        revision is read with the standard library alone (``store.sqlite_reading``: no
+        SQLAlchemy import); any other database is opened as every command opens it."""
+        if self._database is None:
+            from n8n_deploy.store.sqlite_reading import plain_file, reading_current
 
-        with self.database().reading() as conn:
-            yield Reader(conn)
+            path = plain_file(self.settings.database_url, self.settings.database_path)
+            if path is not None:
+                self._note_leftovers()
+                with reading_current(path) as reader:
+                    if reader is not None:
+                        yield reader
+                        return
+        with self.database().reading() as reader:
+            yield reader
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """One unit of work on the database: all of it is stored, or none of it."""
         with self.database().session(write=write) as session:
             yield session
+
+    def _note_leftovers(self) -> None:
+        if not self._leftovers_noted:
+            self._leftovers_noted = True
+            note_leftovers(self.settings)
 
     def close(self) -> None:
         if self._database is not None:
@@ -75,7 +91,7 @@ def note_leftovers(settings: Settings) -> None:
     path = settings.database_path
     if path is None:
         return
-    from n8n_deploy.store.backups import remove_leftovers
+    from n8n_deploy.store.files import remove_leftovers
 
     for leftover in remove_leftovers(path.parent, path.name):
         note(

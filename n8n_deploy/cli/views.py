@@ -2,7 +2,7 @@
 ``apikey list/show``, ``server keys/show`` and anything else that prints them.
 
 Keys are masked unless ``unmask`` is asked for.  Each function takes what the read
-queries return (``store.queries.StoredKey``/``StoredServer``) or the ORM objects a command
+queries return (``store.reads.StoredKey``/``StoredServer``) or the ORM objects a command
 that writes holds: anything with the fields of ``KeyLike``/``ServerLike``.
 """
 
@@ -18,7 +18,7 @@ from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
     from n8n_deploy.store.models import KeyEvent
-    from n8n_deploy.store.queries import KeyLike, ServerLike
+    from n8n_deploy.store.reads import KeyLike, ServerLike
 
 
 def key_expiry(key: KeyLike) -> datetime | None:

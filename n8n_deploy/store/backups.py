@@ -20,14 +20,13 @@ mixture, and the file keeps its 0600 mode.  A restore that does not happen leave
 staging copy, and no data folder it had to create.
 
 A backup or restore killed part-way (SIGKILL, a power cut) cannot remove its staging copy,
-a full copy of the database with every key: :func:`remove_leftovers` removes those of
+a full copy of the database with every key: :func:`store.files.remove_leftovers` removes those of
 processes no longer running, and the CLI calls it (and says so) on the next run.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,12 +39,16 @@ from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import DatabaseError, OperationFailed, SchemaTooNewError
 from n8n_deploy.base.text import counted, error_text
 from n8n_deploy.base.urls import sqlite_url_for
-from n8n_deploy.store.engine import BUSY_TIMEOUT_SECONDS, create_engine_for
+from n8n_deploy.store.engine import create_engine_for
 from n8n_deploy.store.files import (
+    BUSY_TIMEOUT_SECONDS,
+    PARTIAL_SUFFIX,
+    RESTORE_SUFFIX,
     ensure_private_file,
     ensure_private_folder,
     fix_sqlite_permissions,
     new_private_file,
+    remove_leftovers,
     remove_with_companions,
     removed_if_left_empty,
 )
@@ -177,46 +180,6 @@ def staged_restore(source: Path, database: Path) -> Iterator[StagedRestore]:
             yield StagedRestore(database, _check_incoming(copy, source), existing, copy)
         finally:
             remove_with_companions(copy)
-
-
-#: The staging copies of a backup being written and of a restore being checked:
-#: ``.<name>.<process id>.partial`` beside the backup, ``.<name>.<process id>.restore``
-#: beside the database.
-PARTIAL_SUFFIX = ".partial"
-RESTORE_SUFFIX = ".restore"
-_STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)(?:\.partial|\.restore)$")
-
-
-def remove_leftovers(folder: Path, name: str) -> list[Path]:
-    """Remove the staging copies in ``folder`` that a backup or restore of the file
-    ``name`` (a database, or a backup named after it) left when it was killed: those of
-    processes that are no longer running.  Returns what was removed."""
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return []
-    removed = []
-    for path in entries:
-        match = _STAGING.match(path.name)
-        if match is None or not match["name"].startswith(name):
-            continue
-        if _running(int(match["pid"])):
-            continue  # another command is writing it right now
-        remove_with_companions(path)
-        removed.append(path)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # another user's process, or not ours to judge: leave its file
-    return True
 
 
 def describe_database(database: Path) -> DatabaseSummary | None:

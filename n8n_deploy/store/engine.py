@@ -26,6 +26,7 @@ from n8n_deploy.base import interrupts
 from n8n_deploy.base.errors import DatabaseError, UsageError
 from n8n_deploy.base.urls import mask_url_password, sqlite_path
 from n8n_deploy.store.files import (
+    BUSY_TIMEOUT_SECONDS,
     check_database_place,
     ensure_private_file,
     fix_sqlite_permissions,
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from n8n_deploy.base.settings import Settings
+    from n8n_deploy.store.reads import Reader
     from n8n_deploy.store.schema import MigrationReport
 
-BUSY_TIMEOUT_SECONDS = 15.0
 T = TypeVar("T")
 #: How long to wait for a database server to accept a connection.
 CONNECT_TIMEOUT_SECONDS = 10
@@ -200,8 +201,8 @@ def enable_wal(engine: Engine) -> None:
 
 
 class Database:
-    """An opened database: an engine, and a way to run a unit of work that reads (Core, on
-    a connection: :meth:`reading`) or one that writes (the ORM, in a session)."""
+    """An opened database: an engine, and a way to run a unit of work that reads (Core:
+    :meth:`reading`) or one that writes (the ORM, in a session)."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -224,12 +225,15 @@ class Database:
         self.before_write: Callable[[Connection], object] | None = None
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A unit of work that only reads, on a Core connection in one transaction (one
-        snapshot), for ``store.queries.Reader``; rolled back at the end."""
+    def reading(self) -> Iterator[Reader]:
+        """A unit of work that only reads: the read queries (``store.reads.Reader``) on a
+        Core connection in one transaction (one snapshot); rolled back at the end."""
+        from n8n_deploy.store.queries import CoreSource
+        from n8n_deploy.store.reads import Reader
+
         try:
             with self._reader.connect() as conn, conn.begin():
-                yield conn
+                yield Reader(CoreSource(conn))
         finally:
             path = self.settings.database_path
             if path is not None:

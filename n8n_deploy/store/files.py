@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from n8n_deploy.base.urls import sqlite_url_for
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 COMPANIONS = ("-wal", "-shm", "-journal")
+#: How long a SQLite connection waits for another process's lock before giving up.
+BUSY_TIMEOUT_SECONDS = 15.0
 
 
 def check_database_place(path: Path) -> None:
@@ -176,3 +179,43 @@ def remove_with_companions(path: Path) -> None:
     for candidate in (path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)):
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()
+
+
+#: The staging copies of a backup being written and of a restore being checked:
+#: ``.<name>.<process id>.partial`` beside the backup, ``.<name>.<process id>.restore``
+#: beside the database.
+PARTIAL_SUFFIX = ".partial"
+RESTORE_SUFFIX = ".restore"
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)(?:\.partial|\.restore)$")
+
+
+def remove_leftovers(folder: Path, name: str) -> list[Path]:
+    """Remove the staging copies in ``folder`` that a backup or restore of the file
+    ``name`` (a database, or a backup named after it) left when it was killed: those of
+    processes that are no longer running.  Returns what was removed."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for path in entries:
+        match = _STAGING.match(path.name)
+        if match is None or not match["name"].startswith(name):
+            continue
+        if _running(int(match["pid"])):
+            continue  # another command is writing it right now
+        remove_with_companions(path)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or not ours to judge: leave its file
+    return True

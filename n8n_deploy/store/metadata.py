@@ -1,7 +1,8 @@
 """The tables as SQLAlchemy Core ``Table`` objects: the one definition of the schema.
 
 ``store.models`` maps its ORM classes onto these very objects (``__table__``), and
-``store.queries`` reads them with Core alone: a command that only reads never imports
+``store.queries`` reads them with Core alone (and, compiled for SQLite ahead of time,
+``store.sqlite_reading`` with the standard library): a command that only reads never imports
 ``sqlalchemy.orm`` (importing it and configuring the mappers costs more than the whole
 0.9 release took to list keys).  Alembic owns every change to them: after editing a table,
 add a revision under ``migrations/versions`` (``tests/test_migrations.py`` fails until the
@@ -33,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from n8n_deploy.base.dates import utcnow
+from n8n_deploy.base.dates import stored_utc, utcnow
 from n8n_deploy.store import tables
 
 NAMING_CONVENTION = {
@@ -81,14 +82,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        parsed: datetime = (
-            datetime.fromisoformat(value) if isinstance(value, str) else value
-        )  # str: a hand-written row (SQLite stores text)
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        # str: a hand-written row (SQLite stores text)
+        return None if value is None else stored_utc(value)
 
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)

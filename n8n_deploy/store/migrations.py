@@ -16,6 +16,7 @@ Alembic is imported only when a migration runs or the scripts are listed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -223,12 +224,26 @@ def _run_migration(
     return report
 
 
+#: sqlite3's error for text that is not UTF-8 (0.9 files written by other tools).
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '(?P<column>[A-Za-z_][A-Za-z0-9_]*)'")
+
+
 def _failed(
     engine: Engine, reason: str, report: MigrationReport, transactional: bool
 ) -> DatabaseError:
     """The error for a migration that failed: rolled back where the database's DDL is
     transactional; elsewhere (MariaDB/MySQL) the revision it really reached, read again."""
     if transactional:
+        undecodable = _NOT_UTF8.search(reason)
+        if undecodable is not None:
+            column = undecodable["column"]
+            return DatabaseError(
+                f"The migration failed ({reason}): a value in that column is not UTF-8 "
+                "text (another program wrote it); the database was rolled back, every row "
+                "kept",
+                hint=f"Find it with the sqlite3 shell (SELECT rowid, hex({column}) FROM "  # noqa: S608 - advice, never run
+                f"api_keys; or FROM servers), correct or clear it, then run the command again",
+            )
         return DatabaseError(
             f"The migration failed ({reason})",
             hint="It was rolled back: the database is at its previous revision with every row",

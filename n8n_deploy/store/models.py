@@ -2,7 +2,8 @@
 
 Each class maps a Core table of ``store.metadata`` (``__table__``): the schema is defined
 once, there.  Commands that change data use these classes through the repositories;
-commands that only read use ``store.queries`` over the same tables, without the ORM.
+commands that only read use ``store.reads`` over the same tables (``store.queries``),
+without the ORM.
 """
 
 from __future__ import annotations

@@ -21,33 +21,33 @@ from sqlalchemy.orm.attributes import set_committed_value
 from n8n_deploy.base.dates import utcnow
 from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
 from n8n_deploy.base.keyformat import key_info_or_none
-from n8n_deploy.store import queries, usage
+from n8n_deploy.store import queries, reads, usage
 from n8n_deploy.store.events import EventRepository
 from n8n_deploy.store.metadata import api_keys, servers
 from n8n_deploy.store.models import ApiKey, Server, ServerApiKey, secret_hash
 
 
 class _Named:
-    """Errors that name an entry and say what to do next (the wording: store.queries)."""
+    """Errors that name an entry and say what to do next (the wording: store.reads)."""
 
-    kind = ""  # "key" or "server", as store.queries.KINDS
+    kind = ""  # "key" or "server", as store.reads.KINDS
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events = EventRepository(session)
 
-    def reader(self) -> queries.Reader:
+    def reader(self) -> reads.Reader:
         """The read queries, on this session's connection (its transaction)."""
-        return queries.Reader(self.session.connection())
+        return reads.Reader(queries.CoreSource(self.session.connection()))
 
     def names(self) -> list[str]:
         raise NotImplementedError
 
     def _not_found(self, name: str) -> NotFoundError:
-        return queries.not_found(self.kind, name, self.names())
+        return reads.not_found(self.kind, name, self.names())
 
     def _exists(self, name: str) -> AlreadyExistsError:
-        return queries.already_exists(self.kind, name)
+        return reads.already_exists(self.kind, name)
 
 
 class ApiKeyRepository(_Named):
@@ -76,7 +76,7 @@ class ApiKeyRepository(_Named):
 
     def list(self, *, active: bool | None = None, server: Server | None = None) -> list[ApiKey]:
         """The keys as ORM objects, to change them (commands that only read use
-        ``store.queries.Reader.keys``, which selects by the same criteria)."""
+        ``store.reads.Reader.keys``, which selects by the same criteria)."""
         where = queries.key_criteria(active=active, server_id=server.id if server else None)
         stmt = (
             select(ApiKey)

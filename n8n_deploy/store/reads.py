@@ -1,0 +1,236 @@
+"""What the commands that only read get from the database, and the one way they get it.
+
+A :class:`Reader` answers ``apikey list/show``, ``server list/show/keys`` and the reading
+half of ``apikey test`` with small frozen records.  It runs named statements through a
+:class:`Source`: on a SQLite file at the newest revision, the standard library's
+``sqlite3`` with the statements compiled in advance (``store.sqlite_reading``: a listing
+imports no SQLAlchemy at all); anywhere else, SQLAlchemy Core (``store.queries.CoreSource``).
+Every statement is written once, in SQLAlchemy Core, in ``store.queries``; the SQLite text
+is generated from it (``store.sqlite_statements``, checked by ``make lint``).
+
+This module imports nothing beyond the standard library.  Like the repositories, a Reader
+raises typed domain errors and never prints or commits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError
+
+
+class Source(Protocol):
+    """Runs the statement called ``name`` (a key of ``store.queries.STATEMENTS``) with
+    ``params`` in the reading unit of work's one transaction; rows of typed values."""
+
+    def rows(
+        self, name: str, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]: ...
+
+
+class ServerLike(Protocol):
+    """What showing a server needs: a stored record here, or an ORM ``Server``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def skip_ssl_verify(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class KeyLike(Protocol):
+    """What showing a key needs: a stored record here, or an ORM ``ApiKey``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def delete_after(self) -> datetime | None: ...
+    @property
+    def servers(self) -> Sequence[ServerLike]: ...
+
+
+class StoredServer(NamedTuple):
+    """A stored server as read (immutable; a tuple, so 10,000 rows are made fast)."""
+
+    id: int
+    name: str
+    url: str | None
+    description: str | None
+    skip_ssl_verify: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoredKey(NamedTuple):
+    """A stored key as read, with its servers by name (immutable)."""
+
+    id: int
+    name: str
+    api_key: str
+    description: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    is_active: bool
+    delete_after: datetime | None  # an ephemeral key's deadline (revision 0007)
+    servers: tuple[StoredServer, ...]
+
+    def __repr__(self) -> str:
+        # Never include the key itself: reprs end up in tracebacks and logs.
+        return f"StoredKey(id={self.id!r}, name={self.name!r}, is_active={self.is_active!r})"
+
+
+def suggest(name: str, candidates: Sequence[str]) -> list[str]:
+    """Stored names close to ``name``: a typo (prod_ky) or the start of a name
+    (Production for "Production Server"), not any name that shares a suffix."""
+    folded = {c.casefold(): c for c in candidates}
+    if name.casefold() in folded:
+        return [folded[name.casefold()]]
+    starts = [c for c in candidates if c.casefold().startswith(name.casefold()) and name]
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.85)
+    return list(dict.fromkeys([*starts, *close]))[:3]
+
+
+#: kind -> (what it is called in errors, the command group that lists it)
+KINDS = {"key": ("API key", "apikey"), "server": ("Server", "server")}
+
+
+def not_found(kind: str, name: str, names: Sequence[str]) -> NotFoundError:
+    """The error for a ``kind`` ("key" or "server") called ``name`` that is not stored,
+    naming the close ones among ``names`` and what to do next."""
+    label, group = KINDS[kind]
+    return NotFoundError(
+        label,
+        name,
+        suggest(name, names),
+        hint=f"See the stored names with: n8n-deploy {group} list",
+    )
+
+
+def already_exists(kind: str, name: str) -> AlreadyExistsError:
+    label, group = KINDS[kind]
+    return AlreadyExistsError(
+        label,
+        name,
+        hint=f"Choose another name, or see the stored one: "
+        f"n8n-deploy {group} show {shlex.quote(name)}",
+    )
+
+
+def _server(row: Sequence[Any]) -> StoredServer:
+    return StoredServer._make(row)
+
+
+#: The statement that lists keys, by the filters given: (active given, server given).
+_KEY_LISTINGS = {
+    (False, False): "keys",
+    (True, False): "keys_by_status",
+    (False, True): "keys_on_server",
+    (True, True): "keys_by_status_on_server",
+}
+
+
+class Reader:
+    """The read queries, in one unit of work (one snapshot: see ``Database.reading``)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    # -- names ---------------------------------------------------------------------------
+
+    def key_names(self) -> list[str]:
+        return [row[0] for row in self.source.rows("key_names")]
+
+    def server_names(self) -> list[str]:
+        return [row[0] for row in self.source.rows("server_names")]
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def keys(self, *, active: bool | None = None, server_id: int | None = None) -> list[StoredKey]:
+        """The stored keys by name, each with its servers (by name): two queries, however
+        many keys and links."""
+        statement = _KEY_LISTINGS[active is not None, server_id is not None]
+        params: dict[str, Any] = {}
+        if active is not None:
+            params["active"] = active
+        if server_id is not None:
+            params["server_id"] = server_id
+        keyed = self.source.rows(statement, params)
+        if not keyed:
+            return []
+        if len(keyed) == 1:
+            return self._with_servers(keyed, "links_of_key", {"key_id": keyed[0][0]})
+        return self._with_servers(keyed, "links", {})
+
+    def find_key(self, name: str) -> StoredKey | None:
+        keyed = self.source.rows("key_named", {"name": name})
+        if not keyed:
+            return None
+        return self._with_servers(keyed, "links_of_key", {"key_id": keyed[0][0]})[0]
+
+    def key(self, name: str) -> StoredKey:
+        """The key called ``name``; NotFoundError (with close names) when there is none."""
+        found = self.find_key(name)
+        if found is None:
+            raise not_found("key", name, self.key_names())
+        return found
+
+    def _with_servers(
+        self, keyed: Sequence[Sequence[Any]], links: str, params: Mapping[str, Any]
+    ) -> list[StoredKey]:
+        # Each link as (key id, the server's columns), by server name; each server made
+        # once however many keys it has.  Links of keys not listed are passed over.
+        known: dict[int, StoredServer] = {}
+        linked: dict[int, list[StoredServer]] = {}
+        for row in self.source.rows(links, params):
+            server_id = row[1]
+            server = known.get(server_id)
+            if server is None:
+                server = known[server_id] = StoredServer._make(row[1:])
+            linked.setdefault(row[0], []).append(server)
+        make, none = StoredKey._make, ()
+        return [make((*row, tuple(linked.get(row[0], none)))) for row in keyed]
+
+    # -- servers -------------------------------------------------------------------------
+
+    def servers(self) -> list[StoredServer]:
+        """Every server by name, without its keys (link_counts counts them in one query)."""
+        return [_server(row) for row in self.source.rows("servers")]
+
+    def find_server(self, name: str) -> StoredServer | None:
+        rows = self.source.rows("server_named", {"name": name})
+        return _server(rows[0]) if rows else None
+
+    def server(self, name: str) -> StoredServer:
+        """The server called ``name``; NotFoundError (with close names) when there is none."""
+        found = self.find_server(name)
+        if found is None:
+            raise not_found("server", name, self.server_names())
+        return found
+
+    def link_counts(self) -> dict[int, tuple[int, int]]:
+        """server id -> (active keys, all keys) linked to it."""
+        return {row[0]: (int(row[1] or 0), int(row[2])) for row in self.source.rows("link_counts")}

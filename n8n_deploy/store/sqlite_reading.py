@@ -1,0 +1,106 @@
+"""Reading a SQLite file with the standard library's ``sqlite3`` alone: how the commands
+that only read (``apikey list/show``, ``server list/show/keys``) answer on SQLite without
+importing SQLAlchemy, whose import costs more than the whole 0.9 release took to list keys.
+
+Only a file that is plainly ready is read this way: a plain ``sqlite:///PATH`` URL, a
+regular file with content, at the newest revision (read in the same transaction as the
+rows).  Anything else — no file yet, a link, a URI with options, a schema behind or ahead
+of this program or from 0.9, any error — goes the ordinary way (``store.lifecycle``),
+which creates, upgrades or refuses it with the usual message.  The statements are those
+of ``store.queries``, compiled ahead of time (``store.sqlite_statements``); the values come
+back as SQLAlchemy returns them (aware UTC timestamps, booleans).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from n8n_deploy.base.dates import stored_utc
+from n8n_deploy.base.errors import DatabaseError
+from n8n_deploy.base.text import error_text
+from n8n_deploy.store.files import (
+    BUSY_TIMEOUT_SECONDS,
+    check_database_place,
+    fix_sqlite_permissions,
+)
+from n8n_deploy.store.reads import Reader
+from n8n_deploy.store.schema import HEAD, VERSION_TABLE
+from n8n_deploy.store.sqlite_statements import STATEMENTS
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {"b": bool, "t": stored_utc}
+
+
+class SqliteSource:
+    """Runs the precompiled statements on a ``sqlite3`` connection (``store.reads.Source``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, name: str, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        sql, kinds = STATEMENTS[name]
+        try:
+            found = self.conn.execute(sql, dict(params or {})).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
+        converted = [(i, _CONVERT[kind]) for i, kind in enumerate(kinds) if kind in _CONVERT]
+        if not converted or not found:
+            return found
+        out = []
+        for row in found:
+            values = list(row)
+            for i, convert in converted:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
+            out.append(values)
+        return out
+
+
+def plain_file(database_url: str, path: Path | None) -> Path | None:
+    """``path`` when the URL is a plain ``sqlite:///PATH`` and PATH a regular file (not a
+    link) with content; None when the database must be opened the ordinary way."""
+    if path is None or "?" in database_url or not database_url.startswith("sqlite:///"):
+        return None
+    try:
+        found = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode) or found.st_size == 0:
+        return None
+    return path
+
+
+@contextmanager
+def reading_current(path: Path) -> Iterator[Reader | None]:
+    """A reading unit of work on the SQLite file ``path`` (one transaction, one snapshot),
+    or None when the file is not at the newest revision or cannot be read this way (the
+    caller then opens it the ordinary way, which says why).  Rolled back at the end."""
+    check_database_place(path)
+    uri = f"file:{quote(str(path))}?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    except sqlite3.Error:
+        yield None
+        return
+    try:
+        try:
+            conn.execute("BEGIN")
+            versions = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()  # noqa: S608 - a constant
+        except sqlite3.Error:
+            versions = []
+        if versions != [(HEAD,)]:
+            yield None
+            return
+        yield Reader(SqliteSource(conn))
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+            fix_sqlite_permissions(path)

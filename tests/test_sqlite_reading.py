@@ -1,0 +1,190 @@
+"""Reading a SQLite file with the standard library alone (``store.sqlite_reading``): the
+same answers as SQLAlchemy Core gives, from the same statements, and the ordinary way
+whenever the file is not plainly ready."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from n8n_deploy.base.errors import NotFoundError
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.store import queries, sqlite_statements
+from n8n_deploy.store.engine import Database
+from n8n_deploy.store.lifecycle import open_database
+from n8n_deploy.store.reads import Reader
+from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
+from n8n_deploy.store.sqlite_reading import plain_file, reading_current
+from tests.helpers import Run, add_key, add_server, make_jwt, set_revision, sqlite_file
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def filled(database: Database) -> Database:
+    """Keys active and not, with and without expiry, description, deadline and servers;
+    servers with and without URL, keys and TLS verification."""
+    add_server(database, "Production", "https://n8n.example.com")
+    add_server(database, "Staging", "http://staging:5678", skip_ssl_verify=True)
+    add_server(database, "Empty", "https://empty.example.com")
+    add_key(database, "prod_key", make_jwt(exp_days=30), ["Production", "Staging"])
+    add_key(database, "old_key", make_jwt(exp_days=-3), ["Staging"], active=False)
+    add_key(database, "no_exp", make_jwt(), [])
+    with database.session(write=True) as session:
+        keys = ApiKeyRepository(session)
+        key = keys.add(
+            "ci_key",
+            make_jwt(exp_days=2),
+            description="CI ✨ runner",
+            delete_after=datetime.now(timezone.utc) + timedelta(hours=3),
+        )
+        key.last_used_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+        ServerRepository(session).create("Pending", None)
+    return database
+
+
+@pytest.fixture
+def both(filled: Database) -> Iterator[tuple[Reader, Reader]]:
+    """A reader over SQLAlchemy Core and one over sqlite3, on the same file."""
+    path = filled.settings.database_path
+    assert path is not None
+    with filled.reading() as core, reading_current(path) as fast:
+        assert fast is not None
+        yield core, fast
+
+
+def test_the_sqlite_statements_are_the_core_statements_compiled() -> None:
+    assert queries.sqlite_statements() == sqlite_statements.STATEMENTS
+    assert set(sqlite_statements.STATEMENTS) == set(queries.STATEMENTS)
+
+
+@pytest.mark.parametrize(
+    ("active", "server"), [(None, None), (True, None), (False, None), (None, "Staging")]
+)
+def test_both_ways_list_the_same_keys_with_the_same_values(
+    both: tuple[Reader, Reader], active: bool | None, server: str | None
+) -> None:
+    core, fast = both
+    server_id = core.server(server).id if server else None
+    listed = core.keys(active=active, server_id=server_id)
+    assert listed, "the case lists something"
+    assert fast.keys(active=active, server_id=server_id) == listed
+    for key in listed:
+        assert all(
+            value is None or value.tzinfo is timezone.utc
+            for value in (key.created_at, key.last_used_at, key.expires_at, key.delete_after)
+        )
+        assert isinstance(key.is_active, bool)
+
+
+def test_both_ways_show_the_same_key_server_and_counts(both: tuple[Reader, Reader]) -> None:
+    core, fast = both
+    for name in ("prod_key", "old_key", "no_exp", "ci_key"):
+        assert fast.key(name) == core.key(name)
+    assert fast.key("ci_key").last_used_at == datetime(
+        2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc
+    )
+    assert fast.servers() == core.servers()
+    assert fast.server("Staging") == core.server("Staging")
+    assert fast.server("Staging").skip_ssl_verify is True
+    assert (
+        fast.link_counts()
+        == core.link_counts()
+        == {
+            core.server("Production").id: (1, 1),
+            core.server("Staging").id: (1, 2),
+        }
+    )
+    assert fast.key_names() == core.key_names()
+    assert fast.server_names() == core.server_names()
+    assert fast.find_key("prod") is None
+    with pytest.raises(NotFoundError) as found:
+        fast.key("prod_ky")
+    assert found.value.suggestions == ["prod_key"]
+
+
+def test_only_a_plain_regular_file_is_read_this_way(data_dir: Path, database: Database) -> None:
+    path = sqlite_file(data_dir)
+    assert plain_file(f"sqlite:///{path}", path) == path
+    assert plain_file(f"sqlite:///file:{path}?uri=true", path) is None
+    assert plain_file(f"sqlite:///{path}", None) is None
+    link = data_dir / "link.db"
+    link.symlink_to(path)
+    assert plain_file(f"sqlite:///{link}", link) is None
+    empty = data_dir / "empty.db"
+    empty.touch()
+    assert plain_file(f"sqlite:///{empty}", empty) is None
+    assert plain_file(f"sqlite:///{data_dir / 'none.db'}", data_dir / "none.db") is None
+
+
+@pytest.mark.parametrize("revision", ["0006", "9999"])
+def test_a_file_at_another_revision_is_not_read_this_way_but_refused(
+    cli: Cli, data_dir: Path, database: Database, revision: str
+) -> None:
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    database.dispose()
+    set_revision(sqlite_file(data_dir), revision)
+    with reading_current(sqlite_file(data_dir)) as reader:
+        assert reader is None
+    result = cli("apikey", "list")
+    assert result.exit_code == ExitStatus.SCHEMA
+    assert "prod_key" not in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_listing_reads_while_another_process_holds_the_write_lock(
+    cli: Cli, data_dir: Path, database: Database
+) -> None:
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    database.dispose()
+    writer = sqlite3.connect(sqlite_file(data_dir), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE api_keys SET description = 'uncommitted'")
+        result = cli("apikey", "list", "--json")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.exit_code == 0, result.stderr
+    assert '"name": "prod_key"' in result.stdout
+    assert "uncommitted" not in result.stdout
+
+
+def test_a_read_error_is_one_line_naming_the_database(
+    cli: Cli, data_dir: Path, database: Database
+) -> None:
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    database.dispose()
+    conn = sqlite3.connect(sqlite_file(data_dir))
+    with conn:
+        conn.execute("DROP TABLE server_api_keys")  # damaged behind the program's back
+    conn.close()
+    result = cli("apikey", "list")
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: Cannot read the database: ")
+    assert "server_api_keys" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_the_file_keeps_its_private_mode_after_a_read(
+    cli: Cli, data_dir: Path, database: Database
+) -> None:
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    database.dispose()
+    path = sqlite_file(data_dir)
+    path.chmod(0o644)
+    assert cli("apikey", "list").exit_code == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_resolve_to_the_fast_path_for_the_default_folder(data_dir: Path) -> None:
+    settings = resolve_settings()
+    assert settings.database_path is not None
+    open_database(settings).dispose()
+    assert plain_file(settings.database_url, settings.database_path) is not None
