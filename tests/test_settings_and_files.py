@@ -48,9 +48,26 @@ def test_passwords_in_urls_are_masked() -> None:
 
 def test_sqlite_paths_are_read_from_urls() -> None:
     assert sqlite_path("sqlite:////srv/n8n.db") == Path("/srv/n8n.db")
+    # The path is percent-decoded, as SQLAlchemy decodes it before opening the file.
+    assert sqlite_path("sqlite:////srv/a%20b%3F.db") == Path("/srv/a b?.db")
     assert sqlite_path("sqlite://") is None
     assert sqlite_path("sqlite:///:memory:") is None
     assert sqlite_path("postgresql://h/db") is None
+
+
+@pytest.mark.parametrize("folder", ["q?x=1", "p%41b", "s p#h"])
+def test_a_data_folder_whose_name_looks_like_url_syntax_holds_the_database(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    data = tmp_path / folder
+    monkeypatch.setenv("N8N_DEPLOY_DATA_DIR", str(data))
+    assert sqlite_path(resolve_settings().database_url) == data / "n8n-deploy.db"
+    assert cli("apikey", "add", "-", "--name", "prod_key", input=make_jwt(30)).exit_code == 0
+    listed = cli("apikey", "list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert '"name": "prod_key"' in listed.stdout
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [folder]
+    assert (data / "n8n-deploy.db").is_file()
 
 
 def test_folder_is_0700_and_files_0600_even_under_umask_022(

@@ -188,3 +188,31 @@ def test_settings_resolve_to_the_fast_path_for_the_default_folder(data_dir: Path
     assert settings.database_path is not None
     open_database(settings).dispose()
     assert plain_file(settings.database_url, settings.database_path) is not None
+
+
+def test_a_database_locked_by_another_process_is_waited_for_once_then_named(
+    cli: Cli, data_dir: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from n8n_deploy.store import lifecycle, sqlite_reading
+
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    database.dispose()
+    path = sqlite_file(data_dir)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")  # a reader waits for a writer here
+    conn.close()
+    monkeypatch.setattr(sqlite_reading, "BUSY_TIMEOUT_SECONDS", 0.2)
+
+    def opened_again(*_: object) -> None:
+        raise AssertionError("the lock was waited for a second time, the ordinary way")
+
+    monkeypatch.setattr(lifecycle, "open_database", opened_again)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        result = cli("apikey", "list")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.strip() == "Error: Cannot read the database: database is locked"

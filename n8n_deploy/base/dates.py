@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -44,8 +43,10 @@ def stored_utc(value: datetime | str) -> datetime:
         if len(value) == len(_STORED_SHAPE) and value[10] == " ":
             # As SQLAlchemy stores it on SQLite (naive UTC, microseconds): read as UTC at
             # once (a listing of 10,000 keys reads 30,000 of them).
-            with contextlib.suppress(ValueError):
+            try:
                 return datetime.fromisoformat(value + "+00:00")
+            except ValueError:
+                pass
         value = datetime.fromisoformat(value)  # a row written another way
     return as_utc(value)
 

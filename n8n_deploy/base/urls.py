@@ -223,7 +223,10 @@ def database_backend(url: str) -> str:
 
 
 def sqlite_url_for(path: Path) -> str:
-    return f"sqlite:///{path}"
+    """The URL of the SQLite file ``path``.  ``%`` and ``?`` are escaped: SQLAlchemy reads
+    a ``?`` as the start of the URL's query and decodes ``%XX`` in the path (sqlite_path
+    decodes them alike), so a folder called ``q?x=1`` is not taken for ``q``."""
+    return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -254,6 +257,8 @@ def sqlite_path(url: str) -> Path | None:
                 return None
             inner = "/" + inner
         path = inner
+    else:
+        path = unquote(path)  # as SQLAlchemy reads the path part: %20 is a space
     if path in ("", ":memory:"):
         return None
     return Path(path).expanduser().absolute()

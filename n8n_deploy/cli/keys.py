@@ -310,8 +310,9 @@ def _filtered(
     from n8n_deploy.cli.views import key_expiry
 
     now = utcnow()
-    kept = []
-    for key in keys:
+    filtering = expired or expiring_within is not None or unused_for is not None
+    kept = [] if filtering else list(keys)
+    for key in keys if filtering else ():
         expires = key_expiry(key)
         if expired and (expires is None or expires > now):
             continue

@@ -62,6 +62,11 @@ class SqliteSource:
         return out
 
 
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def plain_file(database_url: str, path: Path | None) -> Path | None:
     """``path`` when the URL is a plain ``sqlite:///PATH`` and PATH a regular file (not a
     link) with content; None when the database must be opened the ordinary way."""
@@ -92,6 +97,10 @@ def reading_current(path: Path) -> Iterator[Reader | None]:
         try:
             conn.execute("BEGIN")
             versions = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()  # noqa: S608 - a constant
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):  # waited BUSY_TIMEOUT_SECONDS already: not a second time
+                raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
+            versions = []
         except sqlite3.Error:
             versions = []
         if versions != [(HEAD,)]:
