@@ -248,6 +248,7 @@ def write_plain_table(
 
 
 _json_printed = False
+_JSON_CHUNK = 256  # array items written at once
 
 
 def print_json(data: Any, *, unmask: bool = False) -> None:
@@ -283,10 +284,15 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
         return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     if isinstance(data, list) and data:
-        write("[")
+        # Written a few hundred items at a time: one write per item costs more than the
+        # encoding (10,000 keys), the whole document at once holds it all in memory.
+        chunk: list[str] = []
         for index, item in enumerate(data):
-            write(("\n  " if index == 0 else ",\n  ") + dumped(item, "  "))
-        write("\n]")
+            chunk.append(("[\n  " if index == 0 else ",\n  ") + dumped(item, "  "))
+            if len(chunk) == _JSON_CHUNK:
+                write("".join(chunk))
+                chunk = []
+        write("".join(chunk) + "\n]")
     else:
         write(dumped(data))
     write("\n")
@@ -335,6 +341,10 @@ def _encoded(
                     parts.append(f"{encoded}: null")
                 elif cls is bool:
                     parts.append(f"{encoded}: {'true' if item else 'false'}")
+                elif cls is list and item and all(v.__class__ is str for v in item):
+                    deeper = inner + "  "  # a list of names, as every listing has
+                    listed = (",\n" + deeper).join(map(_encode_string, item))
+                    parts.append(f"{encoded}: [\n{deeper}{listed}\n{inner}]")
                 else:
                     parts.append(f"{encoded}: {_encoded(item, unmask, inner, names, hide=False)}")
             return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
