@@ -1,7 +1,6 @@
 """The names of the tables and of the column every listing is keyed by: one home for them.
 
-``store.models`` maps these tables; ``store.names`` reads names from a SQLite file with the
-standard library alone (completion, on every Tab), so it cannot import the models.
+``store.metadata`` defines the tables under these names (and ``store.models`` maps them).
 """
 
 from __future__ import annotations
