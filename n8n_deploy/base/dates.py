@@ -38,7 +38,8 @@ def as_utc(value: datetime) -> datetime:
 
 def stored_utc(value: datetime | str) -> datetime:
     """A stored timestamp as read (naive UTC; text on SQLite) as an aware UTC datetime: how
-    every timestamp comes out of the database, through SQLAlchemy or ``sqlite3``."""
+    every timestamp comes out of the database, through SQLAlchemy or ``sqlite3``.  A value
+    that is not a timestamp (a row written by another program) raises ValueError."""
     if isinstance(value, str):
         if len(value) == len(_STORED_SHAPE) and value[10] == " ":
             # As SQLAlchemy stores it on SQLite (naive UTC, microseconds): read as UTC at
@@ -47,7 +48,9 @@ def stored_utc(value: datetime | str) -> datetime:
                 return datetime.fromisoformat(value + "+00:00")
             except ValueError:
                 pass
-        value = datetime.fromisoformat(value)  # a row written another way
+        value = datetime.fromisoformat(value)  # a row written another way (or ValueError)
+    elif not isinstance(value, datetime):
+        raise ValueError(f"a stored timestamp is a {type(value).__name__}")
     return as_utc(value)
 
 

@@ -133,7 +133,7 @@ def resolve_settings(
         ca_file=env.get(CA_FILE_ENV) or None,
         ca_dir=env.get(CA_DIR_ENV) or None,
         no_color=NO_COLOR_ENV in env,
-        debug=bool(env.get(DEBUG_ENV)),
+        debug=env.get(DEBUG_ENV, "").strip().lower() in _TRUE,
         time_zone=env.get("TZ") or local_zone_name(),
         lock_timeout=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
         github_actions=env.get("GITHUB_ACTIONS", "").strip().lower() == "true",

@@ -52,6 +52,9 @@ def redact_keys(text: str) -> str:
 C0_CONTROLS = "\x00-\x1f"
 UNSAFE_CHARACTERS = C0_CONTROLS + (
     "\x7f-\x9f\u061c\u180e\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+    # the soft hyphen, fillers that look blank, tag characters, and lone surrogates (what
+    # a server's JSON "\ud800" decodes to: no terminal or encoder can take them)
+    "\u00ad\u115f\u1160\u3164\uffa0\U000e0000-\U000e007f\ud800-\udfff"
 )
 _UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS}]")
 #: Credentials in a URL anywhere in a text: the password of ``scheme://user:password@``
@@ -88,7 +91,9 @@ def has_unsafe_characters(text: str) -> bool:
 
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def hide_url_credentials(text: str) -> str:

@@ -29,6 +29,10 @@ def _quoted(text: str) -> str:
     return repr(_USER_PART.sub(r"\1***@", text))
 
 
+#: An IPv6 literal in brackets (with a zone), then at most a port: nothing else.
+_BRACKETED_HOST = re.compile(r"\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[^\[\]/?#@]+)?\](?::[0-9]*)?")
+
+
 def normalize_server_url(raw: str) -> str:
     """``HTTPS://Host:443/n8n/`` -> ``https://host/n8n``.
 
@@ -90,6 +94,13 @@ def normalize_server_url(raw: str) -> str:
         raise InvalidServerUrlError(
             f"Not an http(s) URL: {shown}",
             hint="Use http://host:port or https://host, e.g. http://localhost:5678",
+        )
+    host_port = parts.netloc.rpartition("@")[2]
+    if ("[" in host_port or "]" in host_port) and not _BRACKETED_HOST.fullmatch(host_port):
+        # urlsplit would take "[v1.evil.com]" for v1.evil.com and drop what follows "]".
+        raise InvalidServerUrlError(
+            f"Not a valid IPv6 address in {shown}",
+            hint="Only an IPv6 address goes in brackets, e.g. http://[::1]:5678",
         )
     host = (parts.hostname or "").lower()
     if host.endswith(".") and ":" not in host:

@@ -43,7 +43,19 @@ ENDING_NOTE = (
 )
 
 
+def _sanitised_traceback(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """The traceback N8N_DEPLOY_DEBUG lets through, sanitised like everything printed: a
+    stored value it quotes may be a key."""
+    import traceback
+
+    from n8n_deploy.base.text import sanitize
+
+    text = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(sanitize(text, newlines=True))
+
+
 def main() -> None:
+    sys.excepthook = _sanitised_traceback
     try:
         from n8n_deploy.base import interrupts
 

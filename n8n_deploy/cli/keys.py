@@ -22,6 +22,7 @@ from n8n_deploy.base.dates import human_time
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
+from n8n_deploy.base.policy import MAX_DAYS
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts
@@ -218,6 +219,7 @@ def list_keys(
             "--expiring-within",
             metavar="DAYS",
             min=0,
+            max=MAX_DAYS,
             help="Only keys that expire within DAYS days (expired ones included).",
         ),
     ] = None,
@@ -227,6 +229,7 @@ def list_keys(
             "--unused-for",
             metavar="DAYS",
             min=0,
+            max=MAX_DAYS,
             help="Only keys not used (tested) for DAYS days, never-used ones included.",
         ),
     ] = None,

@@ -281,7 +281,7 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
                 indent=2,
                 default=_json_default,
             ).replace("\n", "\n" + indent)
-        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        return _JSON_UNSAFE.sub(_json_escape, text)
 
     if isinstance(data, list) and data:
         # Written a few hundred items at a time: one write per item costs more than the
@@ -297,6 +297,15 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
         write(dumped(data))
     write("\n")
     _json_printed = True
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """A character as a JSON escape; beyond U+FFFF, as its UTF-16 surrogate pair."""
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 class _Unusual(Exception):

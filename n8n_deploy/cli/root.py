@@ -101,13 +101,18 @@ class RootGroup(TyperGroup):
                     _json_error(message.rstrip("."), status, None)
                 raise typer.Exit(status) from None
             if _debug(ctx):
-                raise
+                raise  # the program's excepthook prints it sanitised (cli.main)
+            # A failure after a commit must not read as if nothing had happened.
+            kept = ""
+            if interrupts.changes_saved():
+                kept = " (a change was saved before it: it is kept)"
             database_error = _database_error_message(exc)
             if database_error is not None:
-                _error(*database_error)
+                message, hint = database_error
+                _error(message + kept, hint)
             else:
                 _error(
-                    f"unexpected {type(exc).__name__}",
+                    f"unexpected {type(exc).__name__}{kept}",
                     f"This is a bug in n8n-deploy; run again with {DEBUG_ENV}=1 "
                     "for details and report it",
                 )

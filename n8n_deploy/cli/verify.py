@@ -20,6 +20,7 @@ import typer
 from n8n_deploy.base.dates import human_date
 from n8n_deploy.base.errors import N8nDeployError, OperationFailed, UsageError
 from n8n_deploy.base.names import lookup_name
+from n8n_deploy.base.policy import MAX_DAYS
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import (
     ExitStatus,
@@ -126,6 +127,7 @@ MinDaysOption = Annotated[
         "--min-days",
         metavar="N",
         min=0,
+        max=MAX_DAYS,
         help=f"Also fail (exit {int(ExitStatus.KEY_EXPIRED)}) a key that expires within N days.",
     ),
 ]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Boolean, Integer, bindparam, case, func, literal_column, select
 
 from n8n_deploy.store.metadata import UTCDateTime, api_keys, server_api_keys, servers
+from n8n_deploy.store.reads import unreadable_row
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Connection, Select
@@ -139,7 +140,10 @@ class CoreSource:
         self.conn = conn
 
     def rows(self, name: str, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
-        return self.conn.execute(statement(name), dict(params or {})).all()
+        try:
+            return self.conn.execute(statement(name), dict(params or {})).all()
+        except (ValueError, TypeError):  # a result processor: a stored value is not one
+            raise unreadable_row() from None
 
 
 # -- the statements compiled for SQLite ahead of time ----------------------------------

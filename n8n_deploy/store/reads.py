@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError
+from n8n_deploy.base.errors import AlreadyExistsError, DatabaseError, NotFoundError
 
 
 class Source(Protocol):
@@ -137,6 +137,18 @@ def already_exists(kind: str, name: str) -> AlreadyExistsError:
         name,
         hint=f"Choose another name, or see the stored one: "
         f"n8n-deploy {group} show {shlex.quote(name)}",
+    )
+
+
+def unreadable_row() -> DatabaseError:
+    """The error for a stored value that is not what its column holds (a timestamp that is
+    not one, text that is not text): a row written by another program, or damaged.  The
+    value is never quoted: it may be a key."""
+    return DatabaseError(
+        "The database holds a value that cannot be read (a row written by another program, "
+        "or damaged)",
+        hint="Correct or clear it with the sqlite3 shell or your database's own client, or "
+        "restore a backup: n8n-deploy db restore PATH",
     )
 
 

@@ -29,7 +29,7 @@ from n8n_deploy.store.files import (
     check_database_place,
     fix_sqlite_permissions,
 )
-from n8n_deploy.store.reads import Reader
+from n8n_deploy.store.reads import Reader, unreadable_row
 from n8n_deploy.store.schema import HEAD, VERSION_TABLE
 from n8n_deploy.store.sqlite_statements import STATEMENTS
 
@@ -52,13 +52,16 @@ class SqliteSource:
         if not converted or not found:
             return found
         out = []
-        for row in found:
-            values = list(row)
-            for i, convert in converted:
-                value = values[i]
-                if value is not None:
-                    values[i] = convert(value)
-            out.append(values)
+        try:
+            for row in found:
+                values = list(row)
+                for i, convert in converted:
+                    value = values[i]
+                    if value is not None:
+                        values[i] = convert(value)
+                out.append(values)
+        except ValueError:
+            raise unreadable_row() from None
         return out
 
 

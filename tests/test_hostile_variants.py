@@ -1,0 +1,145 @@
+"""New variants of issue #15's classes, found by a hostile run after the fixes: each one a
+crash, a lie or a rewrite that the first round of tests did not reach."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import respx
+
+from n8n_deploy.base.errors import InvalidServerUrlError
+from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.base.urls import normalize_server_url
+from n8n_deploy.store.engine import Database
+from tests.helpers import Run, add_key, add_server, leaked_piece, make_jwt, sqlite_file
+
+Cli = Callable[..., Run]
+PROD = "https://n8n.example.com"
+PROBE = f"{PROD}/api/v1/workflows?limit=1"
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.mark.usefixtures("no_waiting")
+@pytest.mark.parametrize("character", ["\ud800", "\udc00", "\u00ad", "\U000e0001"])
+def test_a_server_message_with_an_unprintable_character_is_escaped_not_a_crash(
+    cli: Cli, database: Database, mock: respx.MockRouter, character: str
+) -> None:
+    add_server(database, "Production", PROD)
+    add_key(database, "prod_key", make_jwt(exp_days=30), ["Production"])
+    body = json.dumps({"message": f"a{character}b"})  # "\ud800": JSON's own escape
+    mock.get(PROBE).respond(
+        500, content=body.encode(), headers={"content-type": "application/json"}
+    )
+    result = cli("apikey", "test", "prod_key", "--json")
+    assert result.exit_code == ExitStatus.UNEXPECTED_RESPONSE, result.stderr
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert report["message"] == f"The server failed (HTTP 500: a{character}b)"  # as escaped
+    assert character not in result.stdout + result.stderr
+    assert "bug" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["'garbage'", "12345", "'2026-99-99'"])
+@pytest.mark.parametrize("via_uri", [False, True], ids=["sqlite3", "sqlalchemy"])
+def test_a_timestamp_written_by_another_program_is_one_line_not_a_bug(
+    cli: Cli, data_dir: Path, database: Database, value: str, via_uri: bool
+) -> None:
+    key = make_jwt(exp_days=30)
+    add_key(database, "prod_key", key)
+    database.dispose()
+    path = sqlite_file(data_dir)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE api_keys SET created_at = {value}")
+    conn.close()
+    env = {"N8N_DEPLOY_DATABASE_URL": f"sqlite:///file:{path}?uri=true"} if via_uri else None
+    for command in (("apikey", "list"), ("apikey", "show", "prod_key")):
+        result = cli(*command, env=env)
+        assert result.exit_code == ExitStatus.FAILED
+        assert result.stderr.startswith("Error: The database holds a value that cannot be read")
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert leaked_piece(key, result.stderr) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("apikey", "list", "--unused-for", "1000000"),
+        ("apikey", "list", "--expiring-within", "3000000"),
+        ("apikey", "test", "prod_key", "--min-days", "99999999999999"),
+    ],
+)
+def test_a_day_count_beyond_a_century_is_a_usage_error(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.exit_code == ExitStatus.USAGE
+    assert "is not in the range 0<=x<=36500" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[v1.evil.com]:8080",  # was stored as http://v1.evil.com:8080
+        "http://[::1]x",
+        "http://[::1]]]]",
+        "http://[::1]]:18765/api",
+    ],
+)
+def test_a_bracketed_host_that_is_not_an_ipv6_address_is_refused(url: str) -> None:
+    with pytest.raises(InvalidServerUrlError, match="Not a valid IPv6 address"):
+        normalize_server_url(url)
+
+
+def test_bracketed_ipv6_addresses_still_work() -> None:
+    assert normalize_server_url("http://[::1]:5678/n8n/") == "http://[::1]:5678/n8n"
+    assert normalize_server_url("http://[fe80::1%25eth0]:5678") == "http://[fe80::1%25eth0]:5678"
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("yes", True), ("0", False), ("no", False)])
+def test_n8n_deploy_debug_is_off_when_it_says_so(
+    monkeypatch: pytest.MonkeyPatch, value: str, on: bool
+) -> None:
+    monkeypatch.setenv("N8N_DEPLOY_DEBUG", value)
+    assert resolve_settings().debug is on
+
+
+def test_the_debug_traceback_is_sanitised(capsys: pytest.CaptureFixture[str]) -> None:
+    from n8n_deploy.cli import _sanitised_traceback
+
+    key = make_jwt(exp_days=30)
+    try:
+        raise ValueError(f"Invalid isoformat string: {key!r}\x1b[2J")
+    except ValueError:
+        _sanitised_traceback(*sys.exc_info())
+    shown = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in shown
+    assert "ValueError: Invalid isoformat string" in shown
+    assert leaked_piece(key, shown) is None
+    assert "\x1b" not in shown
+
+
+def test_a_bug_after_a_commit_says_the_change_is_kept(
+    cli: Cli, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from n8n_deploy.cli import servers
+
+    add_server(database, "Production", PROD)
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("printing failed")
+
+    monkeypatch.setattr(servers, "say", broken)  # the report of what was done fails
+    result = cli("server", "update", "Production", "--description", "new")
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.startswith(
+        "Error: unexpected RuntimeError (a change was saved before it: it is kept)"
+    )
