@@ -143,3 +143,50 @@ def test_a_bug_after_a_commit_says_the_change_is_kept(
     assert result.stderr.startswith(
         "Error: unexpected RuntimeError (a change was saved before it: it is kept)"
     )
+
+
+def _piece(secret: str) -> str:
+    """16 characters out of the middle of a JWT's signature: not shaped like a key."""
+    return secret.rsplit(".", 1)[1][10:26]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("apikey", "add", "-", "--name", "{piece}"),
+        ("apikey", "add", "-", "--name", "ok", "--description", "see {piece}"),
+        ("apikey", "update", "prod_key", "--rename", "x{piece}"),
+        ("apikey", "update", "prod_key", "--description", "{piece}"),
+        ("server", "create", "{piece}", PROD),
+        ("server", "create", "Staging", f"{PROD}/{{piece}}"),
+        ("server", "update", "Production", "--description", "{piece}!"),
+    ],
+)
+def test_a_piece_of_a_stored_key_is_refused_wherever_it_would_be_listed(
+    cli: Cli, database: Database, args: tuple[str, ...]
+) -> None:
+    stored = make_jwt(exp_days=30, sub="stored")
+    add_server(database, "Production", "https://n8n.example.org")
+    add_key(database, "prod_key", stored, ["Production"])
+    piece = _piece(stored)
+    result = cli(*(a.replace("{piece}", piece) for a in args), input=make_jwt(exp_days=30))
+    assert result.exit_code == ExitStatus.USAGE, result.stderr
+    assert "holds a piece of an API key" in result.stderr
+    assert leaked_piece(stored, result.output) is None
+    listed = cli("apikey", "list", "--json").stdout + cli("server", "list", "--json").stdout
+    assert leaked_piece(stored, listed) is None
+
+
+def test_a_name_holding_a_piece_of_the_key_being_added_is_refused(cli: Cli) -> None:
+    new = make_jwt(exp_days=30, sub="new")
+    result = cli("apikey", "add", "-", "--name", _piece(new), input=new)
+    assert result.exit_code == ExitStatus.USAGE
+    assert leaked_piece(new, result.output) is None
+    assert cli("apikey", "list", "--json").stdout.strip() == "[]"
+
+
+def test_ordinary_long_names_are_still_stored(cli: Cli, database: Database) -> None:
+    add_key(database, "prod_key", make_jwt(exp_days=30))
+    new = make_jwt(exp_days=30, sub="other")
+    result = cli("apikey", "add", "-", "--name", "production_environment_main", input=new)
+    assert result.exit_code == 0, result.stderr

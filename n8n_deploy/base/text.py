@@ -36,6 +36,22 @@ def contains_key_fragment(text: str) -> bool:
     return KEY_FRAGMENT.search(text) is not None
 
 
+#: How long a piece of a key must be to count as one (the secret sweep's measure).
+KEY_PIECE_LENGTH = 12
+_KEY_ALPHABET_RUN = re.compile(f"[A-Za-z0-9_-]{{{KEY_PIECE_LENGTH},}}")
+
+
+def key_pieces(text: str) -> set[str]:
+    """Every run of KEY_PIECE_LENGTH characters of the alphabet keys are written in (JWTs'
+    base64url, legacy keys' hexadecimal) found in ``text``: what would show a piece of a
+    stored key if one of them is in it.  Empty for ordinary names (``key_00001``)."""
+    return {
+        run[i : i + KEY_PIECE_LENGTH]
+        for run in _KEY_ALPHABET_RUN.findall(text)
+        for i in range(len(run) - KEY_PIECE_LENGTH + 1)
+    }
+
+
 def redact_keys(text: str) -> str:
     """Replace anything shaped like an n8n API key in ``text`` by ``[API key hidden]``.
 

@@ -13,14 +13,15 @@ import shlex
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from n8n_deploy.base.dates import utcnow
-from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed
+from n8n_deploy.base.errors import AlreadyExistsError, NotFoundError, OperationFailed, UsageError
 from n8n_deploy.base.keyformat import key_info_or_none
+from n8n_deploy.base.text import key_pieces
 from n8n_deploy.store import queries, reads, usage
 from n8n_deploy.store.events import EventRepository
 from n8n_deploy.store.metadata import api_keys, servers
@@ -42,6 +43,26 @@ class _Named:
 
     def names(self) -> list[str]:
         raise NotImplementedError
+
+    def refuse_key_pieces(self, what: str, text: str | None, *new_secrets: str) -> None:
+        """Refuse (exit 2, without showing it) a name, description or URL that holds a
+        piece of a stored key or of one being stored: every listing would print it, where
+        the key itself is masked.  One query, only for text with long enough runs."""
+        pieces = key_pieces(text or "")
+        if not pieces:
+            return
+        found = any(piece in secret for secret in new_secrets for piece in pieces)
+        if not found:
+            holds = or_(*(api_keys.c.api_key.contains(p, autoescape=True) for p in pieces))
+            found = (
+                self.session.execute(select(api_keys.c.id).where(holds).limit(1)).first()
+                is not None
+            )
+        if found:
+            raise UsageError(
+                f"The {what} holds a piece of an API key",
+                hint=f"Choose another {what}; the key was not stored or shown",
+            )
 
     def _not_found(self, name: str) -> NotFoundError:
         return reads.not_found(self.kind, name, self.names())
@@ -99,6 +120,8 @@ class ApiKeyRepository(_Named):
         ``delete_after``, an ephemeral one (deleted by the first prune after it)."""
         if self.find(name) is not None:
             raise self._exists(name)
+        self.refuse_key_pieces("name", name, secret)
+        self.refuse_key_pieces("description", description, secret)
         twin = self.find_by_secret(secret)
         if twin is not None:
             raise self._stored_as(twin)
@@ -139,6 +162,8 @@ class ApiKeyRepository(_Named):
         self, key: ApiKey, *, name: str | None = None, description: str | None = None
     ) -> ApiKey:
         """Rename the key and/or set its description (``""`` clears it)."""
+        self.refuse_key_pieces("name", name)
+        self.refuse_key_pieces("description", description)
         if name is not None and name != key.name:
             if self.find(name) is not None:
                 raise self._exists(name)
@@ -265,6 +290,9 @@ class ServerRepository(_Named):
         for a server whose URL is not known yet (``apikey add --server NAME``)."""
         if self.find(name) is not None:
             raise self._exists(name)
+        self.refuse_key_pieces("server name", name)
+        self.refuse_key_pieces("server URL", url)
+        self.refuse_key_pieces("description", description)
         server = Server(
             name=name, url=url, description=description or None, skip_ssl_verify=skip_ssl_verify
         )
@@ -284,6 +312,9 @@ class ServerRepository(_Named):
         description: str | None = None,
         skip_ssl_verify: bool | None = None,
     ) -> Server:
+        self.refuse_key_pieces("server name", name)
+        self.refuse_key_pieces("server URL", url)
+        self.refuse_key_pieces("description", description)
         if name is not None and name != server.name:
             if self.find(name) is not None:
                 raise self._exists(name)
