@@ -190,3 +190,17 @@ def test_ordinary_long_names_are_still_stored(cli: Cli, database: Database) -> N
     new = make_jwt(exp_days=30, sub="other")
     result = cli("apikey", "add", "-", "--name", "production_environment_main", input=new)
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_sqlite_url_with_options_the_driver_ignores_is_one_line_and_creates_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    target = tmp_path / "x.db"
+    result = cli(
+        "apikey", "list", env={"N8N_DEPLOY_DATABASE_URL": f"sqlite:///{target}?password=abc"}
+    )
+    assert result.exit_code == ExitStatus.FAILED
+    assert result.stderr.startswith("Error: The SQLite URL has options the driver does not take")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "abc" not in result.stderr
+    assert not target.exists()

@@ -61,6 +61,10 @@ URL_EXAMPLES = (
 )
 #: MariaDB and MySQL dialect names (``mysql://`` and ``mariadb://`` URLs).
 MYSQL_DIALECTS = ("mysql", "mariadb")
+#: The query options of a SQLite URL that the pysqlite driver takes (SQLAlchemy's own list).
+_PYSQLITE_OPTIONS = frozenset(
+    {"timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
+)
 
 
 def database_url(url: str) -> URL:
@@ -102,6 +106,14 @@ def database_url(url: str) -> URL:
 def create_engine_for(url: str, *, foreign_keys: bool = True, create_file: bool = True) -> Engine:
     """An engine for ``url``.  ``foreign_keys=False`` is for migrations that rebuild tables."""
     parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite" and "uri" not in parsed.query:
+        ignored = sorted(set(parsed.query) - _PYSQLITE_OPTIONS)
+        if ignored:  # SQLAlchemy would only warn (two lines) and open the file anyway
+            raise DatabaseError(
+                f"The SQLite URL has options the driver does not take: {', '.join(ignored)}",
+                hint="Remove them (a SQLite file has no password or user), or add uri=true "
+                "for SQLite's own URI options",
+            )
     path = sqlite_path(url)
     if path is not None:
         if create_file:
