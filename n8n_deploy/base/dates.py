@@ -83,6 +83,8 @@ def human_date(value: datetime | None, *, never: str = "Never") -> str:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+#: The most days any option or policy rule counts (a century): more overflows a date.
+MAX_DAYS = 36_500
 #: The longest --ttl: an ephemeral key is meant for one pipeline, not for a year.
 MAX_TTL = timedelta(days=366)
 #: How far back ``--since 30d`` may reach: a century (the audit trail keeps years).

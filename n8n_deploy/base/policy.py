@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from n8n_deploy.base.dates import MAX_DAYS
 from n8n_deploy.base.errors import UsageError
 
 Severity = Literal["error", "warning"]
-MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True)

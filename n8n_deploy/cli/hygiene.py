@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from n8n_deploy.base.dates import MAX_DAYS
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.events import EVENT_KINDS
 from n8n_deploy.base.names import lookup_name
-from n8n_deploy.base.policy import MAX_DAYS, RULE_NAMES, RULES, STRICT
+from n8n_deploy.base.policy import RULE_NAMES, RULES, STRICT
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli.helptext import examples
 from n8n_deploy.cli.options import (

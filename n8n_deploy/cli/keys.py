@@ -18,11 +18,10 @@ if TYPE_CHECKING:
 
     from n8n_deploy.store.reads import StoredKey
 
-from n8n_deploy.base.dates import human_time
+from n8n_deploy.base.dates import MAX_DAYS, human_time
 from n8n_deploy.base.errors import UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS
 from n8n_deploy.base.names import MAX_NAME_LENGTH, clean_name, lookup_name
-from n8n_deploy.base.policy import MAX_DAYS
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from n8n_deploy.base.dates import human_date
+from n8n_deploy.base.dates import MAX_DAYS, human_date
 from n8n_deploy.base.errors import N8nDeployError, OperationFailed, UsageError
 from n8n_deploy.base.names import lookup_name
-from n8n_deploy.base.policy import MAX_DAYS
 from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import (
     ExitStatus,

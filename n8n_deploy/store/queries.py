@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, Integer, bindparam, case, func, literal_column, 
 
 from n8n_deploy.store.metadata import UTCDateTime, api_keys, server_api_keys, servers
 from n8n_deploy.store.reads import unreadable_row
+from n8n_deploy.store.sqlite_reading import KIND_AS_STORED, KIND_BOOL, KIND_UTC
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Connection, Select
@@ -147,9 +148,6 @@ class CoreSource:
 
 
 # -- the statements compiled for SQLite ahead of time ----------------------------------
-
-#: How ``store.sqlite_reading`` turns a stored SQLite value into what SQLAlchemy returns.
-KIND_AS_STORED, KIND_BOOL, KIND_UTC = "-", "b", "t"
 
 
 def _column_kind(column: Any) -> str:

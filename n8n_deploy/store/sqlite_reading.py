@@ -33,7 +33,10 @@ from n8n_deploy.store.reads import Reader, unreadable_row
 from n8n_deploy.store.schema import HEAD, VERSION_TABLE
 from n8n_deploy.store.sqlite_statements import STATEMENTS
 
-_CONVERT: dict[str, Callable[[Any], Any]] = {"b": bool, "t": stored_utc}
+#: What each result column holds, one letter a column in ``store.sqlite_statements``
+#: (written there by ``store.queries``): as stored, a boolean, a UTC timestamp.
+KIND_AS_STORED, KIND_BOOL, KIND_UTC = "-", "b", "t"
+_CONVERT: dict[str, Callable[[Any], Any]] = {KIND_BOOL: bool, KIND_UTC: stored_utc}
 
 
 class SqliteSource:
