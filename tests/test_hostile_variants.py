@@ -146,8 +146,11 @@ def test_a_bug_after_a_commit_says_the_change_is_kept(
 
 
 def _piece(secret: str) -> str:
-    """16 characters out of the middle of a JWT's signature: not shaped like a key."""
-    return secret.rsplit(".", 1)[1][10:26]
+    """16 characters out of the middle of a JWT's signature: not shaped like a key (and
+    not starting with "-", which would make it an option instead of a name)."""
+    signature = secret.rsplit(".", 1)[1]
+    start = next(i for i in range(10, len(signature) - 16) if signature[i].isalnum())
+    return signature[start : start + 16]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from n8n_deploy.cli import output
+from n8n_deploy.base.dates import stored_text, stored_utc
+from n8n_deploy.cli import json_writer, views
+from n8n_deploy.store.reads import KeyListing, StoredServer
+from tests.helpers import make_jwt
 
 STRINGS = [
     "",
@@ -59,12 +62,12 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
 def _as_json_writes_it(data: Any, unmask: bool) -> str:
     def dumped(value: Any) -> str:
         text = json.dumps(
-            output._hide_secrets(value, keys=not unmask),
+            json_writer.hide_json_secrets(value, keys=not unmask),
             ensure_ascii=False,
             indent=2,
-            default=output._json_default,
+            default=json_writer._default,
         )
-        return output._JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        return json_writer._JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     if isinstance(data, list) and data:
         items = (dumped(item).replace("\n", "\n  ") for item in data)
@@ -81,5 +84,67 @@ def test_json_is_what_the_json_module_would_write(
         data = _value(rng)
         out = io.StringIO()
         monkeypatch.setattr("sys.stdout", out)
-        output.print_json(data, unmask=unmask)
+        json_writer.print_json(data, unmask=unmask)
         assert out.getvalue() == _as_json_writes_it(data, unmask), data
+
+
+def _stored_moment(rng: random.Random) -> datetime:
+    return datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(
+        seconds=rng.randint(0, 10**9), microseconds=rng.randint(0, 999_999)
+    )
+
+
+def _listing(rng: random.Random, as_stored: bool) -> KeyListing:
+    """Rows as a Source gives them: as SQLite stores them (text, 0 or 1) or typed."""
+    servers = [
+        StoredServer(
+            i, _string(rng) or "s", None, None, False, _stored_moment(rng), _stored_moment(rng)
+        )
+        for i in range(1, 4)
+    ]
+
+    def moment(maybe: bool) -> datetime | str | None:
+        if maybe and rng.random() < 0.4:
+            return None
+        value = _stored_moment(rng)
+        return stored_text(value) if as_stored else value
+
+    rows = []
+    linked = {}
+    for key_id in range(1, 40):
+        active = rng.random() < 0.7
+        rows.append(
+            (
+                key_id,
+                _string(rng),
+                rng.choice([make_jwt(exp_days=3), "n8n_api_" + "a" * 80, "short", _string(rng)]),
+                None if rng.random() < 0.4 else _string(rng),
+                moment(False),
+                moment(True),
+                moment(True),
+                int(active) if as_stored else active,
+                moment(True),
+            )
+        )
+        if rng.random() < 0.6:
+            linked[key_id] = tuple(rng.sample(servers, rng.randint(1, 3)))
+    return KeyListing(rows, linked)
+
+
+@pytest.mark.parametrize("as_stored", [True, False])
+def test_a_key_listing_is_written_as_its_records_would_be(
+    as_stored: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(15)
+    now = stored_utc(stored_text(_stored_moment(rng)))
+    for _ in range(100):
+        listing = _listing(rng, as_stored)
+        fast, careful = io.StringIO(), io.StringIO()
+        monkeypatch.setattr("sys.stdout", fast)
+        views.print_key_listing(listing, now=now)
+        monkeypatch.setattr("sys.stdout", careful)
+        json_writer.print_json(
+            [views.key_record(listing.key(row), now=now) for row in listing.rows]
+        )
+        assert fast.getvalue() == careful.getvalue()
+    assert "expired" in fast.getvalue() and "inactive" in fast.getvalue()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -80,6 +81,51 @@ def test_both_ways_list_the_same_keys_with_the_same_values(
             for value in (key.created_at, key.last_used_at, key.expires_at, key.delete_after)
         )
         assert isinstance(key.is_active, bool)
+
+
+@pytest.mark.parametrize(("active", "server"), [(None, None), (False, None), (None, "Staging")])
+def test_a_listing_as_stored_holds_the_same_keys(
+    both: tuple[Reader, Reader], active: bool | None, server: str | None
+) -> None:
+    core, fast = both
+    server_id = core.server(server).id if server else None
+    listed = core.keys(active=active, server_id=server_id)
+    for reader in (core, fast):
+        listing = reader.key_listing(active=active, server_id=server_id)
+        assert [listing.key(row) for row in listing.rows] == listed
+    as_stored = fast.key_listing(active=active, server_id=server_id).rows[0]
+    assert isinstance(as_stored[4], str), "SQLite's text, written without a datetime made"
+
+
+def _list_json(cli: Cli, *args: str) -> str:
+    result = cli("apikey", "list", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("written", ["2026-01-02 03:04:05", "2026-01-02T03:04:05.5+00:00"])
+def test_a_timestamp_written_another_way_is_listed_as_any_other(
+    cli: Cli, data_dir: Path, filled: Database, written: str
+) -> None:
+    filled.dispose()
+    with closing(sqlite3.connect(sqlite_file(data_dir))) as conn, conn:
+        conn.execute("UPDATE api_keys SET created_at = ? WHERE name = 'no_exp'", (written,))
+    listed = _list_json(cli)
+    assert '"created_at": "2026-01-02T03:04:05Z"' in listed
+    assert listed == _list_json(cli, "--sort", "name", "--unused-for", "0")  # key by key
+
+
+def test_a_timestamp_that_is_no_moment_is_reported_by_every_listing(
+    cli: Cli, data_dir: Path, filled: Database
+) -> None:
+    filled.dispose()
+    with closing(sqlite3.connect(sqlite_file(data_dir))) as conn, conn:
+        conn.execute("UPDATE api_keys SET expires_at = '2026-02-30 10:00:00.000000'")
+    for args in (("--json",), ("--json", "--expired"), ()):
+        result = cli("apikey", "list", *args)
+        assert result.exit_code == ExitStatus.FAILED, result.stderr
+        assert "cannot be read" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_both_ways_show_the_same_key_server_and_counts(both: tuple[Reader, Reader]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from n8n_deploy.base.errors import UsageError
@@ -54,17 +55,67 @@ def stored_utc(value: datetime | str) -> datetime:
     return as_utc(value)
 
 
-#: How a timestamp is stored as text on SQLite.
+#: How a timestamp is stored as text on SQLite (naive UTC, microseconds), as SQLAlchemy
+#: writes it: the stored text of a moment, and every value ``stored_texts`` accepts.
 _STORED_SHAPE = "2026-12-03 06:50:48.784958"
+_STORED_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
+_STORED_COLUMN = re.compile(f"{_STORED_TEXT}(?:\n{_STORED_TEXT})*")
+
+
+def stored_texts(values: Sequence[object]) -> bool:
+    """Whether every value but None is a timestamp stored as text in the one shape SQLite
+    holds them in (``_STORED_SHAPE``) and a real moment: then ``iso_from_stored`` and the
+    text comparisons of ``stored_text(now)`` answer as the datetimes would.  One search and
+    one parse each, in C: a listing checks 10,000 values a column."""
+    texts = [v for v in values if isinstance(v, str)]
+    if len(texts) + list(values).count(None) != len(values):
+        return False  # a value that is not text at all
+    if not texts:
+        return True
+    if _STORED_COLUMN.fullmatch("\n".join(texts)) is None:
+        return False
+    try:
+        return all(map(datetime.fromisoformat, texts))
+    except ValueError:  # 2026-02-30: in shape, but no moment
+        return False
+
+
+def stored_text(value: datetime) -> str:
+    """A moment as SQLite holds it (naive UTC): compares with stored text as the moments
+    compare."""
+    value = as_utc(value)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - strftime pads no year
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def iso_from_stored(text: str) -> str:
+    """``iso_utc`` of a timestamp as stored (a value ``stored_texts`` accepted), without
+    reading it as a datetime first: ``2025-09-15 10:30:00.123456`` -> ``2025-09-15T10:30:00Z``."""
+    return f"{text[:10]}T{text[11:19]}Z"
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a Z: ``2025-09-15T10:30:00Z``."""
+    """ISO-8601 in UTC with a Z, to the second: ``2025-09-15T10:30:00Z``."""
     if value is None:
         return None
     if value.tzinfo is not timezone.utc:  # stored values are UTC already (10,000 a listing)
         value = as_utc(value)
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+    # Formatted from the fields: isoformat() and a replace take twice as long.
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - the fastest way here
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
 
 
 def human_time(value: datetime | None, *, never: str = "Never") -> str:

@@ -13,8 +13,9 @@ from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.helptext import examples
+from n8n_deploy.cli.json_writer import print_json
 from n8n_deploy.cli.options import ConfirmOption, JsonOption, NoEmojiOption
-from n8n_deploy.cli.output import note, print_json, say, warn
+from n8n_deploy.cli.output import note, say, warn
 from n8n_deploy.cli.state import note_leftovers, state
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from n8n_deploy.base.names import lookup_name
 from n8n_deploy.base.policy import RULE_NAMES, RULES, STRICT
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli.helptext import examples
+from n8n_deploy.cli.json_writer import print_json
 from n8n_deploy.cli.options import (
     JsonOption,
     KeyNameArgument,
@@ -26,7 +27,7 @@ from n8n_deploy.cli.options import (
     WideOption,
     server_option,
 )
-from n8n_deploy.cli.output import icon, note, print_json, say
+from n8n_deploy.cli.output import icon, note, say
 from n8n_deploy.cli.state import state
 
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from n8n_deploy.base.settings import SERVER_URL_ENV
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.helptext import examples
+from n8n_deploy.cli.json_writer import print_json
 from n8n_deploy.cli.options import (
     ConfirmOption,
     JsonOption,
@@ -36,7 +37,7 @@ from n8n_deploy.cli.options import (
     description_option,
     server_option,
 )
-from n8n_deploy.cli.output import icon, note, print_json, say, warn
+from n8n_deploy.cli.output import icon, note, say, warn
 from n8n_deploy.cli.state import state
 
 app = typer.Typer(
@@ -250,7 +251,8 @@ def list_keys(
     Columns: Name, Created, Last Used, Status, Expires, Servers, Key, Description.
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
-    from n8n_deploy.cli.views import key_record, print_keys_table
+    from n8n_deploy.base.dates import utcnow
+    from n8n_deploy.cli.views import key_record, print_key_listing, print_keys_table
 
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort {sort}: not a column", hint=f"Use one of: {', '.join(SORT_KEYS)}")
@@ -260,27 +262,32 @@ def list_keys(
         )
     active = True if only_active else False if only_inactive else None
     emoji = not no_emoji
+    # Masked JSON of keys in name order, as stored: written straight from the rows.
+    as_stored = json_output and not unmask and sort == "name" and expired is False
+    as_stored = as_stored and expiring_within is None and unused_for is None
     with state(ctx).reading() as reader:
         linked_to = reader.server(lookup_name(server, "server")) if server is not None else None
-        keys = _filtered(
-            reader.keys(active=active, server_id=linked_to.id if linked_to else None),
-            expired=expired,
-            expiring_within=expiring_within,
-            unused_for=unused_for,
-            sort=sort,
-        )
-        store_empty = not keys and not reader.key_names()
-    if json_output:  # one moment for every key's status, as in the table
-        from n8n_deploy.base.dates import utcnow
-
-        now = utcnow()
-        records = [key_record(key, unmask=unmask, now=now) for key in keys]
-    else:
-        records = []
+        server_id = linked_to.id if linked_to else None
+        if as_stored:
+            listing = reader.key_listing(active=active, server_id=server_id)
+            keys = []
+        else:
+            keys = _filtered(
+                reader.keys(active=active, server_id=server_id),
+                expired=expired,
+                expiring_within=expiring_within,
+                unused_for=unused_for,
+                sort=sort,
+            )
+        store_empty = not as_stored and not keys and not reader.key_names()
+    now = utcnow()  # one moment for every key's status, as in the table
+    if as_stored:
+        print_key_listing(listing, now=now)
+        return
     if unmask:
         prompts.warn_unmasked(emoji=emoji)
     if json_output:
-        print_json(records, unmask=unmask)
+        print_json([key_record(key, unmask=unmask, now=now) for key in keys], unmask=unmask)
         return
     if store_empty:
         note(

@@ -13,20 +13,11 @@ through; the raw key of ``apikey get`` is written by that command itself.
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections.abc import Collection, Sequence
-from datetime import datetime
-from json.encoder import encode_basestring as _encode_string  # the C one, ensure_ascii=False
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from n8n_deploy.base.dates import iso_utc
 from n8n_deploy.base.text import (
-    C0_CONTROLS,
-    UNSAFE_CHARACTERS,
-    hide_secrets,
-    may_hold_secrets,
     needs_sanitizing,
     sanitize,
 )
@@ -98,9 +89,8 @@ def console(stderr: bool = False) -> Console:
     )
 
 
-#: The column (of a table) and the field (of a JSON record) that ``--unmask`` shows whole.
+#: The column of a table that ``--unmask`` shows whole (``json_writer.KEY_FIELD``: of a record).
 KEY_COLUMN = "Key"
-KEY_FIELD = "api_key"
 
 
 def print_table(
@@ -245,194 +235,6 @@ def write_plain_table(
     stream.write(rule(top) + lines[0] + rule(middle))
     stream.write("".join(lines[1:]))
     stream.write(rule(bottom))
-
-
-_json_printed = False
-_JSON_CHUNK = 256  # array items written at once
-
-
-def print_json(data: Any, *, unmask: bool = False) -> None:
-    """Pretty JSON on stdout and nothing else (UTF-8 kept as is).
-
-    Every string is sanitised for secrets (keys, except the ``api_key`` fields with
-    ``unmask``; URL passwords); the
-    characters a terminal would act on are written as JSON escapes (``\\u001b``,
-    ``\\u202e``), so the document means the same and shows nothing.  An array is written
-    item by item: the same bytes as ``json.dumps(data, indent=2)`` (each item's lines one
-    level deeper), without holding the whole document in memory at once (10,000 keys)."""
-    global _json_printed
-    write = sys.stdout.write
-    keys = not unmask
-    names: dict[Any, str] = {}
-
-    plain: dict[Any, str] = {}
-
-    def dumped(value: Any, indent: str = "") -> str:
-        try:
-            # Written as it is first: when nothing in it may be a secret (one search for
-            # the whole item), that is what hiding would write too.
-            text = _encoded(value, unmask, indent, plain, hide=False)
-            if may_hold_secrets(text):
-                text = _encoded(value, unmask, indent, names)
-        except _Unusual:
-            text = json.dumps(
-                _hide_secrets(value, keys=keys),
-                ensure_ascii=False,
-                indent=2,
-                default=_json_default,
-            ).replace("\n", "\n" + indent)
-        return _JSON_UNSAFE.sub(_json_escape, text)
-
-    if isinstance(data, list) and data:
-        # Written a few hundred items at a time: one write per item costs more than the
-        # encoding (10,000 keys), the whole document at once holds it all in memory.
-        chunk: list[str] = []
-        for index, item in enumerate(data):
-            chunk.append(("[\n  " if index == 0 else ",\n  ") + dumped(item, "  "))
-            if len(chunk) == _JSON_CHUNK:
-                write("".join(chunk))
-                chunk = []
-        write("".join(chunk) + "\n]")
-    else:
-        write(dumped(data))
-    write("\n")
-    _json_printed = True
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    """A character as a JSON escape; beyond U+FFFF, as its UTF-16 surrogate pair."""
-    code = ord(match.group())
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-class _Unusual(Exception):
-    """A value _encoded leaves to the json module (a float, a key that is not a string)."""
-
-
-def _encoded(
-    value: Any, unmask: bool, indent: str, names: dict[Any, str], *, hide: bool = True
-) -> str:
-    """``json.dumps(value, indent=2, ensure_ascii=False)`` of ``_hide_secrets(value,
-    keys=not unmask)``, with its lines after the first indented by ``indent``: the same
-    bytes, written with the C string encoder (json's own indenting encoder is pure Python:
-    a second for 10,000 keys).  ``names`` remembers the names of objects, encoded.  With
-    ``hide`` False, nothing is hidden (for text that may_hold_secrets clears).
-    Raises _Unusual for what it does not write itself."""
-    if isinstance(value, str):
-        return _encode_string(hide_secrets(value) if hide else value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    inner = indent + "  "
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        if not hide:
-            parts = []
-            for name, item in value.items():
-                encoded = names.get(name)
-                if encoded is None:
-                    if not isinstance(name, str):
-                        raise _Unusual
-                    encoded = names[name] = _encode_string(name)
-                cls = item.__class__
-                if cls is str:
-                    parts.append(f"{encoded}: {_encode_string(item)}")
-                elif item is None:
-                    parts.append(f"{encoded}: null")
-                elif cls is bool:
-                    parts.append(f"{encoded}: {'true' if item else 'false'}")
-                elif cls is list and item and all(v.__class__ is str for v in item):
-                    deeper = inner + "  "  # a list of names, as every listing has
-                    listed = (",\n" + deeper).join(map(_encode_string, item))
-                    parts.append(f"{encoded}: [\n{deeper}{listed}\n{inner}]")
-                else:
-                    parts.append(f"{encoded}: {_encoded(item, unmask, inner, names, hide=False)}")
-            return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
-        # Hidden first, as a dict: two names hidden alike make one entry, as in json.
-        # Every item of a listing has the same names: each is hidden and encoded once.
-        hidden: dict[str, tuple[Any, Any]] = {}
-        for name, item in value.items():
-            encoded = names.get(name)
-            if encoded is None:
-                if not isinstance(name, str):
-                    raise _Unusual
-                encoded = names[name] = _encode_string(hide_secrets(name))
-            hidden[encoded] = (name, item)
-        parts = [
-            # A string, the common case, without a call of its own; with --unmask the
-            # api_key fields alone are shown whole.
-            f"{encoded}: "
-            + _encode_string(hide_secrets(item, keys=not (unmask and name == KEY_FIELD)))
-            if item.__class__ is str
-            else f"{encoded}: {_encoded(item, unmask, inner, names)}"
-            for encoded, (name, item) in hidden.items()
-        ]
-        return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        parts = [_encoded(item, unmask, inner, names, hide=hide) for item in value]
-        return "[\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "]"
-    if isinstance(value, datetime):
-        return _encode_string(_json_moment(value))  # as _json_default: no secret there
-    raise _Unusual
-
-
-#: json.dumps escapes C0 controls inside strings itself (and writes its own line feeds
-#: between values); these it would write as they are.
-_JSON_UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS.removeprefix(C0_CONTROLS)}]")
-
-
-def _hide_secrets(data: Any, *, keys: bool) -> Any:
-    """``data`` with every string (keys of objects too) cleared of secrets; the characters
-    are left to the JSON escapes.  ``keys=False`` (``--unmask``) spares the ``api_key``
-    fields alone."""
-    if isinstance(data, str):
-        return hide_secrets(data)
-    if isinstance(data, dict):
-        return {
-            _hide_secrets(k, keys=True): (
-                hide_secrets(v, keys=False)
-                if not keys and k == KEY_FIELD and isinstance(v, str)
-                else _hide_secrets(v, keys=keys)
-            )
-            for k, v in data.items()
-        }
-    if isinstance(data, (list, tuple)):
-        return [_hide_secrets(v, keys=keys) for v in data]
-    return data
-
-
-def json_printed(reset: bool = False) -> bool:
-    """Whether this run printed a JSON document already (``reset``: forget it, at the
-    start of a run)."""
-    global _json_printed
-    printed = _json_printed
-    if reset:
-        _json_printed = False
-    return printed
-
-
-def _json_moment(value: datetime) -> str:
-    """How a datetime is written in JSON: ISO-8601 UTC with a Z."""
-    written = iso_utc(value)
-    assert written is not None
-    return written
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def say(message: str, *, unmask: bool = False) -> None:

@@ -21,7 +21,8 @@ from n8n_deploy.base.errors import N8nDeployError
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import error_text, sanitize
-from n8n_deploy.cli.output import error_line, json_printed, print_json
+from n8n_deploy.cli.json_writer import json_printed, print_json
+from n8n_deploy.cli.output import error_line
 from n8n_deploy.cli.state import AppState
 
 

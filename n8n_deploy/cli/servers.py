@@ -13,6 +13,7 @@ from n8n_deploy.base.names import clean_description, clean_name, lookup_name
 from n8n_deploy.base.urls import normalize_server_url, server_url_warnings
 from n8n_deploy.cli import prompts
 from n8n_deploy.cli.helptext import examples
+from n8n_deploy.cli.json_writer import print_json
 from n8n_deploy.cli.options import (
     ConfirmOption,
     JsonOption,
@@ -23,7 +24,7 @@ from n8n_deploy.cli.options import (
     key_name_argument,
     server_name_argument,
 )
-from n8n_deploy.cli.output import icon, note, print_json, say, warn
+from n8n_deploy.cli.output import icon, note, say, warn
 from n8n_deploy.cli.state import state
 from n8n_deploy.cli.views import (
     NO_URL,

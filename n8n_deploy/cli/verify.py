@@ -30,6 +30,7 @@ from n8n_deploy.base.status import (
 )
 from n8n_deploy.base.text import counted
 from n8n_deploy.cli import prompts
+from n8n_deploy.cli.json_writer import print_json
 from n8n_deploy.cli.options import (
     JsonOption,
     NoEmojiOption,
@@ -42,7 +43,6 @@ from n8n_deploy.cli.output import (
     error_line,
     icon,
     note,
-    print_json,
     print_table,
     say,
     warn,

@@ -82,9 +82,10 @@ def _keys(*where: ColumnElement[bool]) -> Select[Any]:
 
 
 def _links(*where: ColumnElement[bool]) -> Select[Any]:
-    """Each link as (key id, the server's columns), by server name."""
+    """Each link as (key id, server id), by server name: the servers are read once each
+    (``servers``), not once a link (a listing of 10,000 keys has as many links)."""
     return (
-        select(server_api_keys.c.api_key_id, *_SERVER_COLUMNS)
+        select(server_api_keys.c.api_key_id, server_api_keys.c.server_id)
         .join(servers, servers.c.id == server_api_keys.c.server_id)
         .where(*where)
         .order_by(servers.c.name, server_api_keys.c.api_key_id)
@@ -140,7 +141,10 @@ class CoreSource:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def rows(self, name: str, params: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+    def rows(
+        self, name: str, params: Mapping[str, Any] | None = None, *, as_stored: bool = False
+    ) -> Sequence[Sequence[Any]]:
+        # as_stored: SQLAlchemy types every value as it reads it, whatever is asked.
         try:
             return self.conn.execute(statement(name), dict(params or {})).all()
         except (ValueError, TypeError):  # a result processor: a stored value is not one

@@ -52,19 +52,17 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         "----tttbt",
     ),
     "links": (
-        "SELECT server_api_keys.api_key_id, servers.id, servers.name, servers.url,"
-        " servers.description, servers.skip_ssl_verify, servers.created_at,"
-        " servers.updated_at FROM server_api_keys JOIN servers ON servers.id ="
-        " server_api_keys.server_id ORDER BY servers.name, server_api_keys.api_key_id",
-        "-----btt",
+        "SELECT server_api_keys.api_key_id, server_api_keys.server_id FROM"
+        " server_api_keys JOIN servers ON servers.id = server_api_keys.server_id ORDER BY"
+        " servers.name, server_api_keys.api_key_id",
+        "--",
     ),
     "links_of_key": (
-        "SELECT server_api_keys.api_key_id, servers.id, servers.name, servers.url,"
-        " servers.description, servers.skip_ssl_verify, servers.created_at,"
-        " servers.updated_at FROM server_api_keys JOIN servers ON servers.id ="
-        " server_api_keys.server_id WHERE server_api_keys.api_key_id = :key_id ORDER BY"
-        " servers.name, server_api_keys.api_key_id",
-        "-----btt",
+        "SELECT server_api_keys.api_key_id, server_api_keys.server_id FROM"
+        " server_api_keys JOIN servers ON servers.id = server_api_keys.server_id WHERE"
+        " server_api_keys.api_key_id = :key_id ORDER BY servers.name,"
+        " server_api_keys.api_key_id",
+        "--",
     ),
     "servers": (
         "SELECT servers.id, servers.name, servers.url, servers.description,"
