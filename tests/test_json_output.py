@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from n8n_deploy.base.dates import stored_text, stored_utc
+from n8n_deploy.base.text import may_hold_secrets
 from n8n_deploy.cli import json_writer, views
 from n8n_deploy.store.reads import KeyListing, StoredServer
 from tests.helpers import make_jwt
@@ -35,7 +36,7 @@ class _Level(IntEnum):
     HIGH = 3
 
 
-def _string(rng: random.Random) -> str:
+def _any_string(rng: random.Random) -> str:
     if rng.random() < 0.6:
         return rng.choice(STRINGS)
     return "".join(chr(rng.randint(0, 0x3000)) for _ in range(rng.randint(0, 6)))
@@ -46,7 +47,7 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     if depth < 3 and roll < 0.25:
         return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
     if depth < 3 and roll < 0.45:
-        names: list[Any] = [_string(rng) if rng.random() < 0.95 else 1 for _ in range(4)]
+        names: list[Any] = [_any_string(rng) if rng.random() < 0.95 else 1 for _ in range(4)]
         return {name: _value(rng, depth + 1) for name in names[: rng.randint(0, 4)]}
     if depth < 3 and roll < 0.5:
         return tuple(_value(rng, depth + 1) for _ in range(rng.randint(0, 3)))
@@ -55,7 +56,7 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     )
     return rng.choice(
         [None, True, False, rng.randint(-(10**20), 10**20), _Level.HIGH, 1.5, moment]
-        + [_string(rng)] * 4
+        + [_any_string(rng)] * 4
     )
 
 
@@ -94,8 +95,14 @@ def _stored_moment(rng: random.Random) -> datetime:
     )
 
 
-def _listing(rng: random.Random, as_stored: bool) -> KeyListing:
-    """Rows as a Source gives them: as SQLite stores them (text, 0 or 1) or typed."""
+def _listing(rng: random.Random, as_stored: bool, hostile: bool) -> KeyListing:
+    """Rows as a Source gives them: as SQLite stores them (text, 0 or 1) or typed; unless
+    ``hostile``, what people wrote holds odd characters but nothing like a secret."""
+
+    def _string(rng: random.Random) -> str:
+        text = _any_string(rng)
+        return text if hostile or not may_hold_secrets(text) else "x\u202e"
+
     servers = [
         StoredServer(
             i, _string(rng) or "s", None, None, False, _stored_moment(rng), _stored_moment(rng)
@@ -137,8 +144,8 @@ def test_a_key_listing_is_written_as_its_records_would_be(
 ) -> None:
     rng = random.Random(15)
     now = stored_utc(stored_text(_stored_moment(rng)))
-    for _ in range(100):
-        listing = _listing(rng, as_stored)
+    for i in range(100):
+        listing = _listing(rng, as_stored, hostile=i % 2 == 0)
         fast, careful = io.StringIO(), io.StringIO()
         monkeypatch.setattr("sys.stdout", fast)
         views.print_key_listing(listing, now=now)

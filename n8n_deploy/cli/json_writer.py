@@ -52,15 +52,16 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
 
 def print_json_items(
     items: Sequence[T],
-    text: Callable[[T], str],
+    text: Callable[[T], str | None],
     record: Callable[[T], Any],
     *,
     unmask: bool = False,
 ) -> None:
     """A JSON array of ``record(item)`` for each item, as print_json writes it, each item's
-    text written by ``text``: the JSON of ``record(item)`` with its lines after the first
-    indented by two spaces, nothing hidden (a writer of thousands of rows that knows their
-    shape).  Where the text may hold a secret, the record is written hidden instead."""
+    text written by ``text`` when it can vouch for it: the JSON of ``record(item)`` with its
+    lines after the first indented by two spaces, in which hiding secrets would change
+    nothing (a writer of thousands of rows that knows their shape).  Where ``text`` gives
+    None, the record is written with its secrets hidden."""
     global _printed
     write = sys.stdout.write
     keys = not unmask
@@ -70,20 +71,19 @@ def print_json_items(
         return
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        texts = [text(item) for item in chunk]
-        joined = ",\n  ".join(texts)
-        if may_hold_secrets(joined):  # one search for the lot: hidden item by item
-            joined = ",\n  ".join(
-                _hidden(record(item), "  ", keys) if may_hold_secrets(item_text) else item_text
-                for item, item_text in zip(chunk, texts, strict=True)
-            )
-        write(("[\n  " if start == 0 else ",\n  ") + _escaped(joined))
+        found = [text(item) for item in chunk]
+        texts = [
+            _hidden(record(item), "  ", keys) if item_text is None else item_text
+            for item, item_text in zip(chunk, found, strict=True)
+        ]
+        write(("[\n  " if start == 0 else ",\n  ") + _escaped(",\n  ".join(texts)))
     write("\n]\n")
     _printed = True
 
 
-def _item_text(item: Any) -> str:
-    return _plain(item, "  ")
+def _item_text(item: Any) -> str | None:
+    text = _plain(item, "  ")
+    return None if may_hold_secrets(text) else text
 
 
 def _as_it_is(item: Any) -> Any:

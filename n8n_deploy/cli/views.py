@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import chain
 from json.encoder import encode_basestring as _encode_string  # the C one, ensure_ascii=False
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from n8n_deploy.base.dates import (
@@ -22,6 +24,7 @@ from n8n_deploy.base.dates import (
     utcnow,
 )
 from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, mask_key
+from n8n_deploy.base.text import may_hold_secrets
 from n8n_deploy.cli.output import icon, print_table, say
 
 if TYPE_CHECKING:
@@ -52,27 +55,11 @@ def status_of(is_active: bool, expires: T | None, now: T) -> str:
     return "active"
 
 
-#: The fields of key_record, in its order.
-KEY_FIELDS = (
-    "name",
-    "description",
-    "api_key",
-    "kind",
-    "created_at",
-    "last_used_at",
-    "expires_at",
-    "is_active",
-    "status",
-    "servers",
-    "ephemeral",
-    "delete_after",
-)
-
-
 def key_record(
     key: KeyLike, *, unmask: bool = False, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The JSON form of a key (timestamps ISO-8601 UTC), fields in KEY_FIELDS' order."""
+    """The JSON form of a key (timestamps ISO-8601 UTC); print_key_listing writes the same
+    of each row of a listing."""
     return {
         "name": key.name,
         "description": key.description,
@@ -96,25 +83,33 @@ def print_key_listing(listing: KeyListing, *, now: datetime) -> None:
     written as it is read; datetimes (a database server's rows) through iso_utc."""
     from n8n_deploy.cli.json_writer import print_json_items
 
-    template = _listing_template()
     linked, moment, now_stored = listing.servers, _listed_moment, stored_text(now)
+    # What the rows hold that people wrote (the rest is written here: a masked key, times,
+    # words), searched at once: when none of it may hold a secret, no item's text can.
+    clean = not may_hold_secrets(_written_by_people(listing))
 
-    def text(row: Sequence[Any]) -> str:
+    def text(row: Sequence[Any]) -> str | None:
         key_id, name, secret, description, created, used, expires, active, delete_after = row
         servers = linked.get(key_id)
-        return template % (
-            _encode_string(name),
-            "null" if description is None else _encode_string(description),
-            _encode_string(mask_key(secret)),
-            _KINDS[key_kind(secret)],
-            moment(created),
-            "null" if used is None else moment(used),
-            "null" if expires is None else moment(expires),
-            "true" if active else "false",
-            _STATUSES[status_of(active, expires, now_stored if expires.__class__ is str else now)],
-            "[]" if not servers else _listed_servers(servers),
-            "false" if delete_after is None else "true",
-            "null" if delete_after is None else moment(delete_after),
+        if not clean and _may_hold_secrets(name, description, servers):
+            return None  # written from its record, secrets hidden
+        about = "null" if description is None else _encode_string(description)
+        status = status_of(active, expires, now_stored if expires.__class__ is str else now)
+        # key_record's fields, in its order (the test of this function holds them alike).
+        return (
+            f'{{\n    "name": {_encode_string(name)},'
+            f'\n    "description": {about},'
+            f'\n    "api_key": {_encode_string(mask_key(secret))},'
+            f'\n    "kind": "{key_kind(secret)}",'
+            f'\n    "created_at": {moment(created)},'
+            f'\n    "last_used_at": {"null" if used is None else moment(used)},'
+            f'\n    "expires_at": {"null" if expires is None else moment(expires)},'
+            f'\n    "is_active": {"true" if active else "false"},'
+            f'\n    "status": "{status}",'
+            f'\n    "servers": {"[]" if not servers else _listed_servers(servers)},'
+            f'\n    "ephemeral": {"false" if delete_after is None else "true"},'
+            f'\n    "delete_after": {"null" if delete_after is None else moment(delete_after)}'
+            "\n  }"
         )
 
     def record(row: Sequence[Any]) -> dict[str, Any]:
@@ -123,9 +118,19 @@ def print_key_listing(listing: KeyListing, *, now: datetime) -> None:
     print_json_items(listing.rows, text, record)
 
 
-def _listing_template() -> str:
-    inner = ",\n    ".join(f"{_encode_string(field)}: %s" for field in KEY_FIELDS)
-    return "{\n    " + inner + "\n  }"
+def _written_by_people(listing: KeyListing) -> str:
+    rows = listing.rows
+    names = map(itemgetter(1), rows)
+    descriptions = filter(None, map(itemgetter(3), rows))
+    servers = {server.name for linked in listing.servers.values() for server in linked}
+    return "\n".join(chain(names, descriptions, servers))
+
+
+def _may_hold_secrets(
+    name: str, description: str | None, servers: Sequence[ServerLike] | None
+) -> bool:
+    texts = [name, description or "", *(server.name for server in servers or ())]
+    return may_hold_secrets("\n".join(texts))
 
 
 def _listed_moment(value: datetime | str) -> str:
@@ -135,12 +140,11 @@ def _listed_moment(value: datetime | str) -> str:
 
 
 def _listed_servers(servers: Sequence[ServerLike]) -> str:
+    if len(servers) == 1:
+        return f"[\n      {_encode_string(servers[0].name)}\n    ]"
     names = ",\n      ".join([_encode_string(server.name) for server in servers])
     return f"[\n      {names}\n    ]"
 
-
-_KINDS = {kind: f'"{kind}"' for kind in ("jwt", "legacy", "unknown")}
-_STATUSES = {status: f'"{status}"' for status in ("active", "inactive", "expired")}
 
 _STATUS_LABEL = {
     "active": ("ok", "Active"),
