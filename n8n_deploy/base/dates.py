@@ -122,15 +122,24 @@ def human_time(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15 10:30:00`` (UTC), as in the reference's tables."""
     if value is None:
         return never
-    # isoformat: strftime takes twice as long (10,000 rows a listing).
-    return as_utc(value).isoformat(" ", "seconds")[:19]
+    value = as_utc(value)
+    # From the fields: isoformat takes twice as long, strftime four times (10,000 rows).
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (  # noqa: UP031 - the fastest way here
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
 
 
 def human_date(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15`` (UTC)."""
     if value is None:
         return never
-    return as_utc(value).date().isoformat()
+    value = as_utc(value)
+    return "%04d-%02d-%02d" % (value.year, value.month, value.day)  # noqa: UP031 - as above
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

@@ -17,6 +17,9 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from itertools import repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -60,15 +63,30 @@ class SqliteSource:
         converted = False
         try:
             for i, kind in enumerate(kinds):
-                if as_stored and (kind == KIND_BOOL or stored_texts(columns[i])):
-                    continue  # left as stored (0 or 1, text): see store.reads.Source
-                convert = _CONVERT.get(kind)
-                if convert is not None:
-                    columns[i] = [None if v is None else convert(v) for v in columns[i]]
-                    converted = True
+                column = columns[i]
+                if kind == KIND_UTC and stored_texts(column):  # as SQLAlchemy writes them
+                    if as_stored:
+                        continue  # left as stored: see store.reads.Source
+                    columns[i] = _utc_column(column)
+                elif kind == KIND_BOOL and as_stored:
+                    continue
+                elif kind in _CONVERT:
+                    convert = _CONVERT[kind]
+                    columns[i] = [None if v is None else convert(v) for v in column]
+                else:
+                    continue
+                converted = True
         except ValueError:
             raise unreadable_row() from None
         return list(zip(*columns, strict=True)) if converted else found
+
+
+def _utc_column(column: Sequence[str | None]) -> list[datetime | None]:
+    """Stored text that ``stored_texts`` accepted, read as aware UTC datetimes (what
+    stored_utc makes of each), in C when the column has no None."""
+    if None in column:
+        return [None if v is None else datetime.fromisoformat(v + "+00:00") for v in column]
+    return list(map(datetime.fromisoformat, map(add, column, repeat("+00:00"))))
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
