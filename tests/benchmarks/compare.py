@@ -16,6 +16,7 @@ Never part of ``make test``: timings are reported, never asserted.  See docs/dev
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline, why = (None, "--no-baseline") if args.no_baseline else _baseline()
         if baseline is None:
             print(f"n8n-deploy {BASELINE_VERSION} rows skipped: {why}", file=sys.stderr)
+        # As an installed copy runs: compiled once (pip compiles what it installs, and
+        # 0.9.1 is installed so; PYTHONDONTWRITEBYTECODE would have every run compile ours).
+        for package in ("n8n_deploy", "migrations"):  # migrations ship as a package too
+            compileall.compile_dir(ROOT / package, quiet=1)
         print("building stores...", file=sys.stderr)
         with _slow_n8n() as server_url:
             rows = _rows(work, baseline, server_url, args.only)
