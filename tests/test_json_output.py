@@ -99,7 +99,9 @@ def _listing(rng: random.Random, as_stored: bool, hostile: bool) -> KeyListing:
     """Rows as a Source gives them: as SQLite stores them (text, 0 or 1) or typed; unless
     ``hostile``, what people wrote holds odd characters but nothing like a secret."""
 
-    def _string(rng: random.Random) -> str:
+    def _string(rng: random.Random) -> Any:
+        if rng.random() < 0.02:
+            return 7  # not text: a row written by another program
         text = _any_string(rng)
         return text if hostile or not may_hold_secrets(text) else "x\u202e"
 
@@ -124,7 +126,9 @@ def _listing(rng: random.Random, as_stored: bool, hostile: bool) -> KeyListing:
             (
                 key_id,
                 _string(rng),
-                rng.choice([make_jwt(exp_days=3), "n8n_api_" + "a" * 80, "short", _string(rng)]),
+                rng.choice(
+                    [make_jwt(exp_days=3), "n8n_api_" + "a" * 80, "short", _any_string(rng)]
+                ),
                 None if rng.random() < 0.4 else _string(rng),
                 moment(False),
                 moment(True),

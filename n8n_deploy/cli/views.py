@@ -80,18 +80,20 @@ def print_key_listing(listing: KeyListing, *, now: datetime) -> None:
     """``print_json`` of the records of a listing's keys (masked), 10,000 in a blink: each
     written straight from its row, without a StoredKey, a record or a datetime made
     (``tests/test_json_output.py`` holds the bytes to key_record's).  Stored text is
-    written as it is read; datetimes (a database server's rows) through iso_utc."""
+    written as it is read; datetimes (a database server's rows) through iso_utc.  A row
+    whose text people wrote may hold a secret, or holding something that is not text (a
+    row written by another program), is written from its record, the careful way."""
     from n8n_deploy.cli.json_writer import print_json_items
 
     linked, moment, now_stored = listing.servers, _listed_moment, stored_text(now)
     # What the rows hold that people wrote (the rest is written here: a masked key, times,
     # words), searched at once: when none of it may hold a secret, no item's text can.
-    clean = not may_hold_secrets(_written_by_people(listing))
+    clean = _plain_text(listing)
 
     def text(row: Sequence[Any]) -> str | None:
         key_id, name, secret, description, created, used, expires, active, delete_after = row
         servers = linked.get(key_id)
-        if not clean and _may_hold_secrets(name, description, servers):
+        if not clean and _needs_care(name, secret, description, servers):
             return None  # written from its record, secrets hidden
         about = "null" if description is None else _encode_string(description)
         status = status_of(active, expires, now_stored if expires.__class__ is str else now)
@@ -118,18 +120,30 @@ def print_key_listing(listing: KeyListing, *, now: datetime) -> None:
     print_json_items(listing.rows, text, record)
 
 
-def _written_by_people(listing: KeyListing) -> str:
+def _plain_text(listing: KeyListing) -> bool:
+    """Whether every name, description and key of the listing is text and no name or
+    description may hold a secret (one search for them all)."""
     rows = listing.rows
+    if set(map(type, map(itemgetter(2), rows))) - {str}:
+        return False
     names = map(itemgetter(1), rows)
     descriptions = filter(None, map(itemgetter(3), rows))
     servers = {server.name for linked in listing.servers.values() for server in linked}
-    return "\n".join(chain(names, descriptions, servers))
+    try:
+        return not may_hold_secrets("\n".join(chain(names, descriptions, servers)))
+    except TypeError:  # a value that is not text (a row written by another program)
+        return False
 
 
-def _may_hold_secrets(
-    name: str, description: str | None, servers: Sequence[ServerLike] | None
+def _needs_care(
+    name: object, secret: object, description: object, servers: Sequence[ServerLike] | None
 ) -> bool:
-    texts = [name, description or "", *(server.name for server in servers or ())]
+    """Whether a row must be written from its record: what people wrote in it may hold a
+    secret, or a value in it is not text."""
+    written = [name, description or "", *(server.name for server in servers or ())]
+    texts = [text for text in written if isinstance(text, str)]
+    if len(texts) < len(written) or not isinstance(secret, str):
+        return True
     return may_hold_secrets("\n".join(texts))
 
 
