@@ -130,10 +130,10 @@ def _listing(rng: random.Random, as_stored: bool, hostile: bool) -> KeyListing:
                     [make_jwt(exp_days=3), "n8n_api_" + "a" * 80, "short", _any_string(rng)]
                 ),
                 None if rng.random() < 0.4 else _string(rng),
-                moment(False),
+                None if rng.random() < 0.02 else moment(False),  # NULL: a damaged row
                 moment(True),
                 moment(True),
-                int(active) if as_stored else active,
+                None if rng.random() < 0.02 else int(active) if as_stored else active,
                 moment(True),
             )
         )

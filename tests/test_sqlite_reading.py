@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from n8n_deploy.base.errors import NotFoundError
+from n8n_deploy.base.errors import DatabaseError, NotFoundError
 from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.store import queries, sqlite_statements
@@ -126,6 +126,32 @@ def test_a_timestamp_that_is_no_moment_is_reported_by_every_listing(
         assert result.exit_code == ExitStatus.FAILED, result.stderr
         assert "cannot be read" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("api_keys", "name"),
+        ("api_keys", "description"),
+        ("api_keys", "api_key"),
+        ("servers", "name"),
+    ],
+)
+def test_a_blob_where_text_belongs_is_unreadable_both_ways(
+    cli: Cli, data_dir: Path, filled: Database, table: str, column: str
+) -> None:
+    path = sqlite_file(data_dir)
+    filled.dispose()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(f"UPDATE {table} SET {column} = x'6869' WHERE id = 1")
+    listings = [("apikey", "list", "--json"), ("apikey", "list")]
+    for args in listings + ([("server", "list")] if table == "servers" else []):
+        result = cli(*args)
+        assert result.exit_code == ExitStatus.FAILED, (args, result.stderr)
+        assert result.stderr.startswith("Error: The database holds a value that cannot be read")
+        assert len(result.stderr.strip().splitlines()) == 1
+    with filled.reading() as core, pytest.raises(DatabaseError, match="cannot be read"):
+        core.keys() if table == "api_keys" else core.servers()
 
 
 def test_both_ways_show_the_same_key_server_and_counts(both: tuple[Reader, Reader]) -> None:

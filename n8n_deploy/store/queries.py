@@ -17,11 +17,18 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Integer, bindparam, case, func, literal_column, select
+from sqlalchemy import Boolean, Integer, String, bindparam, case, func, literal_column, select
 
 from n8n_deploy.store.metadata import UTCDateTime, api_keys, server_api_keys, servers
 from n8n_deploy.store.reads import unreadable_row
-from n8n_deploy.store.sqlite_reading import KIND_AS_STORED, KIND_BOOL, KIND_UTC
+from n8n_deploy.store.sqlite_reading import (
+    KIND_AS_STORED,
+    KIND_BOOL,
+    KIND_TEXT,
+    KIND_TEXT_OR_NULL,
+    KIND_UTC,
+    check_text,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Connection, Select
@@ -146,9 +153,12 @@ class CoreSource:
     ) -> Sequence[Sequence[Any]]:
         # as_stored: SQLAlchemy types every value as it reads it, whatever is asked.
         try:
-            return self.conn.execute(statement(name), dict(params or {})).all()
+            found = self.conn.execute(statement(name), dict(params or {})).all()
         except (ValueError, TypeError):  # a result processor: a stored value is not one
             raise unreadable_row() from None
+        if found:
+            check_text(list(zip(*found, strict=True)), _kinds(name))
+        return found
 
 
 # -- the statements compiled for SQLite ahead of time ----------------------------------
@@ -160,7 +170,14 @@ def _column_kind(column: Any) -> str:
         return KIND_UTC
     if isinstance(kind, Boolean):
         return KIND_BOOL
+    if isinstance(kind, String):  # Text too
+        return KIND_TEXT_OR_NULL if getattr(column, "nullable", True) else KIND_TEXT
     return KIND_AS_STORED
+
+
+@cache
+def _kinds(name: str) -> str:
+    return "".join(_column_kind(column) for column in statement(name).selected_columns)
 
 
 def sqlite_statements() -> dict[str, tuple[str, str]]:
@@ -173,8 +190,7 @@ def sqlite_statements() -> dict[str, tuple[str, str]]:
     for name in STATEMENTS:
         stmt = statement(name)
         text = str(stmt.compile(dialect=dialect))
-        kinds = "".join(_column_kind(column) for column in stmt.selected_columns)
-        compiled[name] = (" ".join(text.split()), kinds)
+        compiled[name] = (" ".join(text.split()), _kinds(name))
     return compiled
 
 

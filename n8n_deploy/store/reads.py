@@ -129,7 +129,8 @@ class KeyListing(NamedTuple):
         for i in _KEY_TIMES:
             if isinstance(values[i], str):
                 values[i] = stored_utc(values[i])
-        values[_KEY_ACTIVE] = bool(values[_KEY_ACTIVE])
+        if values[_KEY_ACTIVE] is not None:  # as every source reads a NULL: None
+            values[_KEY_ACTIVE] = bool(values[_KEY_ACTIVE])
         return StoredKey._make((*values, self.servers.get(row[0], ())))
 
 

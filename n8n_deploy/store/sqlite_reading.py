@@ -37,9 +37,21 @@ from n8n_deploy.store.schema import HEAD, VERSION_TABLE
 from n8n_deploy.store.sqlite_statements import STATEMENTS
 
 #: What each result column holds, one letter a column in ``store.sqlite_statements``
-#: (written there by ``store.queries``): as stored, a boolean, a UTC timestamp.
-KIND_AS_STORED, KIND_BOOL, KIND_UTC = "-", "b", "t"
+#: (written there by ``store.queries``): as stored, a boolean, a UTC timestamp, text,
+#: text or NULL.
+KIND_AS_STORED, KIND_BOOL, KIND_UTC, KIND_TEXT, KIND_TEXT_OR_NULL = "-", "b", "t", "S", "s"
 _CONVERT: dict[str, Callable[[Any], Any]] = {KIND_BOOL: bool, KIND_UTC: stored_utc}
+_TEXT_TYPES = {KIND_TEXT: frozenset({str}), KIND_TEXT_OR_NULL: frozenset({str, type(None)})}
+
+
+def check_text(columns: Sequence[Sequence[Any]], kinds: str) -> None:
+    """Raise the unreadable-row error when a text column holds anything but text (a blob
+    or a number written by another program, a NULL where none may be): what the commands
+    would otherwise fail on, each its own way.  Both sources check their rows with it."""
+    for column, kind in zip(columns, kinds, strict=True):
+        allowed = _TEXT_TYPES.get(kind)
+        if allowed is not None and not allowed.issuperset(map(type, column)):
+            raise unreadable_row()
 
 
 class SqliteSource:
@@ -56,10 +68,11 @@ class SqliteSource:
             found = self.conn.execute(sql, dict(params or {})).fetchall()
         except sqlite3.Error as exc:
             raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
-        if not found or not any(kind in _CONVERT for kind in kinds):
+        if not found:
             return found
         # Column by column: one loop a column instead of one a value (10,000 rows).
         columns: list[Sequence[Any]] = list(zip(*found, strict=True))
+        check_text(columns, kinds)
         converted = False
         try:
             for i, kind in enumerate(kinds):

@@ -8,24 +8,24 @@ and the Core statements differ."""
 STATEMENTS: dict[str, tuple[str, str]] = {
     "key_names": (
         "SELECT api_keys.name FROM api_keys ORDER BY api_keys.name",
-        "-",
+        "S",
     ),
     "server_names": (
         "SELECT servers.name FROM servers ORDER BY servers.name",
-        "-",
+        "S",
     ),
     "keys": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys ORDER BY api_keys.name",
-        "----tttbt",
+        "-SSstttbt",
     ),
     "keys_by_status": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE"
         " api_keys.is_active = :active ORDER BY api_keys.name",
-        "----tttbt",
+        "-SSstttbt",
     ),
     "keys_on_server": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
@@ -33,7 +33,7 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE api_keys.id IN"
         " (SELECT server_api_keys.api_key_id FROM server_api_keys WHERE"
         " server_api_keys.server_id = :server_id) ORDER BY api_keys.name",
-        "----tttbt",
+        "-SSstttbt",
     ),
     "keys_by_status_on_server": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
@@ -42,14 +42,14 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         " api_keys.is_active = :active AND api_keys.id IN (SELECT"
         " server_api_keys.api_key_id FROM server_api_keys WHERE server_api_keys.server_id"
         " = :server_id) ORDER BY api_keys.name",
-        "----tttbt",
+        "-SSstttbt",
     ),
     "key_named": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE api_keys.name ="
         " :name ORDER BY api_keys.name",
-        "----tttbt",
+        "-SSstttbt",
     ),
     "links": (
         "SELECT server_api_keys.api_key_id, server_api_keys.server_id FROM"
@@ -68,13 +68,13 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         "SELECT servers.id, servers.name, servers.url, servers.description,"
         " servers.skip_ssl_verify, servers.created_at, servers.updated_at FROM servers"
         " ORDER BY servers.name",
-        "----btt",
+        "-Sssbtt",
     ),
     "server_named": (
         "SELECT servers.id, servers.name, servers.url, servers.description,"
         " servers.skip_ssl_verify, servers.created_at, servers.updated_at FROM servers"
         " WHERE servers.name = :name",
-        "----btt",
+        "-Sssbtt",
     ),
     "link_counts": (
         "SELECT server_api_keys.server_id, sum(CASE WHEN (api_keys.is_active IS 1) THEN 1"
