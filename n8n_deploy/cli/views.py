@@ -200,7 +200,7 @@ def key_row(key: KeyLike, *, emoji: bool, unmask: bool, now: datetime | None = N
         human_date(key.last_used_at),
         status_label(key_status(key, now), emoji, key.delete_after),
         expiry_label(key),
-        ", ".join(server.name for server in key.servers) or "-",
+        ", ".join([server.name for server in key.servers]) or "-",
         key.api_key if unmask else mask_key(key.api_key),
         key.description or "",
     ]
