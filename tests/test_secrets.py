@@ -78,6 +78,34 @@ def test_the_sanitiser_hides_keys_unless_they_were_asked_for() -> None:
 
 
 @pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain name 2026-01-01",
+        "a\x7fb",
+        "tab\there",
+        "x=1",
+        "eyJ",
+        "n8n_api_",
+        "a://b",
+        "é",
+        "\u202e",
+        "",
+    ],
+)
+def test_text_is_sanitised_exactly_when_sanitize_would_change_it(text: str) -> None:
+    """needs_sanitizing (one search for a whole table) answers as the sanitiser acts: the
+    quick answer for printable ASCII agrees with the full search."""
+    from n8n_deploy.base.text import needs_sanitizing, sanitize
+
+    changed = sanitize(text) != text
+    assert needs_sanitizing(text) is (
+        changed or any(h in text for h in ("eyJ", "n8n_api_", "://", "="))
+    )
+    if not needs_sanitizing(text):
+        assert not changed
+
+
 def test_rotate_json_never_shows_a_key_pasted_as_a_name(
     cli: Cli, database: Database, data_dir: Path
 ) -> None:
