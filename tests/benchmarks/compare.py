@@ -2,14 +2,15 @@
 the floors every Python CLI pays (starting Python, importing typer and SQLAlchemy).
 
 This machine is noisy, so only ratios within one run count: every row is run ``--runs``
-times, the rows interleaved (ours, 0.9.1's, the floors, then again), and the medians
-compared.  The stores are built once: ours with the project's own Python API in one unit
-of work, 0.9.1's from the 0.9 fixture with sqlite3.  0.9.1 is installed from the package
+times, the rows interleaved (ours, 0.9.1's, the floors, then again); the table shows
+medians, and each target's ratio is the median of the ratios taken round by round.  The
+stores are built once: ours with the project's own Python API in one unit of work,
+0.9.1's from the 0.9 fixture with sqlite3.  0.9.1 is installed from the package
 registry into a throwaway venv (``.bench/``); when it cannot be, its rows are skipped and
 the table says so.  Results are printed as a table and written as JSON (``--json``).
 Never part of ``make test``: timings are reported, never asserted.  See docs/development.md.
 
-    python -m tests.benchmarks.compare [--runs 7] [--json .bench/results.json]
+    python -m tests.benchmarks.compare [--runs 9] [--json .bench/results.json]
     python -m tests.benchmarks.compare --only "list (20)" --only floor   # a subset
 """
 
@@ -60,7 +61,7 @@ class Row:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="runs of every row (default 7)")
+    parser.add_argument("--runs", type=int, default=9, help="runs of every row (default 9)")
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip {BASELINE_VERSION}")
     parser.add_argument(
@@ -302,9 +303,19 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
     def ours(name: str) -> float | None:
         return by_name[name].median("ours") if name in by_name else None
 
+    def paired(tops: list[float], bottoms: list[float]) -> float | None:
+        # Each run's ratio, then their median: two rows of one round ran seconds apart,
+        # so a machine that slows down or speeds up moves both (medians taken apart
+        # drifted by a tenth between runs of the same code).
+        if not tops or len(tops) != len(bottoms):  # a side not run (no 0.9.1)
+            return None
+        ratios = [top / bottom for top, bottom in zip(tops, bottoms, strict=True) if bottom]
+        return statistics.median(ratios) if ratios else None
+
     def over(top: str, bottom: str) -> float | None:
-        mine, other = ours(top), ours(bottom)
-        return mine / other if mine is not None and other else None
+        if top not in by_name or bottom not in by_name:
+            return None
+        return paired(by_name[top].times["ours"], by_name[bottom].times["ours"])
 
     print(f"\n{'row':<48} {'ours ms':>9} {'0.9.1 ms':>9} {'ratio':>7}")
     table = []
@@ -319,8 +330,7 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
     def vs_baseline(name: str) -> float | None:
         if name not in by_name:
             return None
-        mine, old = by_name[name].median("ours"), by_name[name].median("theirs")
-        return mine / old if mine is not None and old else None
+        return paired(by_name[name].times["ours"], by_name[name].times["theirs"])
 
     targets: list[tuple[str, float | None, float]] = [
         ("apikey list (20) / 0.9.1", vs_baseline("apikey list (20)"), 1.0),
