@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring as _encode_string  # the C one, ensure_ascii=False
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from n8n_deploy.base.dates import iso_utc
 from n8n_deploy.base.text import C0_CONTROLS, UNSAFE_CHARACTERS, hide_secrets, may_hold_secrets
@@ -72,10 +72,14 @@ def print_json_items(
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
         found = [text(item) for item in chunk]
-        texts = [
-            _hidden(record(item), "  ", keys) if item_text is None else item_text
-            for item, item_text in zip(chunk, found, strict=True)
-        ]
+        texts = (
+            [
+                _hidden(record(item), "  ", keys) if item_text is None else item_text
+                for item, item_text in zip(chunk, found, strict=True)
+            ]
+            if None in found
+            else cast("list[str]", found)
+        )
         write(("[\n  " if start == 0 else ",\n  ") + _escaped(",\n  ".join(texts)))
     write("\n]\n")
     _printed = True
