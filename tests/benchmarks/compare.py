@@ -53,6 +53,7 @@ class Row:
     theirs_env: dict[str, str] = field(default_factory=dict)
     before: Callable[[], None] | None = None  # run untimed before each of our runs
     times: dict[str, list[float]] = field(default_factory=lambda: {"ours": [], "theirs": []})
+    failed: set[str] = field(default_factory=set)  # e.g. "ours exit 1": not a timing to trust
 
     def median(self, side: str) -> float | None:
         found = self.times[side]
@@ -214,13 +215,6 @@ def _rows(
     small, large = work / "ours-20", work / "ours-10k"
     tested = work / "ours-test"
     old_small, old_large = work / "old-20", work / "old-10k"
-    _our_store(small, SMALL, SMALL)
-    if wanted("10k"):
-        _our_store(large, LARGE, LINKS)
-        _legacy_store(old_large, LARGE, LINKS)
-    if wanted("test --all"):
-        _our_store(tested, TESTED, TESTED, server_url)
-    _legacy_store(old_small, SMALL, SMALL)
     upgrade_dir = work / "upgrade"
 
     def fresh_upgrade_copy() -> None:
@@ -274,7 +268,18 @@ def _rows(
             before=fresh_upgrade_copy,
         ),
     ]
-    return [row for row in rows if wanted(row.name)]
+    selected = [row for row in rows if wanted(row.name)]
+    # The stores the selected rows run on (a row left without its store would time an
+    # error message: --only "list --json" once timed the 10k row on no store at all).
+    names = " ".join(row.name for row in selected)
+    _our_store(small, SMALL, SMALL)
+    _legacy_store(old_small, SMALL, SMALL)
+    if "10k" in names:
+        _our_store(large, LARGE, LINKS)
+        _legacy_store(old_large, LARGE, LINKS)
+    if "test --all" in names:
+        _our_store(tested, TESTED, TESTED, server_url)
+    return selected
 
 
 def _time(row: Row) -> None:
@@ -288,10 +293,12 @@ def _time(row: Row) -> None:
             row.before()
         env = {**os.environ, "COLUMNS": "120", **extra}
         started = time.perf_counter()
-        subprocess.run(
+        done = subprocess.run(
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
         )
         row.times[side].append(time.perf_counter() - started)
+        if done.returncode != 0:  # a time of an error message: said beside the row
+            row.failed.add(f"{side} exit {done.returncode}")
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -324,8 +331,17 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
         ratio = mine / old if mine and old else None
         shown_old = f"{old * 1000:9.0f}" if old else f"{'-':>9}"
         shown_ratio = f"{ratio:7.2f}" if ratio else f"{'-':>7}"
-        print(f"{row.name:<48} {(mine or 0) * 1000:9.0f} {shown_old} {shown_ratio}")
-        table.append({"row": row.name, "ours_s": mine, "baseline_s": old, "ratio": ratio})
+        failed = f"  FAILED ({', '.join(sorted(row.failed))})" if row.failed else ""
+        print(f"{row.name:<48} {(mine or 0) * 1000:9.0f} {shown_old} {shown_ratio}{failed}")
+        table.append(
+            {
+                "row": row.name,
+                "ours_s": mine,
+                "baseline_s": old,
+                "ratio": ratio,
+                "failed": sorted(row.failed),
+            }
+        )
 
     def vs_baseline(name: str) -> float | None:
         if name not in by_name:
