@@ -80,19 +80,19 @@ def stored_texts(values: Sequence[object]) -> bool:
         return False
 
 
+def _fields(value: datetime) -> tuple[int, int, int, int, int, int]:
+    """Year to second of ``value`` in UTC: every way a moment is written formats these
+    (%-formatting the fields is twice as fast as isoformat, four times strftime, and a
+    listing writes 10,000 rows)."""
+    value = as_utc(value)
+    return value.year, value.month, value.day, value.hour, value.minute, value.second
+
+
 def stored_text(value: datetime) -> str:
     """A moment as SQLite holds it (naive UTC): compares with stored text as the moments
     compare."""
     value = as_utc(value)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - strftime pads no year
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (*_fields(value), value.microsecond)  # noqa: UP031
 
 
 def iso_from_stored(text: str) -> str:
@@ -105,41 +105,21 @@ def iso_utc(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a Z, to the second: ``2025-09-15T10:30:00Z``."""
     if value is None:
         return None
-    if value.tzinfo is not timezone.utc:  # stored values are UTC already (10,000 a listing)
-        value = as_utc(value)
-    # Formatted from the fields: isoformat() and a replace take twice as long.
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - the fastest way here
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-    )
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % _fields(value)  # noqa: UP031
 
 
 def human_time(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15 10:30:00`` (UTC), as in the reference's tables."""
     if value is None:
         return never
-    value = as_utc(value)
-    # From the fields: isoformat takes twice as long, strftime four times (10,000 rows).
-    return "%04d-%02d-%02d %02d:%02d:%02d" % (  # noqa: UP031 - the fastest way here
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-    )
+    return "%04d-%02d-%02d %02d:%02d:%02d" % _fields(value)  # noqa: UP031
 
 
 def human_date(value: datetime | None, *, never: str = "Never") -> str:
     """``2025-09-15`` (UTC)."""
     if value is None:
         return never
-    value = as_utc(value)
-    return "%04d-%02d-%02d" % (value.year, value.month, value.day)  # noqa: UP031 - as above
+    return "%04d-%02d-%02d" % _fields(value)[:3]  # noqa: UP031
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
