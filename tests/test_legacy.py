@@ -589,17 +589,58 @@ def test_two_upgrades_of_a_legacy_file_at_once_carry_it_over_once(data_dir: Path
     assert len(rows["links"]) == 2000
 
 
-@pytest.mark.parametrize("zone", ["CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "NPT-5:45"])
+@pytest.mark.parametrize(
+    # The last changes its clocks at 02:30 and 03:30: not on a whole hour.
+    "zone",
+    ["CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "NPT-5:45", "XST-1XDT,M3.5.0/2:30,M10.5.0/3:30"],
+)
 def test_remembered_offsets_convert_every_second_as_the_c_library_does(
     time_zone: Callable[[str], None], zone: str
 ) -> None:
     """An upgrade remembers each minute's local offset; around both clock changes of the
     year (the skipped hour and the repeated one) every value comes out the same."""
     time_zone(zone)
-    offsets: dict[datetime, timedelta] = {}
+    offsets: dict[str, timedelta] = {}
     for start in (datetime(2026, 3, 29, 1, 58), datetime(2026, 10, 25, 1, 58)):
         for step in range(0, 2 * 3600 + 240, 7):
             value = start + timedelta(seconds=step, microseconds=step * 13 % 1000000)
             assert legacy.to_utc(value, offsets) == legacy.to_utc(value), value
-            text = value.isoformat(" ")
-            assert legacy.to_utc(text, offsets) == legacy.to_utc(text), text
+            # Every shape fromisoformat reads: the minute is remembered by the text's
+            # first 16 characters only where they are YYYY-MM-DD?HH:MM.
+            for text in (
+                value.isoformat(" "),
+                value.isoformat(),
+                value.isoformat(" ", "minutes"),
+                value.isoformat(" ", "hours"),
+                f"  {value.isoformat('x')}  ",
+                value.strftime("%Y%m%dT%H%M%S"),
+                value.strftime("%Y%m%dT%H%M"),
+                value.strftime("%G-W%V-%uT%H:%M:%S"),
+                value.strftime("%GW%V%uT%H%M"),
+                value.isoformat() + "Z",
+                value.isoformat() + "+05:45",
+            ):
+                assert legacy.to_utc(text, offsets) == legacy.to_utc(text), text
+
+
+def test_carried_timestamps_and_flags_are_stored_as_sqlalchemy_writes_them() -> None:
+    """The import hands SQLite the text SQLAlchemy's DateTime would (written faster), and
+    its 0/1 for a Boolean: every moment, whole seconds and year 1 included."""
+    import random
+
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    chance = random.Random(9)
+    moments: list[datetime | None] = [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)]
+    moments += [datetime(2026, 11, 27, 8, 47, 46), None]
+    moments += [
+        datetime(1, 1, 1) + timedelta(microseconds=chance.randrange(315537897600 * 10**6))
+        for _ in range(2000)
+    ]
+    for kind, values in ((sa.DateTime(), moments), (sa.Boolean(), [True, False, None, True])):
+        processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        assert processor is not None
+        expected = [None if v is None else processor(v) for v in values]
+        assert legacy._stored(kind, dialect, values) == expected

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -202,6 +203,91 @@ def test_revision_0002_gives_each_key_the_expiry_pyjwt_reads_whatever_its_header
         expected = datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None)
         assert rows[name]["expires_at"] == (expected if usable else None), name
     assert rows["h0_0"]["expires_at"] is not None and rows["h1_0"]["expires_at"] is None
+
+
+def _first_shipped_expiry_of(secret: str) -> datetime | None:
+    """Revision 0002's ``expiry_of`` as first shipped (later made faster): what it must
+    still answer for every key."""
+    import base64
+    import binascii
+    import re
+
+    def decoded(part: str) -> object:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    parts = secret.strip().split(".")
+    if len(parts) != 3 or not all(re.fullmatch(r"[A-Za-z0-9_-]+", part) for part in parts):
+        return None
+    errors = (ValueError, binascii.Error, UnicodeDecodeError, RecursionError)
+    try:
+        header = decoded(parts[0])
+    except errors:
+        return None
+    if not (isinstance(header, dict) and isinstance(header.get("alg"), str) and header["alg"]):
+        return None
+    try:
+        claims = decoded(parts[1])
+    except errors:
+        return None
+    if not isinstance(claims, dict):
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    if exp != exp or exp < 0 or exp > 253402300799:
+        return None
+    return datetime.fromtimestamp(int(exp), tz=timezone.utc).replace(tzinfo=None)
+
+
+def _revision_module(name: str) -> Any:
+    import importlib.util
+
+    path = migrate.script_location() / "versions" / name
+    spec = importlib.util.spec_from_file_location(f"revision_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_revision_0002_reads_every_key_as_it_first_did() -> None:
+    """Random keys, most of them almost JWTs: any header, claims in any JSON (or none),
+    any ``exp``, stray characters, whitespace, other encodings.  The faster decoding
+    answers as the first one did, with and without the header memory."""
+    import random
+
+    expiry_of = _revision_module("0002_api_key_expiry.py").expiry_of
+    chance = random.Random(2002)
+
+    def b64(data: bytes) -> str:
+        return _b64(data) if chance.random() < 0.9 else _b64(data) + "=" * chance.randint(1, 3)
+
+    exps: list[object] = [1798898041, 1798898041.9, -1, 0, -0.5, 253402300799, 253402300800]
+    exps += [True, None, "123", 1e308, 10**30, 86399.999, float("nan"), [1], {"a": 1}]
+    headers = [b'{"alg":"HS256","typ":"JWT"}', b'{"alg":""}', b'["x"]', b"{bad", b'{"typ":1}']
+    headers += [b'{"alg":"RS256","kid":"2"}', b"null", b'{"alg":1}', '{"alg":"é"}'.encode()]
+    pieces = ["", "=", ".", "..", " ", "\n", "ä", "+", "/", "-", "_", "%", "\x00"]
+    keys = []
+    for _ in range(3000):
+        claims: object = {"sub": "u", "exp": chance.choice(exps)}
+        if chance.random() < 0.1:
+            claims = chance.choice([[1, 2], "text", 7, {}, {"exp": {"x": 1}}])
+        text = json.dumps(claims)
+        encoded = chance.choice([text.encode(), text.encode("utf-16"), text.encode("utf-8-sig")])
+        header = headers[0] if chance.random() < 0.5 else chance.choice(headers)
+        key = f"{b64(header)}.{b64(encoded)}.{b64(b'sig')}"
+        if chance.random() < 0.2:  # damaged anywhere
+            at = chance.randrange(len(key) + 1)
+            key = key[:at] + chance.choice(pieces) + key[at:]
+        if chance.random() < 0.1:
+            key = chance.choice(["  ", "\t", "\n"]) + key + chance.choice(["", " ", "\r\n"])
+        keys.append(key)
+    keys += ["n8n_api_" + "a" * 40, "not a key", "a.b.c", "a..c", "...", "", "eyJ.eyJ.x"]
+    remembered: dict[str, bool] = {}
+    found = [expiry_of(key, remembered) for key in keys]
+    assert found == [expiry_of(key) for key in keys]
+    assert found == [_first_shipped_expiry_of(key) for key in keys]
+    assert sum(value is not None for value in found) > 300  # the cases that have an expiry
 
 
 def test_revision_0003_normalises_server_urls_and_reports_one_it_cannot_read(

@@ -14,11 +14,11 @@ absurd ``exp`` gives NULL (no known expiry), never an error.  The downgrade drop
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
+import operator
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,12 +32,18 @@ depends_on = None
 # -- frozen: how this revision reads a key's expiry.  A revision never imports n8n_deploy,
 # so that a later change to the program cannot change what it does.
 
-_PART = re.compile(r"[A-Za-z0-9_-]+")
+# Three base64url parts: the header, the claims and the signature.
+_JWT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+_EPOCH = datetime(1970, 1, 1)  # naive UTC, as the column holds it
 
 
 def _decoded(part: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    """JSON in one base64url part (which ``_JWT`` matched, so ASCII): what
+    ``json.loads(base64.urlsafe_b64decode(part + padding))`` gives, in C but for the parse."""
+    padded = (part + "=" * (-len(part) % 4)).encode("ascii")
+    return json.loads(binascii.a2b_base64(padded.translate(_STANDARD_ALPHABET)))
 
 
 def _usable_header(part: str) -> bool:
@@ -53,18 +59,19 @@ def expiry_of(secret: str, headers: dict[str, bool] | None = None) -> datetime |
     """The ``exp`` of a JWT as naive UTC, decoded without verifying the signature; None
     for a legacy key, a JWT without a usable ``exp``, or anything that is not a JWT.
     ``headers`` remembers what each header decoded to: the keys of one n8n share one."""
-    parts = secret.strip().split(".")
-    if len(parts) != 3 or not all(_PART.fullmatch(part) for part in parts):
+    parts = _JWT.fullmatch(secret.strip())
+    if parts is None:
         return None
-    usable = headers.get(parts[0]) if headers is not None else None
+    header, payload = parts.groups()
+    usable = headers.get(header) if headers is not None else None
     if usable is None:
-        usable = _usable_header(parts[0])
+        usable = _usable_header(header)
         if headers is not None:
-            headers[parts[0]] = usable
+            headers[header] = usable
     if not usable:
         return None
     try:
-        claims = _decoded(parts[1])
+        claims = _decoded(payload)
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(claims, dict):
@@ -74,7 +81,7 @@ def expiry_of(secret: str, headers: dict[str, bool] | None = None) -> datetime |
         return None
     if exp != exp or exp < 0 or exp > _MAX_TIMESTAMP:  # NaN, negative, absurd
         return None
-    return datetime.fromtimestamp(int(exp), tz=timezone.utc).replace(tzinfo=None)
+    return _EPOCH + timedelta(seconds=int(exp))
 
 
 api_keys = sa.table(
@@ -85,29 +92,57 @@ api_keys = sa.table(
 )
 
 
+def _fetch_all(conn: Any, statement: Any) -> list[Any]:
+    """``conn.execute(statement).all()``; on SQLite the driver's own rows, without
+    SQLAlchemy making a row object of each (10,000 keys; the columns read need no
+    conversion on SQLite)."""
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(statement).all())
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(statement.compile(dialect=conn.dialect)))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _execute_many(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
     """``conn.execute(statement, rows)``; on SQLite the rows reach the driver as tuples in
-    one executemany, each value converted by SQLAlchemy's own bind processor (the same
+    one executemany, each column converted by SQLAlchemy's own bind processor (the same
     stored bytes), instead of SQLAlchemy processing a dictionary per row (10,000 keys)."""
     if conn.dialect.name != "sqlite" or conn.dialect.paramstyle != "qmark":
         conn.execute(statement, rows)
         return
     compiled = statement.compile(dialect=conn.dialect)
-    names = list(compiled.positiontup or ())
-    convert = [
-        compiled.binds[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        for name in names
-    ]
-    conn.exec_driver_sql(
-        str(compiled),
-        [
-            tuple(
-                value if processor is None or value is None else processor(value)
-                for processor, value in zip(convert, (row[name] for name in names), strict=True)
-            )
-            for row in rows
-        ],
-    )
+    columns = []
+    for name in compiled.positiontup or ():
+        kind = compiled.binds[name].type
+        values = [row[name] for row in rows]
+        convert = _converter(
+            kind, kind.dialect_impl(conn.dialect).bind_processor(conn.dialect), values
+        )
+        columns.append(
+            values if convert is None else [None if v is None else convert(v) for v in values]
+        )
+    conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+
+
+_STORED_MOMENT = operator.methodcaller("isoformat", " ", "microseconds")
+
+
+def _converter(kind: Any, processor: Any, values: list[Any]) -> Any:
+    """``processor``; for naive datetimes ``isoformat(" ", "microseconds")`` where, tried on
+    the first, it gives the processor's text (SQLite's DateTime: a tenth of the time)."""
+    if processor is None or not isinstance(kind, sa.DateTime):
+        return processor
+    moments = [v for v in values if v is not None]
+    if (
+        moments
+        and all(type(v) is datetime and v.tzinfo is None for v in moments)
+        and processor(moments[0]) == _STORED_MOMENT(moments[0])
+    ):
+        return _STORED_MOMENT
+    return processor
 
 
 def upgrade() -> None:
@@ -119,7 +154,7 @@ def upgrade() -> None:
     conn = op.get_bind()
     updates = []
     headers: dict[str, bool] = {}
-    for key_id, secret in conn.execute(sa.select(api_keys.c.id, api_keys.c.api_key)):
+    for key_id, secret in _fetch_all(conn, sa.select(api_keys.c.id, api_keys.c.api_key)):
         expires = expiry_of(secret, headers) if isinstance(secret, str) else None
         if expires is not None:
             updates.append({"key_id": key_id, "expires": expires})

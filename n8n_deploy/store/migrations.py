@@ -17,6 +17,7 @@ Alembic is imported only when a migration runs or the scripts are listed.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -49,6 +50,12 @@ from n8n_deploy.store.schema import (
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy import Connection, Engine
+
+# Alembic imports Mako (the templates of `alembic revision`), and Mako, finding Pygments
+# (which rich brings), loads a syntax highlighter for its HTML error pages: a quarter of
+# Alembic's import time, in every migration, for a page this program never renders.
+# Without it Mako escapes such a page as plain text.
+sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
 
 
 def script_location() -> Path:
@@ -216,6 +223,10 @@ def _run_migration(
     except SQLAlchemyError as exc:
         raise _failed(engine, error_text(exc), report, transactional) from None
     except Exception as exc:
+        if isinstance(exc, engine.dialect.loaded_dbapi.Error):
+            # The driver's own error, from a bulk read on its cursor (the 0.9 import, a
+            # revision's 10,000 rows): what SQLAlchemy would have wrapped, said alike.
+            raise _failed(engine, error_text(exc), report, transactional) from None
         # A bug in a migration script: report its type only (its text could quote data).
         raise _failed(engine, type(exc).__name__, report, transactional) from exc
     enable_wal(engine)
