@@ -10,7 +10,7 @@ registry into a throwaway venv (``.bench/``); when it cannot be, its rows are sk
 the table says so.  Results are printed as a table and written as JSON (``--json``).
 Never part of ``make test``: timings are reported, never asserted.  See docs/development.md.
 
-    python -m tests.benchmarks.compare [--runs 9] [--json .bench/results.json]
+    python -m tests.benchmarks.compare [--runs 15] [--json .bench/results.json]
     python -m tests.benchmarks.compare --only "list (20)" --only floor   # a subset
 """
 
@@ -62,7 +62,7 @@ class Row:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=9, help="runs of every row (default 9)")
+    parser.add_argument("--runs", type=int, default=15, help="runs of every row (default 15)")
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip {BASELINE_VERSION}")
     parser.add_argument(
