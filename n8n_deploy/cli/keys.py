@@ -252,7 +252,13 @@ def list_keys(
     Timestamps are UTC. --json prints an array (ISO-8601 UTC timestamps, [] when empty).
     """
     from n8n_deploy.base.dates import utcnow
-    from n8n_deploy.cli.views import key_record, print_key_listing, print_keys_table
+    from n8n_deploy.cli.views import (
+        key_listing_rows,
+        key_record,
+        print_key_listing,
+        print_key_rows,
+        print_keys_table,
+    )
 
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort {sort}: not a column", hint=f"Use one of: {', '.join(SORT_KEYS)}")
@@ -262,8 +268,8 @@ def list_keys(
         )
     active = True if only_active else False if only_inactive else None
     emoji = not no_emoji
-    # Masked JSON of keys in name order, as stored: written straight from the rows.
-    as_stored = json_output and not unmask and sort == "name" and expired is False
+    # Masked keys in name order, as stored: JSON and tables written straight from the rows.
+    as_stored = not unmask and sort == "name" and expired is False
     as_stored = as_stored and expiring_within is None and unused_for is None
     with state(ctx).reading() as reader:
         linked_to = reader.server(lookup_name(server, "server")) if server is not None else None
@@ -279,9 +285,10 @@ def list_keys(
                 unused_for=unused_for,
                 sort=sort,
             )
-        store_empty = not as_stored and not keys and not reader.key_names()
+        listed = listing.rows if as_stored else keys
+        store_empty = not (as_stored and json_output) and not listed and not reader.key_names()
     now = utcnow()  # one moment for every key's status, as in the table
-    if as_stored:
+    if as_stored and json_output:
         print_key_listing(listing, now=now)
         return
     if unmask:
@@ -295,8 +302,13 @@ def list_keys(
             'echo "$KEY" | n8n-deploy apikey add - --name NAME'
         )
         return
-    if not keys:
+    if not listed:
         note(f"No API keys match ({_describe_filter(server, active)}).")
+        return
+    if as_stored:
+        print_key_rows(
+            key_listing_rows(listing, emoji=emoji, now=now), emoji=emoji, unmask=False, wide=wide
+        )
         return
     print_keys_table(keys, emoji=emoji, unmask=unmask, wide=wide)
 

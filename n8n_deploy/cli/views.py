@@ -8,7 +8,7 @@ that writes holds: anything with the fields of ``KeyLike``/``ServerLike``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import chain
 from json.encoder import encode_basestring as _encode_string  # the C one, ensure_ascii=False
@@ -21,6 +21,7 @@ from n8n_deploy.base.dates import (
     iso_from_stored,
     iso_utc,
     stored_text,
+    stored_utc,
     utcnow,
 )
 from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, mask_key
@@ -180,13 +181,16 @@ def expiry_label(key: KeyLike) -> str:
     """``2025-12-31``; ``Never`` when the key has no ``exp``; ``Unknown`` when the key is
     not a recognisable n8n key (it is still shown, never a crash).  From what is stored:
     nothing is decoded ('apikey show' decodes its one key, see key_details)."""
-    kind = key_kind(key.api_key)
+    return _expiry_label(key.api_key, key_expiry(key), human_date)
+
+
+def _expiry_label(secret: str, expires: T | None, date: Callable[[T | None], str]) -> str:
+    kind = key_kind(secret)
     if kind == "unknown":
         return "Unknown"
-    expires = key_expiry(key)
-    if expires is None and kind == "jwt" and claims_exp(key.api_key):
+    if expires is None and kind == "jwt" and claims_exp(secret):
         return "Unknown"  # an exp that could not be read when the key was stored
-    return human_date(expires)
+    return date(expires)
 
 
 # The reference's four columns first, then what the issue adds.
@@ -206,6 +210,41 @@ def key_row(key: KeyLike, *, emoji: bool, unmask: bool, now: datetime | None = N
     ]
 
 
+def key_listing_rows(listing: KeyListing, *, emoji: bool, now: datetime) -> list[list[Any]]:
+    """``key_row`` of each key of a listing (masked), 10,000 in a blink: from the rows as
+    read, a stored timestamp sliced instead of read as a datetime and formatted again
+    (``tests/test_tables.py`` holds the rows to key_row's)."""
+    linked, now_stored, none = listing.servers, stored_text(now), ()
+    rows = []
+    for key_id, name, secret, description, created, used, expires, active, deadline in listing.rows:
+        status = status_of(active, expires, now_stored if expires.__class__ is str else now)
+        if deadline.__class__ is str:  # an ephemeral key: its deadline beside its status
+            deadline = stored_utc(deadline)
+        rows.append(
+            [
+                name,
+                _listed_time(created),
+                _listed_date(used),
+                status_label(status, emoji, deadline),
+                _expiry_label(secret, expires, _listed_date),
+                ", ".join([server.name for server in linked.get(key_id, none)]) or "-",
+                mask_key(secret),
+                description or "",
+            ]
+        )
+    return rows
+
+
+def _listed_time(value: datetime | str | None) -> str:
+    """human_time of a listing's timestamp, stored text or a datetime."""
+    return value[:19] if isinstance(value, str) else human_time(value)
+
+
+def _listed_date(value: datetime | str | None) -> str:
+    """human_date of a listing's timestamp, stored text or a datetime."""
+    return value[:10] if isinstance(value, str) else human_date(value)
+
+
 #: Left out first at a narrow terminal (the name, status and masked key always stay).
 KEY_DROPPABLE = ("Description", "Created", "Last Used", "Servers", "Expires")
 KEYS_HOW_TO_SEE = "--wide, 'apikey show NAME' or --json shows them"
@@ -220,10 +259,28 @@ def print_keys_table(
     wide: bool = False,
 ) -> None:
     now = utcnow()
+    print_key_rows(
+        [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
+        emoji=emoji,
+        unmask=unmask,
+        title=title,
+        wide=wide,
+    )
+
+
+def print_key_rows(
+    rows: list[list[Any]],
+    *,
+    emoji: bool,
+    unmask: bool,
+    title: str = "API Keys",
+    wide: bool = False,
+) -> None:
+    """The table of keys whose rows ``key_row`` (or ``key_listing_rows``) made."""
     print_table(
         f"{icon('key', emoji)}{title}",
         KEY_HEADERS,
-        [key_row(key, emoji=emoji, unmask=unmask, now=now) for key in keys],
+        rows,
         plain=not emoji,
         keep_whole=("Name", "Created", "Last Used", "Status", "Expires", "Key"),
         droppable=KEY_DROPPABLE,
