@@ -2,8 +2,9 @@
 the floors every Python CLI pays (starting Python, importing typer and SQLAlchemy).
 
 This machine is noisy, so only ratios within one run count: every row is run ``--runs``
-times, the rows interleaved (ours, 0.9.1's, the floors, then again); the table shows
-medians, and each target's ratio is the median of the ratios taken round by round.  The
+times, the rows interleaved (each round: the floors and our side of every row, then
+0.9.1's); the table shows medians, and each target's ratio is the median of the ratios
+taken round by round, its two rows run one right after the other.  The
 stores are built once: ours with the project's own Python API in one unit of work,
 0.9.1's from the 0.9 fixture with sqlite3.  0.9.1 is installed from the package
 registry into a throwaway venv (``.bench/``); when it cannot be, its rows are skipped and
@@ -86,9 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("building stores...", file=sys.stderr)
         with _slow_n8n() as server_url:
             rows = _rows(work, baseline, server_url, args.only)
+            # Round by round: our side of every row, then 0.9.1's.  The two rows of each
+            # ratio target stand next to each other (see _rows), so that they run one
+            # right after the other, as farm-bench pairs A and B: this shared host
+            # changes speed from one second to the next.
             for _ in range(args.runs):
-                for row in rows:
-                    _time(row)
+                for side in ("ours", "theirs"):
+                    for row in rows:
+                        _time(row, side)
         results = _report(rows, baseline is not None)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -245,17 +251,18 @@ def _rows(
         Row("floor: import typer", [py, "-c", "import typer"]),
         Row("floor: import sqlalchemy", [py, "-c", "import sqlalchemy"]),
         Row("floor: import sqlalchemy.orm", [py, "-c", "import sqlalchemy.orm"]),
+        # Each ratio target's two rows next to each other (they run one after the other).
         both("--help", ["--help"], small, old_small),
-        both("--version", ["--version"], small, old_small),
         both("apikey --help", ["apikey", "--help"], small, old_small),
+        both("--version", ["--version"], small, old_small),
+        Row("completion of key names (20)", ours, ours_env=completion),
         both("apikey list (20)", ["apikey", "list"], small, old_small),
+        both("apikey list --no-emoji (10k)", ["apikey", "list", "--no-emoji"], large, old_large),
         both("apikey list --json (20)", ["apikey", "list", "--json"], small, old_small),
+        both("apikey list --json (10k)", ["apikey", "list", "--json"], large, old_large),
         Row("apikey show (20)", [*ours, "apikey", "show", "key_00001"], ours_env=env(small)),
         both("server list (20)", ["server", "list"], small, old_small),
-        both("apikey list --json (10k)", ["apikey", "list", "--json"], large, old_large),
-        both("apikey list --no-emoji (10k)", ["apikey", "list", "--no-emoji"], large, old_large),
         both("server list (10k keys, 5k links)", ["server", "list"], large, old_large),
-        Row("completion of key names (20)", ours, ours_env=completion),
         Row(
             f"apikey test --all ({TESTED} keys, {int(SERVER_DELAY * 1000)} ms server)",
             [*ours, "apikey", "test", "--all", "--json"],
@@ -282,23 +289,20 @@ def _rows(
     return selected
 
 
-def _time(row: Row) -> None:
-    for side, args, extra in (
-        ("ours", row.ours, row.ours_env),
-        ("theirs", row.theirs, row.theirs_env),
-    ):
-        if args is None:
-            continue
-        if side == "ours" and row.before is not None:
-            row.before()
-        env = {**os.environ, "COLUMNS": "120", **extra}
-        started = time.perf_counter()
-        done = subprocess.run(
-            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        )
-        row.times[side].append(time.perf_counter() - started)
-        if done.returncode != 0:  # a time of an error message: said beside the row
-            row.failed.add(f"{side} exit {done.returncode}")
+def _time(row: Row, side: str) -> None:
+    args, extra = (row.ours, row.ours_env) if side == "ours" else (row.theirs, row.theirs_env)
+    if args is None:
+        return
+    if side == "ours" and row.before is not None:
+        row.before()
+    env = {**os.environ, "COLUMNS": "120", **extra}
+    started = time.perf_counter()
+    done = subprocess.run(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    row.times[side].append(time.perf_counter() - started)
+    if done.returncode != 0:  # a time of an error message: said beside the row
+        row.failed.add(f"{side} exit {done.returncode}")
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -311,9 +315,9 @@ def _report(rows: list[Row], with_baseline: bool) -> dict[str, Any]:
         return by_name[name].median("ours") if name in by_name else None
 
     def paired(tops: list[float], bottoms: list[float]) -> float | None:
-        # Each run's ratio, then their median: two rows of one round ran seconds apart,
-        # so a machine that slows down or speeds up moves both (medians taken apart
-        # drifted by a tenth between runs of the same code).
+        # Each round's ratio, then their median: the two rows of a target ran one right
+        # after the other, so a machine that slows down or speeds up moves both (medians
+        # taken apart drifted by a tenth between runs of the same code).
         if not tops or len(tops) != len(bottoms):  # a side not run (no 0.9.1)
             return None
         ratios = [top / bottom for top, bottom in zip(tops, bottoms, strict=True) if bottom]
