@@ -1355,6 +1355,41 @@ def test_list_filters_by_expiry_and_use_and_sorts(cli: Cli, data_dir: Path) -> N
     one_line_error(bad, ExitStatus.USAGE, "--sort colour: not a column")
 
 
+def test_every_listing_is_in_the_order_of_the_names_characters(
+    cli: Cli, data_dir: Path, engine: str
+) -> None:
+    """Whatever order the database's collation gives (on SQLite here a file in UTF-16,
+    whose BINARY order is that of UTF-16 bytes; a server database's own locale): the
+    table, the JSON and a filtered listing list the keys alike, by code point, as --sort
+    name says."""
+    import sqlite3
+
+    if engine.startswith("sqlite"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(data_dir / "n8n-deploy.db")
+        conn.execute("PRAGMA encoding = 'UTF-16le'")
+        conn.execute("CREATE TABLE t (x)")  # the encoding is fixed by the first table
+        conn.execute("DROP TABLE t")
+        conn.close()
+    assert cli("db", "init").exit_code == 0
+    names = ["b", "ā", "a", "B", "🔑", "ｚ"]
+    for i, name in enumerate(names):
+        assert cli("apikey", "add", "-", "--name", name, input=make_jwt(sub=str(i))).exit_code == 0
+    expected = sorted(names)  # B a b ā ｚ 🔑
+
+    def listed(*args: str) -> list[str]:
+        run = cli("apikey", "list", *args)
+        assert run.exit_code == 0, run.output
+        if "--json" in args:
+            return [k["name"] for k in json.loads(run.stdout)]
+        return [line.split("|")[1].strip() for line in run.stdout.splitlines()[5:-1]]
+
+    assert listed("--json") == expected
+    assert listed("--no-emoji") == expected
+    assert listed("--no-emoji", "--unused-for", "0") == expected
+    assert listed("--json", "--active") == expected
+
+
 def test_activate_and_deactivate_print_the_record_with_json(cli: Cli) -> None:
     cli("apikey", "add", "-", "--name", "k", input=make_jwt())
     done = json.loads(cli("apikey", "deactivate", "k", "--json").stdout)

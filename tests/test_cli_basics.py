@@ -171,7 +171,9 @@ def _fail_listing(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None
     def fail(*_: object, **__: object) -> None:
         raise error
 
+    # Whichever way apikey list reads (a listing as stored, or the keys to filter).
     monkeypatch.setattr(Reader, "keys", fail)
+    monkeypatch.setattr(Reader, "key_listing", fail)
 
 
 def test_a_bug_is_one_line_that_says_how_to_report_it(

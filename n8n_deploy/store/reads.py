@@ -18,6 +18,7 @@ import difflib
 import shlex
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from n8n_deploy.base.dates import stored_utc
@@ -134,6 +135,9 @@ class KeyListing(NamedTuple):
         return StoredKey._make((*values, self.servers.get(row[0], ())))
 
 
+_NAME = itemgetter(StoredKey._fields.index("name"))
+
+
 def suggest(name: str, candidates: Sequence[str]) -> list[str]:
     """Stored names close to ``name``: a typo (prod_ky) or the start of a name
     (Production for "Production Server"), not any name that shares a suffix."""
@@ -235,6 +239,10 @@ class Reader:
         keyed = self.source.rows(statement, params, as_stored=as_stored)
         if not keyed:
             return KeyListing([], {})
+        # In the order of the names' characters, as every listing sorts (--sort name):
+        # a database's own collation may order them otherwise (an ICU locale on
+        # PostgreSQL, a UTF-16 SQLite file).  Rows come nearly in order: one pass.
+        keyed = sorted(keyed, key=_NAME)
         if len(keyed) == 1:
             return KeyListing(keyed, self._servers_of_keys("links_of_key", {"key_id": keyed[0][0]}))
         return KeyListing(keyed, self._servers_of_keys("links", {}))
