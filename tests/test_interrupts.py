@@ -171,6 +171,46 @@ def test_a_signal_inside_a_callback_that_would_swallow_it_comes_again_outside() 
         interrupts.finish()
 
 
+def test_a_signal_that_another_librarys_callback_swallows_comes_again_outside() -> None:
+    """A signal trial: SIGINT landed in SQLAlchemy's weakref callback ``_collection_gced``
+    during db upgrade; Python swallowed the KeyboardInterrupt there, printing "Exception
+    ignored in" and a traceback, and the command ran on.  Now it comes again, outside,
+    and nothing is printed."""
+    import sys
+    import time
+    import weakref
+
+    from n8n_deploy.base import interrupts
+
+    class Collection:
+        pass
+
+    reported: list[object] = []
+
+    def _collection_gced(ref: object) -> None:  # another library's weakref callback
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):  # the handler runs here, inside the callback
+            pass
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = reported.append  # what Python would report (print)
+    interrupts.start()
+    try:
+        collection = Collection()
+        ref = weakref.ref(collection, _collection_gced)
+        with pytest.raises(KeyboardInterrupt):
+            del collection  # the callback runs, and swallows the first KeyboardInterrupt
+            for _ in range(1000):  # a bound, not a timing: the signal comes again soon
+                time.sleep(0.01)
+        assert ref() is None
+    finally:
+        interrupts.finish()
+        restored = sys.unraisablehook
+        sys.unraisablehook = hook
+    assert reported == []  # no "Exception ignored in", no traceback
+    assert restored == reported.append  # the hook the command found is back
+
+
 def test_a_ctrl_c_while_the_arguments_are_parsed_says_so_in_one_line(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,8 @@ class _Run:
     saved = False  # a change of this run was saved (committed)
     deferring = False  # signals are being held until the command ends
     pending: int | None = None  # a signal that arrived while deferring
+    raised: int | None = None  # the signal _raise last turned into a KeyboardInterrupt
+    unraisable_before: Any = sys.unraisablehook
     previous: dict[int, Any] = {}
     process = False  # guard_process() was called: this is the program's own process
 
@@ -54,11 +57,33 @@ def _raise(signum: int, frame: FrameType | None) -> None:
     arrived inside a callback that would swallow it (with a traceback): then it is sent
     again in a moment, from outside."""
     if frame is not None and frame.f_code.co_name in _SWALLOWING:
-        timer = threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum))
-        timer.daemon = True
-        timer.start()
+        _redeliver(signum)
         return
+    _Run.raised = signum
     raise KeyboardInterrupt
+
+
+def _redeliver(signum: int) -> None:
+    timer = threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
+def _unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook`` while a command runs: a KeyboardInterrupt of ``_raise``
+    that Python swallowed all the same (it landed in another library's weakref callback
+    or finaliser, such as SQLAlchemy's ``_collection_gced``) is sent again in a moment,
+    from outside, and no traceback is printed.  Anything else is reported as before."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _Run.raised is not None:
+        _redeliver(_Run.raised)
+        return
+    _Run.unraisable_before(unraisable)
+
+
+def _catch_swallowed() -> None:
+    if sys.unraisablehook is not _unraisable:
+        _Run.unraisable_before = sys.unraisablehook
+        sys.unraisablehook = _unraisable
 
 
 def _hold(signum: int, frame: FrameType | None) -> None:
@@ -72,10 +97,12 @@ def start() -> None:
     _Run.saved = False
     _Run.deferring = False
     _Run.pending = None
+    _Run.raised = None
     if _main_thread():
         _Run.previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
         signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
+        _catch_swallowed()
 
 
 def guard_process() -> None:
@@ -86,6 +113,7 @@ def guard_process() -> None:
     _Run.process = True
     signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
+    _catch_swallowed()
 
 
 def finish() -> bool:
@@ -96,7 +124,10 @@ def finish() -> bool:
         for sig, handler in _Run.previous.items():
             signal.signal(sig, _hold if _Run.process else handler)
         _Run.previous = {}
+        if not _Run.process and sys.unraisablehook is _unraisable:
+            sys.unraisablehook = _Run.unraisable_before
     _Run.active = False
+    _Run.raised = None
     _Run.deferring = False
     held = _Run.pending is not None
     _Run.pending = None
