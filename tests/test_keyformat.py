@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +16,15 @@ from n8n_deploy.base.errors import (
     N8nDeployError,
     UsageError,
 )
-from n8n_deploy.base.keyformat import check_key, clean_key, key_info_or_none, mask_key, parse_key
+from n8n_deploy.base.keyformat import (
+    check_key,
+    clean_key,
+    key_info_or_none,
+    key_kind,
+    key_kinds,
+    mask_key,
+    parse_key,
+)
 from n8n_deploy.base.status import ExitStatus
 from tests.helpers import b64url, make_jwt, make_legacy_key, raw_jwt
 
@@ -313,3 +322,28 @@ def test_key_info_or_none_never_raises_on_stored_garbage() -> None:
 def test_key_info_repr_does_not_show_the_claims() -> None:
     info = parse_key(make_jwt(sub="user-secret-id"))
     assert "user-secret-id" not in repr(info)
+
+
+def _jwt_like_or_damaged(rng: random.Random) -> str:
+    """A JWT-shaped key, or one a character away from it, or another kind of key."""
+    key = rng.choice([make_jwt(exp_days=3), "a.b.c", "Ab_-.0.9-", make_legacy_key()])
+    roll = rng.random()
+    if roll < 0.5:
+        return key
+    at = rng.randrange(len(key) + 1)
+    damage = rng.choice([".", "..", "\n", " ", "=", "+", "/", "é", "\u0663", "\x00", "", "a"])
+    return key[:at] + damage + key[at + (roll < 0.8) :]
+
+
+def test_the_kinds_of_a_listing_are_each_keys_kind() -> None:
+    rng = random.Random(17)
+    all_jwt = 0
+    for _ in range(3000):
+        keys = [_jwt_like_or_damaged(rng) for _ in range(rng.choice([1, 2, 3, 6]))]
+        if rng.random() < 0.3:  # a column of good JWTs, but for at most one key
+            keys = [make_jwt(exp_days=1)] * 4 + keys[:1]
+        kinds = key_kinds(keys)
+        assert kinds == [key_kind(key) for key in keys], keys
+        all_jwt += set(kinds) == {"jwt"}
+    assert all_jwt > 300
+    assert key_kinds([]) == []

@@ -4,6 +4,8 @@ whenever the file is not plainly ready."""
 
 from __future__ import annotations
 
+import random
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from n8n_deploy.base.dates import stored_texts
 from n8n_deploy.base.errors import DatabaseError, NotFoundError
 from n8n_deploy.base.settings import resolve_settings
 from n8n_deploy.base.status import ExitStatus
@@ -126,6 +129,61 @@ def test_a_timestamp_that_is_no_moment_is_reported_by_every_listing(
         assert result.exit_code == ExitStatus.FAILED, result.stderr
         assert "cannot be read" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _a_moment_as_first_checked(value: object) -> bool:
+    """The first check of a stored timestamp, value by value: the shape by a regular
+    expression, the moment by datetime (below hour 24, which some Pythons read as the
+    next day)."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    shape = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}"
+    if re.fullmatch(shape, value) is None or value[11:13] > "23":
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _stored_or_damaged(rng: random.Random) -> object:
+    moment = datetime(2020, 1, 1) + timedelta(seconds=rng.randint(0, 10**9))
+    text = moment.isoformat(" ", "microseconds")
+    roll = rng.random()
+    if roll < 0.55:
+        return text
+    if roll < 0.6:
+        return None
+    if roll < 0.65:
+        return rng.choice([7, b"2026-01-02 03:04:05.000000", moment])
+    at = rng.randrange(len(text) + 1)
+    damage = rng.choice(
+        ["0", "1", "2", "3", "4", "5", "6", "9", "x", " ", "\n", "-", ":", ".", "\u0663", ""]
+    )
+    if rng.random() < 0.5:  # a character put in, dropped or changed
+        return text[:at] + damage + text[at + 1 :]
+    fields = rng.choice(
+        [
+            ("2024-02-29", "2023-02-29", "2026-04-31", "2026-13-01", "0000-01-01", "2026-00-10"),
+            (" 24:00:00", " 23:60:00", " 23:59:60", " 19:99:00", " 29:00:00", " 23:59:59"),
+        ]
+    )
+    part = rng.choice(fields)
+    return part + text[10:] if part[0] != " " else text[:10] + part + text[19:]
+
+
+def test_stored_timestamps_are_checked_as_each_was_checked_alone() -> None:
+    rng = random.Random(16)
+    accepted = refused = 0
+    for _ in range(4000):
+        column = [_stored_or_damaged(rng) for _ in range(rng.choice([1, 2, 3, 8]))]
+        expected = all(map(_a_moment_as_first_checked, column))
+        assert stored_texts(column) is expected, column
+        accepted, refused = accepted + expected, refused + (not expected)
+    assert accepted > 500 and refused > 500
 
 
 @pytest.mark.parametrize(

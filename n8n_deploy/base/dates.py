@@ -58,20 +58,25 @@ def stored_utc(value: datetime | str) -> datetime:
 #: How a timestamp is stored as text on SQLite (naive UTC, microseconds), as SQLAlchemy
 #: writes it: the stored text of a moment, and every value ``stored_texts`` accepts.
 _STORED_SHAPE = "2026-12-03 06:50:48.784958"
-_STORED_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
-_STORED_COLUMN = re.compile(f"{_STORED_TEXT}(?:\n{_STORED_TEXT})*", re.ASCII)
+#: Its form, each digit written 0: what _DIGIT_AS_0 makes of every stored text.
+_STORED_FORM = re.sub("[0-9]", "0", _STORED_SHAPE).encode("ascii")
+_DIGIT_AS_0 = bytes.maketrans(b"123456789", b"000000000")
 
 
 def stored_texts(values: Sequence[object]) -> bool:
     """Whether every value but None is a timestamp stored as text in the one shape SQLite
     holds them in (``_STORED_SHAPE``) and a real moment: then ``iso_from_stored`` and the
-    text comparisons of ``stored_text(now)`` answer as the datetimes would.  One search and
-    one parse each, in C: a listing checks 10,000 values a column."""
+    text comparisons of ``stored_text(now)`` answer as the datetimes would.  Two scans of
+    them all and one parse each, in C: a listing checks 10,000 values a column."""
     texts = [v for v in values if v is not None] if None in values else values
     if not texts:
         return True
     try:
-        if _STORED_COLUMN.fullmatch("\n".join(texts)) is None:  # type: ignore[arg-type]
+        lines = "\n".join(texts)  # type: ignore[arg-type]
+        form = (_STORED_FORM + b"\n") * len(texts)
+        if not lines.isascii() or lines.encode("ascii").translate(_DIGIT_AS_0) != form[:-1]:
+            return False
+        if " 24:" in lines:  # which a newer Python reads as midnight of the next day
             return False
         return all(map(datetime.fromisoformat, texts))  # type: ignore[arg-type]
     except TypeError:  # a value that is not text at all
@@ -99,6 +104,12 @@ def iso_from_stored(text: str) -> str:
     """``iso_utc`` of a timestamp as stored (a value ``stored_texts`` accepted), without
     reading it as a datetime first: ``2025-09-15 10:30:00.123456`` -> ``2025-09-15T10:30:00Z``."""
     return f"{text[:10]}T{text[11:19]}Z"
+
+
+def isos_from_stored(texts: Sequence[str], quote: str = "") -> list[str]:
+    """``iso_from_stored`` of each text, each between two ``quote`` (a listing writes
+    20,000: one comprehension, no call for each)."""
+    return [f"{quote}{text[:10]}T{text[11:19]}Z{quote}" for text in texts]
 
 
 def iso_utc(value: datetime | None) -> str | None:

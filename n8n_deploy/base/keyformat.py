@@ -13,6 +13,7 @@ Nothing in this module ever puts the key itself into a message or exception.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -27,6 +28,9 @@ _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 #: Three base64url parts, none empty: what a JWT looks like (one search: a listing asks
 #: it of every key).
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: Its parts' characters, as bytes; the line break of key_kinds' keys, written as a dot.
+_JWT_PART_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_LINE_AS_DOT = bytes.maketrans(b"\n", b".")
 # Expiry dates beyond this are treated as "no usable expiry" rather than crashing.
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -151,6 +155,28 @@ def key_kind(key: str) -> Literal["jwt", "legacy", "unknown"]:
     if _LEGACY_KEY.match(key):
         return "legacy"
     return "unknown"
+
+
+def key_kinds(keys: Sequence[str]) -> list[str]:
+    """``key_kind`` of each key: of a listing's keys, most often all JWTs, at once."""
+    if keys and _all_jwt_shaped(keys):
+        return ["jwt"] * len(keys)
+    return list(map(key_kind, keys))
+
+
+def _all_jwt_shaped(keys: Sequence[str]) -> bool:
+    """Whether _JWT_SHAPE matches every key as it is, in a few scans in C of the keys a
+    line each (searching with the pattern costs a tenth of a listing): each line holds
+    two dots and else the parts' characters alone, and no part is empty (no dot at either
+    end of a line, none after another)."""
+    text = "\n".join(keys)
+    if not text.isascii():
+        return False
+    lines = text.encode("ascii")
+    if lines.translate(None, _JWT_PART_BYTES) != b"..\n" * (len(keys) - 1) + b"..":
+        return False
+    dots = lines.translate(_LINE_AS_DOT)  # a key's ends, beside its dots
+    return not dots.startswith(b".") and not dots.endswith(b".") and b".." not in dots
 
 
 def claims_exp(key: str) -> bool:

@@ -42,7 +42,7 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
     deeper: never the whole document in memory at once (10,000 keys)."""
     global _printed
     if isinstance(data, list) and data:
-        print_json_items(data, _item_text, _as_it_is, unmask=unmask)
+        print_json_items(data, _item_texts, _as_it_is, unmask=unmask)
         return
     keys = not unmask
     text = _plain(data, "")
@@ -52,16 +52,16 @@ def print_json(data: Any, *, unmask: bool = False) -> None:
 
 def print_json_items(
     items: Sequence[T],
-    text: Callable[[T], str | None],
+    texts: Callable[[Sequence[T]], Sequence[str | None]],
     record: Callable[[T], Any],
     *,
     unmask: bool = False,
 ) -> None:
-    """A JSON array of ``record(item)`` for each item, as print_json writes it, each item's
-    text written by ``text`` when it can vouch for it: the JSON of ``record(item)`` with its
-    lines after the first indented by two spaces, in which hiding secrets would change
-    nothing (a writer of thousands of rows that knows their shape).  Where ``text`` gives
-    None, the record is written with its secrets hidden."""
+    """A JSON array of ``record(item)`` for each item, as print_json writes it.  ``texts``
+    gives the text of each item of a few hundred at a time, where it can vouch for it: the
+    JSON of ``record(item)`` with its lines after the first indented by two spaces, in
+    which hiding secrets would change nothing (a writer of thousands of rows that knows
+    their shape).  Where it gives None, the record is written with its secrets hidden."""
     global _printed
     write = sys.stdout.write
     keys = not unmask
@@ -71,8 +71,8 @@ def print_json_items(
         return
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        found = [text(item) for item in chunk]
-        texts = (
+        found = texts(chunk)
+        written = (
             [
                 _hidden(record(item), "  ", keys) if item_text is None else item_text
                 for item, item_text in zip(chunk, found, strict=True)
@@ -80,9 +80,13 @@ def print_json_items(
             if None in found
             else cast("list[str]", found)
         )
-        write(("[\n  " if start == 0 else ",\n  ") + _escaped(",\n  ".join(texts)))
+        write(("[\n  " if start == 0 else ",\n  ") + _escaped(",\n  ".join(written)))
     write("\n]\n")
     _printed = True
+
+
+def _item_texts(items: Sequence[Any]) -> list[str | None]:
+    return [_item_text(item) for item in items]
 
 
 def _item_text(item: Any) -> str | None:

@@ -269,10 +269,13 @@ class Reader:
         found = self.source.rows(links, params)
         if not found:
             return {}
-        known = {server.id: server for server in self.servers()}
+        alone = {server.id: (server,) for server in self.servers()}
+        key_ids, server_ids = zip(*found, strict=True)
+        if len(set(key_ids)) == len(key_ids):  # each key on one server, as most are: in C
+            return dict(zip(key_ids, map(alone.__getitem__, server_ids), strict=True))
         linked: dict[int, list[StoredServer]] = {}
         for key_id, server_id in found:
-            linked.setdefault(key_id, []).append(known[server_id])
+            linked.setdefault(key_id, []).append(*alone[server_id])
         return {key_id: tuple(servers) for key_id, servers in linked.items()}
 
     # -- servers -------------------------------------------------------------------------
