@@ -945,3 +945,14 @@ def test_an_unreadable_ssl_cert_file_is_a_clear_usage_error(tmp_path: Path, key:
 def test_skipping_verification_checks_neither_certificate_nor_host() -> None:
     context = tls_context(False)
     assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+
+
+def test_an_unverified_context_loads_no_ca_but_keeps_the_default_protocols() -> None:
+    """What plain http:// checks and --insecure get: nothing to verify with, so no CA
+    bundle parsed (it cost every such check about 50 ms), and otherwise the protocol
+    settings of Python's default context."""
+    context, default = tls_context(False), ssl.create_default_context()
+    assert context.cert_store_stats()["x509"] == 0 and context.get_ca_certs() == []
+    assert context.options == default.options
+    assert context.minimum_version == default.minimum_version
+    assert context.maximum_version == default.maximum_version
