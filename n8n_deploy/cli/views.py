@@ -119,10 +119,14 @@ def _listed_records(
     a time."""
     if not rows:
         return []
-    columns = list(zip(*rows, strict=True))
-    _ids, _names, secrets, _about, created, used, expires, active, deadline = columns
+    ids, names, secrets, abouts, created, used, expires, active, deadline = zip(*rows, strict=True)
     fields = zip(
-        rows,
+        ids,
+        names,
+        secrets,
+        abouts,
+        active,
+        deadline,
         key_kinds(secrets),
         _json_moments(created),
         _json_moments(used),
@@ -138,25 +142,15 @@ def _listed_records(
         f'\n    "api_key": {_encode_string(mask_key(secret))},'
         f'\n    "kind": "{kind}",'
         f'\n    "created_at": {made},'
-        f'\n    "last_used_at": {used_at},'
+        f'\n    "last_used_at": {seen},'
         f'\n    "expires_at": {expiry},'
-        f'\n    "is_active": {"null" if is_active is None else "true" if is_active else "false"},'
+        f'\n    "is_active": {"null" if on is None else "true" if on else "false"},'
         f'\n    "status": "{status}",'
-        f'\n    "servers": {servers.get(key_id, "[]")},'
+        f'\n    "servers": {servers.get(key, "[]")},'
         f'\n    "ephemeral": {"false" if ends is None else "true"},'
-        f'\n    "delete_after": {ends_at}'
+        f'\n    "delete_after": {ending}'
         "\n  }"
-        for (
-            key_id,
-            name,
-            secret,
-            about,
-            _,
-            _,
-            _,
-            is_active,
-            ends,
-        ), kind, made, used_at, expiry, ends_at, status in fields
+        for key, name, secret, about, on, ends, kind, made, seen, expiry, ending, status in fields
     ]
 
 
