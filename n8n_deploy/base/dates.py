@@ -65,7 +65,7 @@ _DIGIT_AS_0 = bytes.maketrans(b"123456789", b"000000000")
 
 def stored_texts(values: Sequence[object]) -> bool:
     """Whether every value but None is a timestamp stored as text in the one shape SQLite
-    holds them in (``_STORED_SHAPE``) and a real moment: then ``iso_from_stored`` and the
+    holds them in (``_STORED_SHAPE``) and a real moment: then ``isos_from_stored`` and the
     text comparisons of ``stored_text(now)`` answer as the datetimes would.  Two scans of
     them all and one parse each, in C: a listing checks 10,000 values a column."""
     texts = [v for v in values if v is not None] if None in values else values
@@ -100,15 +100,10 @@ def stored_text(value: datetime) -> str:
     return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (*_fields(value), value.microsecond)  # noqa: UP031
 
 
-def iso_from_stored(text: str) -> str:
-    """``iso_utc`` of a timestamp as stored (a value ``stored_texts`` accepted), without
-    reading it as a datetime first: ``2025-09-15 10:30:00.123456`` -> ``2025-09-15T10:30:00Z``."""
-    return f"{text[:10]}T{text[11:19]}Z"
-
-
 def isos_from_stored(texts: Sequence[str], quote: str = "") -> list[str]:
-    """``iso_from_stored`` of each text, each between two ``quote`` (a listing writes
-    20,000: one comprehension, no call for each)."""
+    """``iso_utc`` of each timestamp as stored (values ``stored_texts`` accepted), between
+    two ``quote``, without reading them as datetimes first (a listing writes 20,000: one
+    comprehension): ``2025-09-15 10:30:00.123456`` -> ``2025-09-15T10:30:00Z``."""
     return [f"{quote}{text[:10]}T{text[11:19]}Z{quote}" for text in texts]
 
 

@@ -27,9 +27,10 @@ _LEGACY_KEY = re.compile(r"^n8n_api_[0-9a-fA-F]{80}$")
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 #: Three base64url parts, none empty: what a JWT looks like (one search: a listing asks
 #: it of every key).
-_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_JWT_PART = "[A-Za-z0-9_-]"
+_JWT_SHAPE = re.compile(rf"{_JWT_PART}+\.{_JWT_PART}+\.{_JWT_PART}+")
 #: Its parts' characters, as bytes; the line break of key_kinds' keys, written as a dot.
-_JWT_PART_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_JWT_PART_BYTES = bytes(c for c in range(128) if re.fullmatch(_JWT_PART, chr(c)))
 _LINE_AS_DOT = bytes.maketrans(b"\n", b".")
 # Expiry dates beyond this are treated as "no usable expiry" rather than crashing.
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from n8n_deploy.base.dates import (
     human_date,
     human_time,
-    iso_from_stored,
     iso_utc,
     isos_from_stored,
     stored_text,
@@ -191,7 +190,7 @@ def _statuses(
 
 def _listed_moment(value: datetime | str) -> str:
     if isinstance(value, str):
-        return f'"{iso_from_stored(value)}"'
+        return isos_from_stored((value,), quote='"')[0]
     return f'"{iso_utc(value)}"'
 
 

@@ -275,7 +275,7 @@ class Reader:
             return dict(zip(key_ids, map(alone.__getitem__, server_ids), strict=True))
         linked: dict[int, list[StoredServer]] = {}
         for key_id, server_id in found:
-            linked.setdefault(key_id, []).append(*alone[server_id])
+            linked.setdefault(key_id, []).append(alone[server_id][0])
         return {key_id: tuple(servers) for key_id, servers in linked.items()}
 
     # -- servers -------------------------------------------------------------------------
