@@ -225,3 +225,124 @@ def test_a_ctrl_c_while_the_arguments_are_parsed_says_so_in_one_line(
     assert result.exit_code == ExitStatus.INTERRUPTED
     assert result.stderr.strip() == INTERRUPTED_LINE
     assert result.stdout == ""
+
+
+@pytest.fixture(params=["in a command", "from Python"])
+def ctrl_c_handler(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Ctrl-C as the CLI handles it (``interrupts.start``), or Python's own handler (the
+    checks used as a library)."""
+    from n8n_deploy.base import interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    if request.param == "in a command":
+        interrupts.start()
+    try:
+        yield signal.getsignal(signal.SIGINT)
+    finally:
+        if request.param == "in a command":
+            interrupts.finish()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_during_the_checks_never_cuts_the_event_loops_own_work_midway(
+    ctrl_c_handler: object,
+) -> None:
+    """The signal trials hung in ``apikey test --all``: the KeyboardInterrupt landed in the
+    event loop's own bookkeeping and lost the wake-up of a check, whose clean-up then
+    waited for it for ever.  Now a Ctrl-C cancels the checks inside the loop: the callback
+    it arrived in runs to its end, the checks unwind through their own clean-up, and
+    then the command stops."""
+    import asyncio
+
+    from n8n_deploy.n8n.probe import run_sync
+
+    happened: list[str] = []
+
+    async def checks() -> str:
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:  # a callback of the loop's own, as a socket's read is
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs here, inside the callback
+                pass
+            happened.append("the callback ran to its end")
+            woken.set_result("woken")
+
+        loop.call_soon(wake)
+        try:
+            await woken
+            await asyncio.sleep(30)  # the cancellation comes first
+            return "finished"
+        finally:
+            happened.append("the checks cleaned up")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(checks())
+    assert happened == ["the callback ran to its end", "the checks cleaned up"]
+    assert signal.getsignal(signal.SIGINT) is ctrl_c_handler
+
+
+def test_a_second_ctrl_c_stops_checks_whose_clean_up_does_not_end(ctrl_c_handler: object) -> None:
+    import asyncio
+
+    from n8n_deploy.n8n.probe import run_sync
+
+    async def stubborn() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:  # a clean-up that does not end by itself
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(stubborn())
+    assert signal.getsignal(signal.SIGINT) is ctrl_c_handler
+
+
+def test_checks_that_finish_leave_the_ctrl_c_handler_as_they_found_it(
+    ctrl_c_handler: object,
+) -> None:
+    import asyncio
+
+    from n8n_deploy.n8n.probe import run_sync
+
+    async def checks() -> str:
+        await asyncio.sleep(0)
+        return "finished"
+
+    assert run_sync(checks()) == "finished"
+    assert signal.getsignal(signal.SIGINT) is ctrl_c_handler
+
+
+def test_a_ctrl_c_during_the_checks_warns_of_no_work_it_stopped_before_it_began(
+    ctrl_c_handler: object,
+) -> None:
+    """anyio starts each connection attempt in a task; one cancelled before it first ran
+    leaves its coroutine never awaited, and Python warned of it on stderr."""
+    import asyncio
+    import gc
+    import warnings
+
+    from n8n_deploy.n8n.probe import run_sync
+
+    async def attempt() -> None:
+        await asyncio.sleep(0)
+
+    async def started(coroutine: Any) -> None:  # as anyio's task handle runs a coroutine
+        await coroutine
+
+    async def checks() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs here: the cancellation is on its way
+            pass
+        asyncio.get_running_loop().create_task(started(attempt()))
+        await asyncio.sleep(30)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(checks())
+        gc.collect()
+    assert [str(w.message) for w in caught] == []

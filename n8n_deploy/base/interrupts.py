@@ -4,8 +4,10 @@ waits until the command has finished (what remains is printing what was done), s
 status and the last line say what happened, never "nothing was changed" after a commit.
 
 The store wraps each commit in :func:`saving`; the root command calls :func:`start` and
-:func:`finish` around every command.  Signals are only handled in the main thread (Python
-delivers them there); elsewhere these functions only keep the record.
+:func:`finish` around every command; an event loop (the key checks) runs inside
+:func:`as_cancellation`, where a signal cancels its work instead of interrupting it.
+Signals are only handled in the main thread (Python delivers them there); elsewhere
+these functions only keep the record.
 
 In the program's own process (the console script, :func:`guard_process`) SIGTERM stops
 start-up as Ctrl-C does, and once a command has finished a signal no longer changes how
@@ -19,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -203,4 +205,52 @@ def _stop_deferring() -> None:
         signal.signal(signal.SIGTERM, _raise)
     if _Run.pending is not None:
         _Run.pending = None
+        raise KeyboardInterrupt
+
+
+class Caught:
+    """The signal :func:`as_cancellation` turned into a cancellation (None: none came)."""
+
+    signum: int | None = None
+
+
+@contextmanager
+def as_cancellation(cancel: Callable[[], object]) -> Iterator[Caught]:
+    """Around an event loop's run.  A signal that would stop the command here (Ctrl-C, or
+    SIGTERM in a command) calls ``cancel`` instead, which must only schedule the
+    cancellation in the loop (``loop.call_soon_threadsafe``): the work then unwinds at an
+    ``await``, with its clean-up, never midway through the loop's own bookkeeping.  A
+    KeyboardInterrupt raised there could lose the wake-up of a task, and the clean-up after
+    it would wait for that task for ever.  When the block ends, however it ends, the
+    signal stops the command with a KeyboardInterrupt, as everywhere else.
+
+    A second signal, if the first one's clean-up does not end, is raised at once.  Signals
+    that are held (a change is being saved) or handled otherwise are left as they are."""
+    caught = Caught()
+    taken: dict[signal.Signals, Any] = {}
+    if _main_thread():
+        for each in SIGNALS:
+            found = signal.getsignal(each)
+            if found is _raise or (each == signal.SIGINT and found is signal.default_int_handler):
+                taken[each] = found
+
+    def cancelling(signum: int, frame: FrameType | None) -> None:
+        if caught.signum is not None:
+            _raise(signum, frame)  # the second: at once
+            return
+        caught.signum = signum
+        cancel()
+
+    try:
+        for each in taken:
+            signal.signal(each, cancelling)
+        yield caught
+    except BaseException:
+        if caught.signum is None:
+            raise
+    finally:
+        for each, handler in taken.items():
+            signal.signal(each, handler)
+    if caught.signum is not None:
+        _Run.raised = caught.signum
         raise KeyboardInterrupt

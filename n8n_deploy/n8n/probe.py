@@ -45,6 +45,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from n8n_deploy.base import interrupts
 from n8n_deploy.base.dates import human_date, utcnow
 from n8n_deploy.base.errors import InvalidServerUrlError, N8nDeployError, UsageError
 from n8n_deploy.base.keyformat import EXPIRY_WARNING_DAYS, KeyInfo, clean_key, mask_key, parse_key
@@ -511,6 +512,9 @@ def run_sync(
     ``close`` is awaited (the shared HTTP clients).  Nothing is left to run outside the
     loop, where it could only fail with a traceback.
 
+    A Ctrl-C or SIGTERM cancels the work inside the loop (``interrupts.as_cancellation``)
+    and, once the loop has cleaned up, stops the command with a KeyboardInterrupt.
+
     Unlike ``asyncio.run`` this does not wait for a DNS lookup still blocked in a worker
     thread after its check gave up: the time budget is kept even when DNS hangs.
     """
@@ -519,16 +523,17 @@ def run_sync(
     executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
     loop.set_default_executor(executor)
     try:
-        return loop.run_until_complete(coroutine)
+        with interrupts.as_cancellation(lambda: loop.call_soon_threadsafe(_cancel_all, loop)):
+            try:
+                return loop.run_until_complete(coroutine)
+            finally:
+                _cancel_pending(loop)
+                if close is not None:
+                    loop.run_until_complete(close())
+                loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        try:
-            _cancel_pending(loop)
-            if close is not None:
-                loop.run_until_complete(close())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-            loop.close()
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
 
 
 def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -539,6 +544,19 @@ def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, 
     if isinstance(context.get("exception"), (KeyboardInterrupt, SystemExit)):
         return
     loop.default_exception_handler(context)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """The work of the loop cancelled, on the user's Ctrl-C or SIGTERM.  A library's task
+    cancelled before it first ran leaves a coroutine it made but never awaited (anyio's
+    connection attempts do); Python would warn about each on stderr."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning
+    )
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
