@@ -346,3 +346,30 @@ def test_a_ctrl_c_during_the_checks_warns_of_no_work_it_stopped_before_it_began(
             run_sync(checks())
         gc.collect()
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_ctrl_c_just_before_the_checks_began_warns_of_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal lands as the event loop is being set up, before it takes Ctrl-C over:
+    the checks' coroutine was made but never run, and Python warned of it on stderr."""
+    import asyncio
+    import gc
+    import warnings
+
+    from n8n_deploy.base import interrupts
+    from n8n_deploy.n8n.probe import run_sync
+
+    def interrupted(cancel: object) -> Any:
+        raise KeyboardInterrupt
+
+    async def checks() -> None:
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(interrupts, "as_cancellation", interrupted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(checks())
+        gc.collect()
+    assert [str(w.message) for w in caught] == []

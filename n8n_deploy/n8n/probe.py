@@ -519,10 +519,10 @@ def run_sync(
     thread after its check gave up: the time budget is kept even when DNS hangs.
     """
     loop = asyncio.new_event_loop()
-    loop.set_exception_handler(_quiet_about_interrupts)
     executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
-    loop.set_default_executor(executor)
     try:
+        loop.set_exception_handler(_quiet_about_interrupts)
+        loop.set_default_executor(executor)
         with interrupts.as_cancellation(lambda: loop.call_soon_threadsafe(_cancel_all, loop)):
             try:
                 return loop.run_until_complete(coroutine)
@@ -532,6 +532,7 @@ def run_sync(
                     loop.run_until_complete(close())
                 loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
+        coroutine.close()  # never started when a signal came first: no "never awaited" warning
         executor.shutdown(wait=False, cancel_futures=True)
         loop.close()
 
