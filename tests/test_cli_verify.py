@@ -1217,6 +1217,49 @@ def test_testing_a_key_from_stdin_loads_no_database_layer(data_dir: Path) -> Non
     assert not data_dir.exists()
 
 
+@pytest.mark.e2e
+@pytest.mark.sqlite_only
+def test_testing_every_key_contacts_the_servers_before_loading_the_database_layer(
+    database: Database, data_dir: Path
+) -> None:
+    """The keys are read from the SQLite file with the standard library; SQLAlchemy,
+    which records the uses, is imported while the checks wait for their answers."""
+    import subprocess
+    import sys
+
+    from tests.fake_n8n import fake_server, n8n_like
+
+    key = make_jwt(exp_days=30)
+    code = """
+import sys
+order = []
+def hook(event, args):
+    if event == "socket.connect" and "connect" not in order:
+        order.append("connect")
+    elif event == "import" and args[0] == "sqlalchemy" and "sqlalchemy" not in order:
+        order.append("sqlalchemy")
+sys.addaudithook(hook)
+sys.argv = ["n8n-deploy", "apikey", "test", "--all", "--json"]
+from n8n_deploy.cli import main
+try:
+    main()
+finally:
+    sys.stderr.write("order: " + ", ".join(order))
+"""
+    with fake_server(n8n_like({key})) as server:
+        add_server(database, "Production", server.url)
+        add_key(database, "prod_key", key, ["Production"])
+        database.dispose()
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "order: connect, sqlalchemy"
+    assert [report["outcome"] for report in json.loads(result.stdout)] == ["valid"]
+    with database.session() as session:
+        assert ApiKeyRepository(session).get("prod_key").last_used_at is not None
+
+
 @pytest.mark.sqlite_only
 def test_a_plain_http_server_needs_no_ca_bundle_and_https_loads_it_once(
     cli: Cli, mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch

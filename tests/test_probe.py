@@ -862,6 +862,56 @@ def test_validate_many_keeps_order_and_bounds_the_checks_run_at_once(key: str) -
         assert peak == MAX_PER_SERVER < MAX_CONCURRENCY
 
 
+def test_the_work_meanwhile_runs_once_while_every_running_check_waits_for_its_answer(
+    key: str,
+) -> None:
+    """``apikey test --all`` imports the database layer while its checks wait: a server
+    holding its answers until that work is done answers every check."""
+    import threading
+
+    from tests.fake_n8n import fake_server, n8n_like
+
+    done = threading.Event()
+    answered_after: list[bool] = []
+
+    def held(seen: Any) -> Any:
+        answered_after.append(done.wait(10))  # False: the work never came while it waited
+        return n8n_like({key})(seen)
+
+    calls: list[str] = []
+
+    def meanwhile() -> None:
+        calls.append("called")
+        done.set()
+
+    with fake_server(held) as server:
+        probes = [Probe(key, server.url) for _ in range(MAX_PER_SERVER + 4)]
+        results = validate_many(probes, meanwhile=meanwhile)
+    assert calls == ["called"]
+    assert answered_after == [True] * len(probes)
+    assert all(result.ok for result in results)
+
+
+def test_the_work_meanwhile_is_not_called_when_no_check_waits_and_its_error_is_dropped(
+    key: str,
+) -> None:
+    from tests.fake_n8n import fake_server, n8n_like
+
+    calls: list[str] = []
+    expired = make_jwt(exp_days=-1)
+    assert validate_many([Probe(expired, BASE)], meanwhile=lambda: calls.append("called"))
+    assert calls == []  # the key failed its own checks: nothing waited for a server
+
+    def failing() -> None:
+        calls.append("called")
+        raise ImportError("the caller meets it again when it does the work itself")
+
+    with fake_server(n8n_like({key})) as server:
+        results = validate_many([Probe(key, server.url)], meanwhile=failing)
+    assert calls == ["called"]
+    assert results[0].ok
+
+
 def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:
     """A stored URL that cannot be normalised (0.9 data) does not stop the other checks."""
     probes = [

@@ -41,7 +41,7 @@ from n8n_deploy.n8n.results import Outcome, ValidationResult
 
 if TYPE_CHECKING:  # the store is imported where a database is used: `test -` needs none
     from n8n_deploy.store.engine import Database
-    from n8n_deploy.store.reads import ServerLike
+    from n8n_deploy.store.reads import Reader, ServerLike
 
 
 class NoServerError(OperationFailed):
@@ -309,57 +309,97 @@ def check_all_keys(
     linked to that server, against it), at most MAX_CONCURRENCY checks at a time
     (MAX_PER_SERVER against one server).  A key
     with no server to test against is reported as not tested.  ``last_used_at`` is set for
-    each key whose every check passed."""
+    each key whose every check passed.  It is :func:`plan_all_checks` (read only) then
+    :func:`carry_out_all_checks`."""
     options = options or CheckOptions()
-    plan: list[tuple[str, str, list[Target]]] = []
+    with database.reading() as reader:
+        plan = plan_all_checks(reader, server_name=server_name, options=options)
+    return carry_out_all_checks(plan, lambda: database, options=options, on_done=on_done)
+
+
+@dataclass(frozen=True)
+class AllChecksPlan:
+    """What testing every active key needs, read before any server is contacted: the keys
+    in order, the id each name was when read (what the checks test), the checks to run
+    (name, secret, targets), and the keys that need none: not tested, or failed their
+    own checks."""
+
+    order: tuple[str, ...]
+    ids: dict[str, int]
+    checks: tuple[tuple[str, str, tuple[Target, ...]], ...] = field(repr=False)
+    untested: dict[str, NoServerError]
+    failed_locally: dict[str, ValidationResult]
+
+
+def plan_all_checks(
+    reader: Reader, *, server_name: str | None = None, options: CheckOptions | None = None
+) -> AllChecksPlan:
+    """The keys ``check_all_keys`` tests, and against which servers; ``NoKeysError`` when
+    there is no active key (linked to ``server_name``)."""
+    options = options or CheckOptions()
+    checks: list[tuple[str, str, tuple[Target, ...]]] = []
     untested: dict[str, NoServerError] = {}
     failed_locally: dict[str, ValidationResult] = {}
     order: list[str] = []
-    ids: dict[str, int] = {}  # the key each name was when read: what the checks test
-
-    with database.reading() as reader:
-        server = reader.server(server_name) if server_name else None
-        for key in reader.keys(active=True, server_id=server.id if server else None):
-            order.append(key.name)
-            ids[key.name] = key.id
-            if past_deadline(key.delete_after):
-                error = _past_deadline_error(key.name, key.delete_after)
-                failed_locally[key.name] = ValidationResult(
-                    None, Outcome.EXPIRED, error.message, hint=error.hint
-                )
-                continue
-            try:
-                targets = _targets_or_local_failure(
-                    key.api_key,
-                    options,
-                    subject=f"API key '{key.name}'",
-                    server=server,
-                    linked=list(key.servers),
-                )
-            except NoServerError as error:
-                untested[key.name] = error
-                continue
-            if isinstance(targets, ValidationResult):
-                failed_locally[key.name] = targets
-            else:
-                plan.append((key.name, key.api_key, targets))
+    ids: dict[str, int] = {}
+    server = reader.server(server_name) if server_name else None
+    for key in reader.keys(active=True, server_id=server.id if server else None):
+        order.append(key.name)
+        ids[key.name] = key.id
+        if past_deadline(key.delete_after):
+            error = _past_deadline_error(key.name, key.delete_after)
+            failed_locally[key.name] = ValidationResult(
+                None, Outcome.EXPIRED, error.message, hint=error.hint
+            )
+            continue
+        try:
+            targets = _targets_or_local_failure(
+                key.api_key,
+                options,
+                subject=f"API key '{key.name}'",
+                server=server,
+                linked=list(key.servers),
+            )
+        except NoServerError as error:
+            untested[key.name] = error
+            continue
+        if isinstance(targets, ValidationResult):
+            failed_locally[key.name] = targets
+        else:
+            checks.append((key.name, key.api_key, tuple(targets)))
     if not order:
         where = f" linked to server '{server_name}'" if server_name else ""
         raise NoKeysError(
             f"There are no active API keys{where} to test",
             hint='Add one: echo "$KEY" | n8n-deploy apikey add - --name NAME --server SERVER',
         )
-    tested = dict(zip([p[0] for p in plan], run_checks(plan, options, on_done), strict=True))
+    return AllChecksPlan(tuple(order), ids, tuple(checks), untested, failed_locally)
+
+
+def carry_out_all_checks(
+    plan: AllChecksPlan,
+    database: Callable[[], Database],
+    *,
+    options: CheckOptions | None = None,
+    on_done: OnDone | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[KeyReport]:
+    """Run the checks of ``plan``, then record them in ``database()`` (called once they
+    are done: the CLI opens it then), in the order of the keys.  ``meanwhile``: see
+    ``n8n_deploy.n8n.probe.validate_many``."""
+    options = options or CheckOptions()
+    results = run_checks(plan.checks, options, on_done, meanwhile=meanwhile)
+    tested = dict(zip([check[0] for check in plan.checks], results, strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
     checked = [KeyReport(name, results) for name, results in tested.items()]
-    any_recorded, problem = _record_checks(database, checked, ids)
+    any_recorded, problem = _record_checks(database(), checked, plan.ids)
     recorded = set(passed) if any_recorded else set()
     reports = []
-    for name in order:
-        if name in untested:
-            reports.append(KeyReport.not_run(name, untested[name]))
-        elif name in failed_locally:
-            reports.append(KeyReport(name, (TargetResult(None, failed_locally[name]),)))
+    for name in plan.order:
+        if name in plan.untested:
+            reports.append(KeyReport.not_run(name, plan.untested[name]))
+        elif name in plan.failed_locally:
+            reports.append(KeyReport(name, (TargetResult(None, plan.failed_locally[name]),)))
         else:
             reports.append(
                 KeyReport(
@@ -376,6 +416,8 @@ def run_checks(
     plan: Sequence[tuple[str | None, str, Sequence[Target]]],
     options: CheckOptions,
     on_done: OnDone | None,
+    *,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[tuple[TargetResult, ...]]:
     """Run every (key, target) check of ``plan`` concurrently; results grouped per key."""
     flat = [(name, secret, target) for name, secret, targets in plan for target in targets]
@@ -401,6 +443,7 @@ def run_checks(
         trust=options.trust,
         require=options.require,
         allow_unknown_scopes=options.allow_unknown_scopes,
+        meanwhile=meanwhile,
     )
     grouped: list[tuple[TargetResult, ...]] = []
     position = 0

@@ -87,3 +87,9 @@ def main() -> None:
         guard = sys.modules.get("n8n_deploy.base.interrupts")
         if guard is not None and guard.ending():  # Python's exit is not interrupted
             sys.stderr.write(ENDING_NOTE)
+        # Python's exit ends in collections that go through every object left, the modules
+        # imported included: 85 ms after `apikey test --all` (SQLAlchemy and httpx loaded),
+        # 12 ms after a 20-key listing.  Nothing left needs collecting then (files are
+        # closed, the database disposed, the process's end frees the memory), and frozen
+        # objects are skipped.
+        gc.freeze()

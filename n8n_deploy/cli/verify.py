@@ -235,11 +235,14 @@ def test(
             )
         progress = None if json_output else _Progress.at_a_terminal(emoji)
         try:
-            reports = check.check_all_keys(
-                state(ctx).database(),
-                server_name=server,
+            with state(ctx).reading() as reader:  # a SQLite file: without SQLAlchemy
+                plan = check.plan_all_checks(reader, server_name=server, options=options)
+            reports = check.carry_out_all_checks(
+                plan,
+                state(ctx).database,
                 options=options,
                 on_done=progress,
+                meanwhile=_load_the_store,
             )
         except check.CANNOT_RUN as error:
             if not json_output:
@@ -685,6 +688,14 @@ def _unrecorded_uses(reports: Sequence[KeyReport], emoji: bool) -> None:
         "result stands",
         emoji=emoji,
     )
+
+
+def _load_the_store() -> None:
+    """While the checks of ``apikey test --all`` wait for their servers: the database
+    layer that then records their outcome (SQLAlchemy), imported (``validate_many``'s
+    meanwhile).  The reading before them needed none of it on a SQLite file."""
+    import n8n_deploy.store.lifecycle
+    import n8n_deploy.store.usage  # noqa: F401
 
 
 def _finish_all(

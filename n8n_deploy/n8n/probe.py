@@ -35,9 +35,9 @@ import socket
 import ssl
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -206,10 +206,17 @@ def validate_many(
     trust: Trust | None = None,
     require: tuple[str, ...] | None = (),
     allow_unknown_scopes: bool = False,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[ValidationResult]:
     """Run several checks concurrently (at most ``concurrency`` at a time, and at most
     ``per_server`` against one server URL), each within its own ``timeout``; results come
     back in the order of ``probes``.
+
+    ``meanwhile`` is called once, in this thread, as soon as every check then running
+    has sent its request and waits for the answer: work the caller needs next (the CLI
+    imports the database layer that records the outcome) then costs the checks little
+    or nothing.  It is not called when no check ever waits so; an exception it raises is
+    dropped here, for the caller to meet when it does that work itself.
 
     Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
     not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
@@ -222,6 +229,7 @@ def validate_many(
     # the whole run, not one per check: n8n answers a burst of checks over a few
     # connections, and each https check no longer pays for a handshake of its own.
     clients = _Clients()
+    idle = _WhileWaiting(meanwhile) if meanwhile is not None else None
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         # The server's own gate first: a check waiting for its busy server holds no slot
@@ -229,7 +237,7 @@ def validate_many(
         server_gate = servers.setdefault(
             _server_key(probe.server_url), asyncio.Semaphore(max(1, per_server))
         )
-        async with server_gate, gate:
+        async with server_gate, gate, _watched(idle):
             result = await _validate(
                 probe.key,
                 probe.server_url,
@@ -252,6 +260,44 @@ def validate_many(
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(probes))))
 
     return run_sync(every(), close=clients.aclose)
+
+
+class _WhileWaiting:
+    """``validate_many``'s ``meanwhile``: called once, as soon as every running check
+    waits for its server's answer (told by httpcore's ``trace`` extension)."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self.work: Callable[[], object] | None = work
+        self.running = 0
+        self.waiting = 0
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "http11.receive_response_headers.started":
+            self.waiting += 1
+            if self.work is not None and self.waiting >= self.running:
+                asyncio.get_running_loop().call_soon(self._run, self.work)
+                self.work = None
+        elif event.startswith("http11.receive_response_headers."):  # complete, failed
+            self.waiting -= 1
+
+    @staticmethod
+    def _run(work: Callable[[], object]) -> None:
+        with suppress(Exception):  # the caller meets it again, doing the work itself
+            work()
+
+
+@asynccontextmanager
+async def _watched(idle: _WhileWaiting | None) -> AsyncIterator[None]:
+    """Around one running check: its requests traced for ``idle``, when there is one."""
+    if idle is None:
+        yield
+        return
+    idle.running += 1
+    _TRACE.set(idle.trace)  # this check's task has a context of its own
+    try:
+        yield
+    finally:
+        idle.running -= 1
 
 
 class _Clients:
@@ -783,6 +829,7 @@ async def _send(
     exchange.body = b""
     exchange.location = None
     exchange.retry_after = None
+    trace = _TRACE.get()
     request = client.build_request(
         spec.method,
         url,
@@ -790,6 +837,7 @@ async def _send(
         headers=headers,
         json=spec.body,
         timeout=httpx.Timeout(phase_timeout),
+        extensions={"trace": trace} if trace is not None else None,
     )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
@@ -1337,6 +1385,10 @@ def _scrub(text: str, secret: str) -> str:
 
 #: The key of the request being made, in the task making it: what the log filter hides.
 _SENDING: ContextVar[str] = ContextVar("n8n_deploy_sending", default="")
+#: The ``trace`` extension of the running check's requests (``validate_many``'s meanwhile).
+_TRACE: ContextVar[Callable[[str, dict[str, Any]], Awaitable[None]] | None] = ContextVar(
+    "n8n_deploy_trace", default=None
+)
 #: The loggers of httpx and httpcore, which log what a server sent (status lines, headers,
 #: a Location) at INFO and DEBUG: a server that echoes the key would put it in a log.
 HTTP_LOGGERS = (
