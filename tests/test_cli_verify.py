@@ -1261,6 +1261,34 @@ finally:
 
 
 @pytest.mark.sqlite_only
+def test_a_database_that_cannot_be_opened_after_the_checks_changes_no_verdict(
+    database: Database,
+) -> None:
+    """The CLI opens the database to record the uses once the checks are done; another
+    process may have upgraded it meanwhile: the verdicts stand, the use is not recorded."""
+    from n8n_deploy.apikeys.check import carry_out_all_checks, plan_all_checks
+    from n8n_deploy.base.errors import SchemaTooNewError
+    from tests.fake_n8n import fake_server, n8n_like
+
+    key = make_jwt(exp_days=30)
+
+    def upgraded_meanwhile() -> Database:
+        raise SchemaTooNewError("The database is at revision 9999, newer than this program")
+
+    with fake_server(n8n_like({key})) as server:
+        add_server(database, "Production", server.url)
+        add_key(database, "prod_key", key, ["Production"])
+        with database.reading() as reader:
+            plan = plan_all_checks(reader)
+        (report,) = carry_out_all_checks(plan, upgraded_meanwhile)
+    assert report.ok and report.exit_status == ExitStatus.SUCCESS
+    assert not report.recorded_use
+    assert (
+        report.use_not_recorded is not None and "newer than this program" in report.use_not_recorded
+    )
+
+
+@pytest.mark.sqlite_only
 def test_a_plain_http_server_needs_no_ca_bundle_and_https_loads_it_once(
     cli: Cli, mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -912,6 +912,43 @@ def test_the_work_meanwhile_is_not_called_when_no_check_waits_and_its_error_is_d
     assert results[0].ok
 
 
+def test_the_work_meanwhile_comes_when_the_only_other_check_failed_without_waiting(
+    key: str,
+) -> None:
+    """A server that refuses connections beside one that answers slowly (common with
+    ``--all``): once the refused check has ended, the other one is all that runs."""
+    import threading
+
+    from tests.fake_n8n import fake_server, n8n_like, refusing_url
+
+    done = threading.Event()
+
+    def held(seen: Any) -> Any:
+        assert done.wait(10), "the work never came while the check waited"
+        return n8n_like({key})(seen)
+
+    with fake_server(held) as server:
+        results = validate_many(
+            [Probe(key, refusing_url()), Probe(key, server.url)], meanwhile=done.set
+        )
+    assert [result.ok for result in results] == [False, True]
+
+
+def test_short_time_budgets_leave_the_work_meanwhile_to_the_caller(key: str) -> None:
+    """The work holds the event loop: with a budget under MEANWHILE_MIN_BUDGET an answer
+    read after it could come too late."""
+    from tests.fake_n8n import fake_server, n8n_like
+
+    calls: list[str] = []
+    with fake_server(n8n_like({key})) as server:
+        budget = validator.MEANWHILE_MIN_BUDGET / 2
+        results = validate_many(
+            [Probe(key, server.url)], timeout=budget, meanwhile=lambda: calls.append("called")
+        )
+    assert results[0].ok
+    assert calls == []
+
+
 def test_one_unusable_server_url_fails_only_its_own_check(key: str) -> None:
     """A stored URL that cannot be normalised (0.9 data) does not stop the other checks."""
     probes = [

@@ -25,6 +25,7 @@ from n8n_deploy.base.errors import (
     N8nDeployError,
     NotFoundError,
     OperationFailed,
+    SchemaError,
     UsageError,
 )
 from n8n_deploy.base.settings import SERVER_URL_ENV
@@ -243,7 +244,7 @@ def check_stored_key(
         return KeyReport(name, (TargetResult(None, targets),))
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
-    recorded, problem = _record_checks(database, [report], {name: key.id})
+    recorded, problem = _record_checks(lambda: database, [report], {name: key.id})
     if recorded or (problem and report.ok):
         report = KeyReport(name, results, recorded_use=recorded, use_not_recorded=problem)
     return report
@@ -392,7 +393,7 @@ def carry_out_all_checks(
     tested = dict(zip([check[0] for check in plan.checks], results, strict=True))
     passed = [name for name, results in tested.items() if all(r.result.ok for r in results)]
     checked = [KeyReport(name, results) for name, results in tested.items()]
-    any_recorded, problem = _record_checks(database(), checked, plan.ids)
+    any_recorded, problem = _record_checks(database, checked, plan.ids)
     recorded = set(passed) if any_recorded else set()
     reports = []
     for name in plan.order:
@@ -468,7 +469,7 @@ def _past_deadline_error(name: str, delete_after: datetime | None) -> KeyExpired
 
 
 def _record_checks(
-    database: Database, reports: Sequence[KeyReport], ids: dict[str, int]
+    database: Callable[[], Database], reports: Sequence[KeyReport], ids: dict[str, int]
 ) -> tuple[bool, str | None]:
     """Record every check of ``reports`` as a ``tested`` event and set last_used_at of the
     keys whose every check passed, in one transaction (Core, no ORM; retried on a
@@ -476,7 +477,9 @@ def _record_checks(
     against the key that was tested (``ids``: name -> id as read): a key deleted meanwhile
     is not recorded, nor is another key given its name meanwhile.  Bookkeeping only: a
     database that cannot be written (locked by another process, read-only) changes no
-    verdict; why is returned for a warning."""
+    verdict; why is returned for a warning.  So is a database that can no longer be
+    opened (``database()``: the CLI opens it once the checks are done, and another
+    process may have upgraded or restored it meanwhile)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from n8n_deploy.base.text import error_text
@@ -486,10 +489,11 @@ def _record_checks(
     passed = [report.key_name for report in reports if report.ok and report.key_name]
     if not checks:
         return False, None
-    actor = database.settings.actor
     try:
-        done = database.write_rows(lambda conn: record_checks(conn, checks, passed, actor, ids) > 0)
-    except (SQLAlchemyError, DatabaseError) as exc:
+        opened = database()
+        actor = opened.settings.actor
+        done = opened.write_rows(lambda conn: record_checks(conn, checks, passed, actor, ids) > 0)
+    except (SQLAlchemyError, DatabaseError, SchemaError) as exc:
         return False, error_text(exc)
     return done, None
 

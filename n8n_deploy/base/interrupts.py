@@ -148,6 +148,11 @@ def ending() -> bool:
     return held
 
 
+def in_command() -> bool:
+    """Whether a command of the CLI is running (between :func:`start` and :func:`finish`)."""
+    return _Run.active
+
+
 def changes_saved() -> bool:
     """Whether this command has saved a change already."""
     return _Run.saved

@@ -33,6 +33,7 @@ import logging
 import math
 import socket
 import ssl
+import sys
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -215,8 +216,9 @@ def validate_many(
     ``meanwhile`` is called once, in this thread, as soon as every check then running
     has sent its request and waits for the answer: work the caller needs next (the CLI
     imports the database layer that records the outcome) then costs the checks little
-    or nothing.  It is not called when no check ever waits so; an exception it raises is
-    dropped here, for the caller to meet when it does that work itself.
+    or nothing.  It is not called when no check ever waits so, nor with a ``timeout``
+    under MEANWHILE_MIN_BUDGET (it holds the loop, and the budgets run on); an
+    exception it raises is dropped here, for the caller to meet doing that work itself.
 
     Unlike :func:`validate_key`, a probe whose URL cannot be used (a stored URL that does
     not normalise) does not raise: it becomes an ``invalid_server_url`` result (exit status
@@ -229,7 +231,11 @@ def validate_many(
     # the whole run, not one per check: n8n answers a burst of checks over a few
     # connections, and each https check no longer pays for a handshake of its own.
     clients = _Clients()
-    idle = _WhileWaiting(meanwhile) if meanwhile is not None else None
+    idle = (
+        _WhileWaiting(meanwhile)
+        if meanwhile is not None and timeout >= MEANWHILE_MIN_BUDGET
+        else None
+    )
 
     async def one(index: int, probe: Probe) -> ValidationResult:
         # The server's own gate first: a check waiting for its busy server holds no slot
@@ -237,6 +243,8 @@ def validate_many(
         server_gate = servers.setdefault(
             _server_key(probe.server_url), asyncio.Semaphore(max(1, per_server))
         )
+        if idle is not None:
+            idle.queued += 1
         async with server_gate, gate, _watched(idle):
             result = await _validate(
                 probe.key,
@@ -262,23 +270,27 @@ def validate_many(
     return run_sync(every(), close=clients.aclose)
 
 
+#: ``meanwhile`` is called only when each check has at least this time budget: the work
+#: holds the event loop (importing SQLAlchemy: 0.1 to 0.5 s), and an answer that arrives
+#: then is read only after it, while its check's budget runs on.
+MEANWHILE_MIN_BUDGET = 2.0
+
+
 class _WhileWaiting:
-    """``validate_many``'s ``meanwhile``: called once, as soon as every running check
-    waits for its server's answer (told by httpcore's ``trace`` extension)."""
+    """``validate_many``'s ``meanwhile``: called once, as soon as every running check has a
+    request out and waits for its answer (told by httpcore's ``trace`` extension), or once
+    a check ends so with none left to start."""
 
     def __init__(self, work: Callable[[], object]) -> None:
         self.work: Callable[[], object] | None = work
+        self.queued = 0  # checks not yet let through their gates
         self.running = 0
-        self.waiting = 0
+        self.waiting = 0  # running checks with a request out
 
-    async def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event == "http11.receive_response_headers.started":
-            self.waiting += 1
-            if self.work is not None and self.waiting >= self.running:
-                asyncio.get_running_loop().call_soon(self._run, self.work)
-                self.work = None
-        elif event.startswith("http11.receive_response_headers."):  # complete, failed
-            self.waiting -= 1
+    def consider(self) -> None:
+        if self.work is not None and self.running and self.waiting >= self.running:
+            asyncio.get_running_loop().call_soon(self._run, self.work)
+            self.work = None
 
     @staticmethod
     def _run(work: Callable[[], object]) -> None:
@@ -286,18 +298,43 @@ class _WhileWaiting:
             work()
 
 
+class _CheckTrace:
+    """One running check's requests out (reading scopes sends several at once)."""
+
+    def __init__(self, idle: _WhileWaiting) -> None:
+        self.idle = idle
+        self.out = 0
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "http11.receive_response_headers.started":
+            self.out += 1
+            if self.out == 1:
+                self.idle.waiting += 1
+                self.idle.consider()
+        elif event.startswith("http11.receive_response_headers.") and self.out:
+            self.out -= 1  # complete, or failed
+            if self.out == 0:
+                self.idle.waiting -= 1
+
+
 @asynccontextmanager
 async def _watched(idle: _WhileWaiting | None) -> AsyncIterator[None]:
-    """Around one running check: its requests traced for ``idle``, when there is one."""
+    """Around one check let through its gates: its requests traced for ``idle``."""
     if idle is None:
         yield
         return
+    idle.queued -= 1
     idle.running += 1
-    _TRACE.set(idle.trace)  # this check's task has a context of its own
+    trace = _CheckTrace(idle)
+    _TRACE.set(trace)  # this check's task has a context of its own
     try:
         yield
     finally:
+        if trace.out:
+            idle.waiting -= 1
         idle.running -= 1
+        if not idle.queued:  # else the next check starts in its place
+            idle.consider()
 
 
 class _Clients:
@@ -596,12 +633,15 @@ def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     """The work of the loop cancelled, on the user's Ctrl-C or SIGTERM.  A library's task
     cancelled before it first ran leaves a coroutine it made but never awaited (anyio's
-    connection attempts do); Python would warn about each on stderr."""
-    import warnings
+    connection attempts do); in a command, where the user sees only what the program
+    says, Python would warn about each on stderr.  (Used as a library, Python's warnings
+    are left as they are.)"""
+    if interrupts.in_command():
+        import warnings
 
-    warnings.filterwarnings(
-        "ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning
-    )
+        warnings.filterwarnings(
+            "ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning
+        )
     for task in asyncio.all_tasks(loop):
         task.cancel()
 
@@ -786,9 +826,9 @@ async def _attempts(
         exchange.attempts += 1
         retry_in: float | None
         try:
-            await asyncio.wait_for(
+            await _within(
                 _send(client, url, request, headers, remaining * PHASE_TIMEOUT_SHARE, exchange),
-                timeout=remaining,
+                remaining,
             )
         except asyncio.TimeoutError:
             exchange.failure = _timeout_failure(base, budget.seconds, connected=True)
@@ -813,6 +853,18 @@ async def _attempts(
             return exchange  # report the last answer rather than overrun the budget
         exchange.retry_after = None
         await _sleep(retry_in)
+
+
+async def _within(work: Coroutine[Any, Any, None], seconds: float) -> None:
+    """``work`` within ``seconds`` (asyncio.TimeoutError after).  In this task where
+    Python has ``asyncio.timeout`` (3.11): ``wait_for`` of Python 3.10 and 3.11 runs the
+    work in a task of its own and drops a cancellation that arrives as that task ends, and
+    a check cancelled by Ctrl-C then went on to its next request."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            await work
+    else:  # pragma: no cover - Python 3.10
+        await asyncio.wait_for(work, timeout=seconds)
 
 
 async def _send(
@@ -1386,9 +1438,7 @@ def _scrub(text: str, secret: str) -> str:
 #: The key of the request being made, in the task making it: what the log filter hides.
 _SENDING: ContextVar[str] = ContextVar("n8n_deploy_sending", default="")
 #: The ``trace`` extension of the running check's requests (``validate_many``'s meanwhile).
-_TRACE: ContextVar[Callable[[str, dict[str, Any]], Awaitable[None]] | None] = ContextVar(
-    "n8n_deploy_trace", default=None
-)
+_TRACE: ContextVar[_CheckTrace | None] = ContextVar("n8n_deploy_trace", default=None)
 #: The loggers of httpx and httpcore, which log what a server sent (status lines, headers,
 #: a Location) at INFO and DEBUG: a server that echoes the key would put it in a log.
 HTTP_LOGGERS = (
