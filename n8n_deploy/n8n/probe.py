@@ -642,16 +642,21 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         warnings.filterwarnings(
             "ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning
         )
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
+    _cancel_tasks(loop)
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """The tasks left cancelled, and run in the loop until they have ended."""
+    pending = _cancel_tasks(loop)
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    return pending
 
 
 # Indirection so that tests can run the retry logic on a simulated clock.
@@ -856,10 +861,10 @@ async def _attempts(
 
 
 async def _within(work: Coroutine[Any, Any, None], seconds: float) -> None:
-    """``work`` within ``seconds`` (asyncio.TimeoutError after).  In this task where
-    Python has ``asyncio.timeout`` (3.11): ``wait_for`` of Python 3.10 and 3.11 runs the
-    work in a task of its own and drops a cancellation that arrives as that task ends, and
-    a check cancelled by Ctrl-C then went on to its next request."""
+    """``work`` within ``seconds`` (asyncio.TimeoutError after), in this task on Python
+    3.11+ (``asyncio.timeout``).  ``wait_for`` of 3.10 and 3.11 runs the work in a task of
+    its own and drops a cancellation that arrives as that task ends: a check cancelled by
+    Ctrl-C then went on to its next request."""
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             await work
