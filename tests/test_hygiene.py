@@ -357,6 +357,22 @@ def test_an_unknown_policy_setting_names_every_setting_strict_included(
     assert "single-key, strict" in result.stderr
 
 
+def test_rule_and_kind_names_are_taken_in_any_case_and_quoted_as_typed(cli: Cli) -> None:
+    assert cli("policy", "set", " Max-Age ", "365").exit_code == 0
+    assert "policy max-age is back to its default" in cli("policy", "unset", "MAX-AGE").stdout
+    skipping = json.loads(cli("apikey", "audit", "--skip", "Single-Key", "--json").stdout)
+    assert skipping["policy"]["rules"]["single-key"] == {
+        "value": "off",
+        "severity": "warning",
+        "source": "option",
+    }
+    assert cli("apikey", "events", "--kind", "ADDED").exit_code == 0
+    # Folded, a key typed as a name would lose the shape that the error printer hides.
+    one_line_error(cli("policy", "set", "NoPe", "on"), 2, "No policy setting named 'NoPe'")
+    one_line_error(cli("apikey", "audit", "--skip", "NoPe"), 2, "No policy rule named 'NoPe'")
+    one_line_error(cli("apikey", "events", "--kind", "NoPe"), 2, "--kind NoPe: not an event")
+
+
 def test_a_negative_number_of_days_is_refused_as_a_value(cli: Cli) -> None:
     one_line_error(cli("policy", "set", "max-age", "-5"), 2, "policy max-age takes a number")
 

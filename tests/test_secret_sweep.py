@@ -621,15 +621,19 @@ def test_every_command_and_option_has_a_sweep_entry() -> None:
 
 
 def _pieces(secret: str) -> set[str]:
-    return {secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)}
+    """Every 12-character piece of ``secret``, in lower case: a key folded to one case
+    (an error that lower-cases what was typed) still shows it, whatever letters it has."""
+    folded = secret.lower()
+    return {folded[i : i + PIECE] for i in range(len(folded) - PIECE + 1)}
 
 
 def leaks(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
-    """What of the planted secrets ``text`` shows: a key or a 12-character piece of one
-    (except the secrets in ``allowed``, which the user asked for), or a URL password."""
+    """What of the planted secrets ``text`` shows: a key or a 12-character piece of one,
+    in any case (except the secrets in ``allowed``, which the user asked for), or a URL
+    password."""
     if not text:
         return []
-    windows = {text[i : i + PIECE] for i in range(len(text) - PIECE + 1)}
+    windows = _pieces(text)
     shown_on_purpose = set().union(*(_pieces(s) for s in allowed)) if allowed else set()
     found = []
     for label, secret in SECRETS.items():

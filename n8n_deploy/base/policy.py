@@ -57,26 +57,37 @@ PREFIX = "policy."
 Setting = int | bool | None
 
 
+def _folded(name: str) -> str:
+    return name.strip().lower()
+
+
 def rule(name: str) -> Rule:
+    """The rule called ``name`` (in any case, spaces around it ignored); a usage error that
+    quotes ``name`` as typed otherwise (never folded: a key typed here stays key-shaped,
+    so the error printer hides it)."""
+    wanted = _folded(name)
     for candidate in RULES:
-        if candidate.name == name:
+        if candidate.name == wanted:
             return candidate
     raise UsageError(f"No policy rule named {name!r}", hint=f"Use one of: {', '.join(RULE_NAMES)}")
 
 
-def check_setting(name: str) -> None:
-    """Refuse (usage error) a name ``policy set/unset`` cannot store: a rule, or strict."""
-    if name != STRICT and name not in RULE_NAMES:
+def check_setting(name: str) -> str:
+    """The name ``policy set/unset`` stores for ``name`` (a rule, or strict; any case); a
+    usage error quoting ``name`` as typed otherwise."""
+    wanted = _folded(name)
+    if wanted != STRICT and wanted not in RULE_NAMES:
         raise UsageError(
             f"No policy setting named {name!r}",
             hint=f"Use one of: {', '.join((*RULE_NAMES, STRICT))}",
         )
+    return wanted
 
 
 def parse_value(name: str, raw: str) -> str:
     """The stored form of ``policy set NAME VALUE``: a number of days, ``on`` or ``off``;
     a usage error naming what the rule takes otherwise."""
-    check_setting(name)
+    name = check_setting(name)
     value = raw.strip().lower()
     if name == STRICT or not rule(name).has_days:
         if value in ("on", "off"):

@@ -134,7 +134,8 @@ def events(
     from n8n_deploy.store.events import EventRepository
 
     kinds = [k.strip().lower() for k in kind or []]
-    unknown = [k for k in kinds if k not in EVENT_KINDS]
+    # Quoted as typed: folded, a key typed here would lose the shape the printer hides.
+    unknown = [raw for raw in kind or [] if raw.strip().lower() not in EVENT_KINDS]
     if unknown:
         raise UsageError(
             f"--kind {unknown[0]}: not an event kind", hint=f"Use one of: {', '.join(EVENT_KINDS)}"
@@ -256,7 +257,7 @@ def audit(
     from n8n_deploy.base.policy import PREFIX, resolve_policy, rule
     from n8n_deploy.store.events import SettingsRepository
 
-    skipped = tuple(rule(name.strip().lower()).name for name in skip or [])
+    skipped = tuple(rule(name).name for name in skip or [])
     options = {
         "max-age": max_age,
         "unused-for": unused_for,
@@ -357,10 +358,10 @@ def policy_set(
     ],
 ) -> None:
     """Set a rule of the team's audit policy (see 'apikey audit --help' for the rules)."""
-    from n8n_deploy.base.policy import PREFIX, parse_value
+    from n8n_deploy.base.policy import PREFIX, check_setting, parse_value
     from n8n_deploy.store.events import SettingsRepository
 
-    rule_name = name.strip().lower()
+    rule_name = check_setting(name)
     stored = parse_value(rule_name, value)
 
     def work(session: Session) -> None:
@@ -379,8 +380,7 @@ def policy_unset(
     from n8n_deploy.base.policy import PREFIX, check_setting
     from n8n_deploy.store.events import SettingsRepository
 
-    rule_name = name.strip().lower()
-    check_setting(rule_name)
+    rule_name = check_setting(name)
 
     def work(session: Session) -> bool:
         return SettingsRepository(session).unset(PREFIX + rule_name)
