@@ -23,6 +23,7 @@ from n8n_deploy.base.keyformat import (
     key_kind,
     key_kinds,
     mask_key,
+    mask_keys,
     parse_key,
 )
 from n8n_deploy.base.status import ExitStatus
@@ -308,6 +309,12 @@ def test_mask_of_a_legacy_key() -> None:
 @pytest.mark.parametrize("key", ["", "a", "abcd", "abcdefgh"])
 def test_mask_of_a_short_value_reveals_nothing(key: str) -> None:
     assert mask_key(key) == "********"
+
+
+def test_masking_a_column_of_keys_masks_each_as_one_key_alone() -> None:
+    keys = ["", "abcdefgh", "abcdefghi", make_legacy_key(7), make_jwt()]
+    assert mask_keys(keys) == [mask_key(key) for key in keys]
+    assert mask_keys(keys)[:3] == ["********", "********", "********fghi"]
 
 
 def test_key_info_or_none_never_raises_on_stored_garbage() -> None:

@@ -13,7 +13,7 @@ Nothing in this module ever puts the key itself into a message or exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -203,11 +203,20 @@ def key_info_or_none(key: str) -> KeyInfo | None:
         return None
 
 
+#: What a masked key shows before its last 4 characters (all of a key of 8 or fewer).
+MASK = "*" * 8
+
+
 def mask_key(key: str) -> str:
     """Show only the last 4 characters, as n8n's own UI does."""
     if len(key) <= 8:
-        return "*" * 8
-    return "*" * 8 + key[-4:]
+        return MASK
+    return MASK + key[-4:]
+
+
+def mask_keys(keys: Iterable[str]) -> list[str]:
+    """``mask_key`` of each key, without a call for each (a listing masks 10,000)."""
+    return [MASK + key[-4:] if len(key) > 8 else MASK for key in keys]
 
 
 def _decode_unverified(key: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -25,7 +25,14 @@ from n8n_deploy.base.dates import (
     stored_utc,
     utcnow,
 )
-from n8n_deploy.base.keyformat import claims_exp, key_info_or_none, key_kind, key_kinds, mask_key
+from n8n_deploy.base.keyformat import (
+    claims_exp,
+    key_info_or_none,
+    key_kind,
+    key_kinds,
+    mask_key,
+    mask_keys,
+)
 from n8n_deploy.base.text import may_hold_secrets
 from n8n_deploy.cli.output import icon, print_table, say
 
@@ -122,7 +129,7 @@ def _listed_records(
     fields = zip(
         ids,
         names,
-        secrets,
+        map(_encode_string, mask_keys(secrets)),
         abouts,
         active,
         deadline,
@@ -138,7 +145,7 @@ def _listed_records(
     return [
         f'{{\n    "name": {_encode_string(name)},'
         f'\n    "description": {"null" if about is None else _encode_string(about)},'
-        f'\n    "api_key": {_encode_string(mask_key(secret))},'
+        f'\n    "api_key": {masked},'
         f'\n    "kind": "{kind}",'
         f'\n    "created_at": {made},'
         f'\n    "last_used_at": {seen},'
@@ -149,7 +156,7 @@ def _listed_records(
         f'\n    "ephemeral": {"false" if ends is None else "true"},'
         f'\n    "delete_after": {ending}'
         "\n  }"
-        for key, name, secret, about, on, ends, kind, made, seen, expiry, ending, status in fields
+        for key, name, masked, about, on, ends, kind, made, seen, expiry, ending, status in fields
     ]
 
 
