@@ -449,6 +449,20 @@ def test_restore_replaces_a_0_9_database_after_backing_it_up_whole(
     assert cli("db", "check").exit_code == 0
 
 
+def test_a_question_quoting_a_path_that_holds_a_key_hides_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key pasted into a file name is shown nowhere, the question on screen included."""
+    key = make_jwt(exp_days=30, sub="in-a-file-name")
+    source = tmp_path / f"{key}.bak"
+    build_at_revision(source, schema.HEAD)
+    monkeypatch.setattr("n8n_deploy.cli.prompts.stdin_is_terminal", lambda: True)
+    result = cli("db", "restore", str(source), input="n\n")
+    assert result.exit_code == ExitStatus.FAILED
+    assert "Replace the database" in result.stderr and "[API key hidden]" in result.stderr
+    assert key[-12:] not in result.output
+
+
 def test_what_was_confirmed_is_what_is_restored(
     cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -901,6 +901,23 @@ def test_server_and_key_names_complete_in_the_shell(seeded: Database, data_dir: 
 
 
 @pytest.mark.e2e
+@pytest.mark.sqlite_only
+def test_completion_never_offers_a_name_that_would_show_a_key_or_act_on_the_terminal(
+    seeded: Database, data_dir: Path
+) -> None:
+    """Names another program wrote: the shell would print a candidate as it is."""
+    key = make_jwt(exp_days=9, sub="as-a-server-name")
+    seeded.dispose()
+    with closing(sqlite3.connect(data_dir / "n8n-deploy.db")) as conn, conn:
+        conn.execute("UPDATE servers SET name = ? WHERE name = 'Staging'", (f"S {key}",))
+        conn.execute("UPDATE api_keys SET name = 'sp\x1b[2Jare' WHERE name = 'spare_key'")
+    shown = _completion_run("n8n-deploy server show S", data_dir).stdout
+    assert shown.split() == [] and key[-12:] not in shown
+    assert _complete("n8n-deploy server link sp", data_dir) == []
+    assert _complete("n8n-deploy server show Pro", data_dir) == ["Production"]
+
+
+@pytest.mark.e2e
 def test_completion_without_a_database_offers_nothing_and_creates_nothing(
     data_dir: Path,
 ) -> None:

@@ -104,7 +104,9 @@ def answer(seen: Seen) -> Answer:
         return scoped_n8n({GOOD: EVERY_SCOPE, NEW: EVERY_SCOPE})(seen)
     echo = {"X-Echo": sent, "WWW-Authenticate": f'Bearer error="{sent[5:60]}"'}
     if sent == ECHO500:
-        return json_answer(500, {"message": f"internal error with key {sent}"}, echo)
+        # Whole, then in other letter cases (a proxy that folds what it quotes).
+        said = f"internal error with key {sent} ({sent.lower()}; {sent.upper()[-20:]})"
+        return json_answer(500, {"message": said}, echo)
     if sent == REDIRECT:
         location = f"http://elsewhere.example/steal?key={sent}&token={QUERY_TOKEN}"
         return 302, {"Location": location, **echo}, b""
@@ -542,6 +544,8 @@ def sweep(url: str) -> dict[Path_, list[Case]]:
             Case(("db", "backup", "out/"), 0, user_files=("out/",)),
             Case(("db", "backup", "out/"), 0, legacy=True, user_files=("out/",)),
             Case(("db", "backup", "{data}/n8n-deploy.db"), 1),
+            # A key typed as the database's scheme: quoted in the refusal as typed.
+            Case(("--database-url", f"{AS_NAME}://x", "db", "backup"), 1),
         ],
         ("db", "restore"): [
             Case(("db", "restore", "in/legacy.db", "--confirm"), 0, user_files=("in/",)),

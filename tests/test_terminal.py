@@ -185,6 +185,24 @@ def test_install_completion_installs_the_shell_it_is_given(tmp_path: Path, shell
 
 
 @pytest.mark.e2e
+def test_install_completion_never_shows_a_key_in_the_home_folders_name(tmp_path: Path) -> None:
+    key = make_jwt(exp_days=30, sub="in-home")
+    home = tmp_path / key
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    done = subprocess.run(
+        [sys.executable, "-m", "n8n_deploy", "--install-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (home / ".bash_completions" / "n8n-deploy.sh").is_file()
+    assert done.stdout.startswith("bash completion installed in ")
+    assert "[API key hidden]" in done.stdout and key[-12:] not in done.stdout + done.stderr
+
+
+@pytest.mark.e2e
 def test_apikey_get_works_in_command_substitution_and_warns_at_a_terminal(
     registry: None, data_dir: Path
 ) -> None:

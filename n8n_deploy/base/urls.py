@@ -226,11 +226,18 @@ _SECRET_PARAMETER = re.compile(
 )
 
 
+_BACKENDS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+
+
 def database_backend(url: str) -> str:
     """The kind of database a URL names, as SQLAlchemy calls it: ``sqlite``,
-    ``postgresql``, ``mysql`` or ``mariadb`` (else the scheme itself)."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    return "postgresql" if scheme == "postgres" else scheme
+    ``postgresql``, ``mysql`` or ``mariadb`` in any case; else the scheme itself, as typed
+    (messages quote it: folded, a key typed there would lose the shape that hides it)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0]
+    folded = scheme.lower()
+    if folded == "postgres":
+        return "postgresql"
+    return folded if folded in _BACKENDS else scheme
 
 
 def sqlite_url_for(path: Path) -> str:

@@ -179,11 +179,12 @@ def _shell(value: str) -> str:
 def _install_completion(value: str | None) -> None:
     if value is None:
         return
+    from n8n_deploy.base.text import sanitize
     from n8n_deploy.cli.completion import install_completion
 
     shell = _shell(value)
     path = install_completion(shell)
-    typer.echo(f"{shell} completion installed in {path}")
+    typer.echo(sanitize(f"{shell} completion installed in {path}"))  # a path of $HOME
     typer.echo("It takes effect in a new terminal (or: source the file now)")
     raise typer.Exit()
 

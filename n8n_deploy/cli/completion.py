@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from n8n_deploy.base.settings import resolve_settings
+from n8n_deploy.base.text import needs_sanitizing, sanitize
 
 PROG_NAME = "n8n-deploy"
 #: The variable the completion scripts set (typer's convention).
@@ -85,7 +86,12 @@ def _names(ctx: typer.Context, kind: str, incomplete: str) -> list[str]:
     except Exception:  # noqa: BLE001 - completion must never fail loudly
         return []
     typed = _unescaped(incomplete)
-    return [n for n in stored_names(settings.database_url, kind) if n.startswith(typed)]
+    found = [n for n in stored_names(settings.database_url, kind) if n.startswith(typed)]
+    if not needs_sanitizing(" ".join(found)):  # one search for them all
+        return found
+    # A name that would be printed otherwise than it is (a key or a control character in
+    # it, written by another program) is never offered: the shell would show it raw.
+    return [n for n in found if sanitize(n) == n]
 
 
 def _unescaped(word: str) -> str:

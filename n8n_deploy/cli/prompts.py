@@ -13,6 +13,7 @@ import typer
 
 from n8n_deploy.base.errors import InvalidKeyFormatError, OperationFailed, UsageError
 from n8n_deploy.base.status import ExitStatus
+from n8n_deploy.base.text import sanitize
 from n8n_deploy.cli.output import note, warn
 
 #: Far more than any n8n API key (267-289 characters); refuse to slurp a whole file.
@@ -93,6 +94,6 @@ def confirm(question: str, *, confirmed: bool, action: str, kept: str) -> None:
             f"Refusing to {action} without confirmation (not at a terminal)",
             hint=f"Add --confirm (or --yes / -y) to {action}",
         )
-    if not typer.confirm(question, default=False, err=True):
+    if not typer.confirm(sanitize(question), default=False, err=True):
         note(f"Cancelled; {kept}.")
         raise typer.Exit(int(ExitStatus.FAILED))

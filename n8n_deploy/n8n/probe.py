@@ -33,6 +33,7 @@ import logging
 import math
 import socket
 import ssl
+import string
 import sys
 import time
 import unicodedata
@@ -1477,18 +1478,25 @@ for _name in HTTP_LOGGERS:
     logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
+#: A to Z as a to z, nothing else: folds text without changing its length (str.lower can).
+_ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def _hide_pieces(text: str, secret: str, size: int = SCRUB_MIN_PIECE) -> str:
+    """``text`` with each run of ``size`` or more characters of ``secret``, in any letter
+    case (a server or proxy that folds what it quotes), as ``********``."""
     if len(secret) < size or len(text) < size:
         return text
-    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    folded, key = text.translate(_ASCII_FOLD), secret.translate(_ASCII_FOLD)
+    pieces = {key[i : i + size] for i in range(len(key) - size + 1)}
     out: list[str] = []
     start = i = 0
-    while i <= len(text) - size:
-        if text[i : i + size] not in pieces:
+    while i <= len(folded) - size:
+        if folded[i : i + size] not in pieces:
             i += 1
             continue
         end = i + size
-        while end < len(text) and text[i : end + 1] in secret:
+        while end < len(folded) and folded[i : end + 1] in key:
             end += 1  # hide the whole run, not just its first SCRUB_MIN_PIECE characters
         out += [text[start:i], "********"]
         start = i = end
