@@ -182,11 +182,15 @@ def print_table(
     out.print(table)
     hidden = [headers[i] for i in range(len(headers)) if i not in shown]
     if hidden:
-        note(
+        import textwrap
+
+        said = (
             f"({', '.join(hidden)} not shown at this width"
             + (f": {how_to_see}" if how_to_see else ": --wide shows every column")
             + ")"
         )
+        # On the terminal the table was fitted to: as many lines as it takes, whole words.
+        note(textwrap.fill(said, out.width, break_long_words=False, break_on_hyphens=False))
 
 
 # (left, fill, cross, right) of the top, header-separator and bottom rules, and the
