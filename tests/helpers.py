@@ -67,10 +67,12 @@ def jwt_of_length(length: int) -> str:
 
 
 def leaked_piece(key: str, text: object, size: int = 12) -> str | None:
-    """The first piece of ``key`` of ``size`` characters found in ``text``."""
-    shown = str(text)
+    """The first piece of ``key`` of ``size`` characters found in ``text``, in any letter
+    case (a message that folds what it quotes shows the key all the same)."""
+    shown, folded = str(text).lower(), key.lower()
     return next(
-        (key[i : i + size] for i in range(len(key) - size + 1) if key[i : i + size] in shown), None
+        (key[i : i + size] for i in range(len(key) - size + 1) if folded[i : i + size] in shown),
+        None,
     )
 
 
