@@ -7,6 +7,7 @@ respx for every case in the reference's scope table, and once as a real local se
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -507,3 +508,31 @@ def test_the_junit_file_is_written_also_when_the_key_cannot_be_tested(
     assert result.exit_code == ExitStatus.FAILED
     failure = ET.parse(report).getroot().find("testsuite/testcase/failure")  # noqa: S314
     assert failure is not None and failure.get("type") == "not_found"
+
+
+def test_an_output_that_a_report_would_wrongly_replace_is_refused_before_any_check(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A link, a pipe, a device or a folder is never replaced by the report, and a name
+    that is no file is refused: exit 2 before any key is looked at (none is stored)."""
+    real = tmp_path / "real.xml"
+    real.write_text("kept")
+    link = tmp_path / "link.xml"
+    link.symlink_to(real)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for output in (str(link), str(pipe), str(tmp_path), "", "."):  # a device: like the pipe
+        result = cli("apikey", "test", "nope", "--format", "junit", "--output", output)
+        assert result.exit_code == ExitStatus.USAGE, (output, result.output)
+        assert result.stderr.startswith("Error: --output") and len(result.stderr.splitlines()) == 1
+    assert link.is_symlink() and real.read_text() == "kept" and pipe.is_fifo()
+    assert not list(tmp_path.glob(".*partial"))  # no report started anywhere
+
+
+@pytest.mark.parametrize("timeout", ["inf", "1e308", "3601"])
+def test_a_timeout_beyond_an_hour_is_refused(cli: Cli, timeout: str) -> None:
+    """A CI gate that may wait for ever is a hung job."""
+    args = ("apikey", "test", "-", "--server-url", "http://127.0.0.1:9", "--timeout", timeout)
+    result = cli(*args, input=make_jwt(exp_days=9))
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert "--timeout" in result.stderr

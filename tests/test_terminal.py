@@ -263,3 +263,25 @@ def test_apikey_test_all_shows_progress_at_a_terminal_only(registry: None) -> No
     # ...and erased at the end, so the summary starts on a clean line.
     assert "3/3 · 3 failed\r\x1b[KError: 3 of 3 checks failed" in raw
     assert b" -> " not in out and b"Testing" not in out  # never on stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "args", [("--version",), ("--help",), ("db", "path"), ("apikey", "list", "--json")]
+)
+def test_output_to_a_full_disk_is_one_line_and_exit_1(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    env = dict(os.environ, N8N_DEPLOY_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "n8n_deploy", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("Error: Cannot write the output: No space left on device")
+    assert line.endswith("Free some space where the output goes, or send it elsewhere")

@@ -62,6 +62,17 @@ def _sanitised_traceback(kind: type[BaseException], value: BaseException, tb: An
 GC_THRESHOLD = (100_000, 20, 20)
 
 
+def _no_room(exc: OSError) -> None:
+    """A full disk or quota where stdout goes (``> /dev/full``): one line, exit 1."""
+    from n8n_deploy.base.status import ExitStatus
+    from n8n_deploy.cli.root import NO_ROOM, NO_ROOM_HINT, silence_stdout
+
+    if exc.errno in NO_ROOM:
+        silence_stdout()
+        sys.stderr.write(f"Error: Cannot write the output: {exc.strerror}. {NO_ROOM_HINT}\n")
+        sys.exit(int(ExitStatus.FAILED))
+
+
 def main() -> None:
     gc.set_threshold(*GC_THRESHOLD)
     sys.excepthook = _sanitised_traceback
@@ -74,11 +85,17 @@ def main() -> None:
 
         try:
             application(prog_name="n8n-deploy")
+        except OSError as exc:  # raised before a command ran (`--version > /dev/full`)
+            _no_room(exc)
+            raise
         finally:
             try:
                 sys.stdout.flush()
             except BrokenPipeError:  # the reader left early (`... | head -1`): not an error
                 silence_stdout()
+            except OSError as exc:  # what was buffered meets a full disk
+                _no_room(exc)
+                raise
     except KeyboardInterrupt:
         # Before the root command runs (imports, argument parsing): nothing was touched.
         sys.stderr.write("\nInterrupted; nothing was changed.\n")

@@ -8,6 +8,7 @@ Nothing reaches the user as a traceback unless N8N_DEPLOY_DEBUG asks for it.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import sys
@@ -111,6 +112,9 @@ class RootGroup(TyperGroup):
             if database_error is not None:
                 message, hint = database_error
                 _error(message + kept, hint)
+            elif isinstance(exc, OSError) and exc.errno in NO_ROOM:
+                silence_stdout()  # what could not be written is not written at exit either
+                _error(f"Cannot write the output: {exc.strerror}{kept}", NO_ROOM_HINT)
             else:
                 _error(
                     f"unexpected {type(exc).__name__}{kept}",
@@ -118,6 +122,11 @@ class RootGroup(TyperGroup):
                     "for details and report it",
                 )
             raise typer.Exit(int(ExitStatus.FAILED)) from None
+
+
+#: A full disk or quota where the output goes (``> /dev/full``): said, not called a bug.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+NO_ROOM_HINT = "Free some space where the output goes, or send it elsewhere"
 
 
 #: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.

@@ -10,6 +10,7 @@ parses options and renders results.  Nothing heavy is imported at module level.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ from n8n_deploy.cli.output import (
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
 from n8n_deploy.n8n import scopes
-from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_PER_SERVER
+from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_PER_SERVER, MAX_TIMEOUT
 
 if TYPE_CHECKING:
     from n8n_deploy.apikeys.check import CheckOptions, KeyReport, Target, TargetResult
@@ -110,7 +111,8 @@ TimeoutOption = Annotated[
         "--timeout",
         metavar="S",
         min=0.1,
-        help="Time budget of each check in seconds, retries included.",
+        max=MAX_TIMEOUT,
+        help=f"Time budget of each check in seconds, retries included (at most {MAX_TIMEOUT:g}).",
     ),
 ]
 SkipSslOption = Annotated[
@@ -364,9 +366,32 @@ def _report_format(
         raise UsageError(f"--json and --format {chosen} ask for two outputs; give one")
     if output is not None and chosen != "junit":
         raise UsageError("--output is for --format junit", hint="Add --format junit")
+    if output is not None:
+        _check_report_path(output)
     settings = state(ctx).settings
     github = chosen == "github" or settings.github_actions
     return _ReportFormat(chosen, output, github, settings.github_step_summary)
+
+
+def _check_report_path(path: Path) -> None:
+    """Refuse (usage error, before any check) an --output that names no file, or that
+    names something a report would replace that is not a regular file: a folder, a
+    symbolic link, a device (``/dev/full``), a pipe."""
+    target = path.expanduser()
+    if str(path) == "" or target.name in ("", ".", ".."):
+        raise UsageError(
+            f"--output {str(path)!r}: not a file name", hint="e.g. --output report.xml"
+        )
+    try:
+        found = target.lstat()
+    except OSError:
+        return  # nothing there yet (a missing folder is said when the report is written)
+    if not stat.S_ISREG(found.st_mode):
+        what = "a folder" if stat.S_ISDIR(found.st_mode) else "not a regular file"
+        raise UsageError(
+            f"--output {target}: {what}; the report would replace it",
+            hint="Give the path of a new file or of a report written before",
+        )
 
 
 def _write_file(path: Path, text: str) -> None:
@@ -375,7 +400,11 @@ def _write_file(path: Path, text: str) -> None:
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         partial.write_text(text, encoding="utf-8")
+        _check_report_path(target)  # again: it may have changed while the keys were checked
         os.replace(partial, target)
+    except UsageError:
+        partial.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise OperationFailed(
