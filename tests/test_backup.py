@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -563,3 +564,24 @@ def test_a_backup_interrupted_by_sigterm_leaves_no_copy(
     assert run.exit_code == ExitStatus.INTERRUPTED, run.output
     assert run.stderr.strip() == "Interrupted; nothing was changed."
     assert sorted(p.name for p in data_dir.iterdir()) == ["n8n-deploy.db"]
+
+
+def test_a_damaged_database_says_how_to_recover_and_recovering_works(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    _add_keys("live")
+    assert cli("db", "backup", str(tmp_path / "good.bak")).exit_code == 0
+    db = sqlite_file(data_dir)
+    with db.open("r+b") as damaged:
+        damaged.seek(0)
+        damaged.write(b"\0" * 100)  # the header gone
+    for args in (("apikey", "list"), ("apikey", "list", "--json"), ("db", "check")):
+        result = cli(*args)
+        assert result.exit_code == ExitStatus.FAILED, (args, result.output)
+        (line,) = result.stderr.splitlines()
+        assert line.endswith("move it aside, then 'n8n-deploy db restore BACKUP'"), line
+    db.rename(tmp_path / "damaged.db")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    assert cli("db", "restore", str(tmp_path / "good.bak"), "--confirm").exit_code == 0
+    assert [key["name"] for key in json.loads(cli("apikey", "list", "--json").stdout)] == ["live"]

@@ -23,7 +23,7 @@ from n8n_deploy.store.engine import Database
 from n8n_deploy.store.lifecycle import open_database
 from n8n_deploy.store.reads import Reader
 from n8n_deploy.store.repositories import ApiKeyRepository, ServerRepository
-from n8n_deploy.store.sqlite_reading import plain_file, reading_current
+from n8n_deploy.store.sqlite_reading import SqliteSource, plain_file, reading_current
 from tests.helpers import Run, add_key, add_server, make_jwt, set_revision, sqlite_file
 
 Cli = Callable[..., Run]
@@ -346,3 +346,18 @@ def test_a_database_locked_by_another_process_is_waited_for_once_then_named(
         holder.close()
     assert result.exit_code == ExitStatus.FAILED
     assert result.stderr.strip() == "Error: Cannot read the database: database is locked"
+
+
+def test_a_read_only_folder_or_file_is_said_with_its_fix() -> None:
+    """What SQLite says when the -shm or -wal file cannot be written (a folder or file
+    made read-only: root, who runs the tests, is not held back by permissions)."""
+
+    class ReadOnly:
+        def execute(self, *_: object) -> None:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    source = SqliteSource(ReadOnly())  # type: ignore[arg-type]
+    with pytest.raises(DatabaseError) as raised:
+        source.rows("key_names")
+    assert raised.value.message == "Cannot read the database: attempt to write a readonly database"
+    assert raised.value.hint is not None and "-wal and -shm files" in raised.value.hint

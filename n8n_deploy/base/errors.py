@@ -106,6 +106,25 @@ class DatabaseError(OperationFailed):
     """The database could not be opened, read or written."""
 
 
+def database_error_hint(said: str) -> str | None:
+    """The fix for what a database driver said (its first line), when it names one."""
+    if "locked" in said or "busy" in said:
+        return "Another n8n-deploy command is using the database; try again in a moment"
+    if "readonly" in said or "read-only" in said:
+        return (
+            "Check that you can write the data folder and the database file, and its -wal "
+            "and -shm files (even reading a SQLite database needs them)"
+        )
+    if "malformed" in said or "not a database" in said:
+        return "The file is damaged: move it aside, then 'n8n-deploy db restore BACKUP'"
+    return None
+
+
+def cannot_read(said: str) -> DatabaseError:
+    """``Cannot read the database: <what the driver said>``, with its fix."""
+    return DatabaseError(f"Cannot read the database: {said}", hint=database_error_hint(said))
+
+
 class InvalidKeyFormatError(N8nDeployError):
     exit_status = ExitStatus.INVALID_FORMAT
 

@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from n8n_deploy.base import interrupts
-from n8n_deploy.base.errors import N8nDeployError
+from n8n_deploy.base.errors import N8nDeployError, database_error_hint
 from n8n_deploy.base.settings import DEBUG_ENV, resolve_settings
 from n8n_deploy.base.status import ExitStatus
 from n8n_deploy.base.text import error_text, sanitize
@@ -228,9 +228,4 @@ def _database_error_message(exc: Exception) -> tuple[str, str | None] | None:
     if not type(exc).__module__.startswith("sqlalchemy"):
         return None
     first = error_text(exc)
-    hint = None
-    if "locked" in first or "busy" in first:
-        hint = "Another n8n-deploy command is using the database; try again in a moment"
-    elif "readonly" in first or "read-only" in first:
-        hint = "Check the permissions of the data folder and the database file"
-    return f"Database error: {first}", hint
+    return f"Database error: {first}", database_error_hint(first)

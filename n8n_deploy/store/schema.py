@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from n8n_deploy.base.errors import (
-    DatabaseError,
     LegacyDatabaseError,
     OperationFailed,
     SchemaError,
     SchemaOutOfDateError,
     SchemaTooNewError,
     UsageError,
+    cannot_read,
 )
 from n8n_deploy.base.text import error_text
 
@@ -126,7 +126,7 @@ def inspect_state(engine: Engine) -> SchemaState:
         with engine.connect() as conn:
             return inspect_connection(conn)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
+        raise cannot_read(error_text(exc)) from None
 
 
 def inspect_connection(conn: Connection) -> SchemaState:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from n8n_deploy.base.dates import stored_texts, stored_utc
-from n8n_deploy.base.errors import DatabaseError
+from n8n_deploy.base.errors import cannot_read
 from n8n_deploy.base.text import error_text
 from n8n_deploy.store.files import (
     BUSY_TIMEOUT_SECONDS,
@@ -67,7 +67,7 @@ class SqliteSource:
         try:
             found = self.conn.execute(sql, dict(params or {})).fetchall()
         except sqlite3.Error as exc:
-            raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
+            raise cannot_read(error_text(exc)) from None
         if not found:
             return found
         # Column by column: one loop a column instead of one a value (10,000 rows).
@@ -139,7 +139,7 @@ def reading_current(path: Path) -> Iterator[Reader | None]:
             versions = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()  # noqa: S608 - a constant
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):  # waited BUSY_TIMEOUT_SECONDS already: not a second time
-                raise DatabaseError(f"Cannot read the database: {error_text(exc)}") from None
+                raise cannot_read(error_text(exc)) from None
             versions = []
         except sqlite3.Error:
             versions = []
