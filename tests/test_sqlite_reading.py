@@ -345,7 +345,10 @@ def test_a_database_locked_by_another_process_is_waited_for_once_then_named(
         holder.execute("ROLLBACK")
         holder.close()
     assert result.exit_code == ExitStatus.FAILED
-    assert result.stderr.strip() == "Error: Cannot read the database: database is locked"
+    assert result.stderr.strip() == (
+        "Error: Cannot read the database: database is locked. "
+        "Another n8n-deploy command is using the database; try again in a moment"
+    )
 
 
 def test_a_read_only_folder_or_file_is_said_with_its_fix() -> None:

@@ -95,6 +95,19 @@ def test_a_server_that_never_answers_is_bounded_by_the_budget(cli: Cli, key: str
     assert "within the 0.5 s budget" in data["message"]
 
 
+def test_an_https_server_that_never_answers_the_handshake_is_a_timeout(cli: Cli, key: str) -> None:
+    """Not a TLS failure with a hint to try http://: the handshake ran out of time."""
+    with silent_server() as url:
+        https = url.replace("http://", "https://")
+        result = cli(
+            "apikey", "test", "-", "--server-url", https, "--timeout", "0.5", "--json", input=key
+        )
+    assert result.exit_code == ExitStatus.UNREACHABLE
+    data = json.loads(result.stdout)
+    assert data["cause"] == "timeout", data["message"]
+    assert "within the 0.5 s budget" in data["message"]
+
+
 def test_a_redirect_to_another_port_is_not_followed_and_the_key_never_arrives(
     cli: Cli, database: Database, key: str
 ) -> None:

@@ -988,7 +988,12 @@ def _describe_error(exc: Exception, base: str, budget: float) -> tuple[str, str,
     if cert_error is not None:
         why = cert_error.verify_message or cert_error.reason or "not trusted"
         return "tls", f"TLS certificate of {where} not trusted: {why}", _TLS_HINT, False
-    tls_error = _first(chain, ssl.SSLError)
+    # SSLWantRead/WriteError: the handshake was waiting for the server when the time ran
+    # out (a timeout, said as one below), not a TLS failure.
+    waiting = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+    tls_error = next(
+        (e for e in chain if isinstance(e, ssl.SSLError) and not isinstance(e, waiting)), None
+    )
     if tls_error is not None:
         why = tls_error.reason or type(tls_error).__name__
         hint = "Check the URL's scheme: is the server plain http:// rather than https://?"
