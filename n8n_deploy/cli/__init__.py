@@ -76,6 +76,7 @@ def _no_room(exc: OSError) -> None:
 def main() -> None:
     gc.set_threshold(*GC_THRESHOLD)
     sys.excepthook = _sanitised_traceback
+    ended = False  # the command ran to its end: not interrupted, nothing unexpected
     try:
         from n8n_deploy.base import interrupts
 
@@ -100,13 +101,19 @@ def main() -> None:
         # Before the root command runs (imports, argument parsing): nothing was touched.
         sys.stderr.write("\nInterrupted; nothing was changed.\n")
         sys.exit(_INTERRUPTED_STATUS)
+    except SystemExit as exit_:
+        ended = exit_.code != _INTERRUPTED_STATUS
+        raise
     finally:
         guard = sys.modules.get("n8n_deploy.base.interrupts")
         if guard is not None and guard.ending():  # Python's exit is not interrupted
             sys.stderr.write(ENDING_NOTE)
         # Python's exit ends in collections that go through every object left, the modules
         # imported included: 85 ms after `apikey test --all` (SQLAlchemy and httpx loaded),
-        # 12 ms after a 20-key listing.  Nothing left needs collecting then (files are
-        # closed, the database disposed, the process's end frees the memory), and frozen
-        # objects are skipped.
-        gc.freeze()
+        # 12 ms after a 20-key listing.  After a command that ran to its end nothing left
+        # needs collecting (files are closed, the database disposed, the process's end
+        # frees the memory), and frozen objects are skipped.  Not after an interrupted
+        # one: a connection a signal cut off may still be open, in a cycle, and only its
+        # collection closes it, so that SQLite rolls back and removes its -journal.
+        if ended:
+            gc.freeze()
