@@ -63,13 +63,12 @@ GC_THRESHOLD = (100_000, 20, 20)
 
 
 def _no_room(exc: OSError) -> None:
-    """A full disk or quota where stdout goes (``> /dev/full``): one line, exit 1."""
+    """A full disk or quota where stdout goes (``> /dev/full``) outside a command (typer's
+    own output, the last flush): said as the error mapping says it, exit 1."""
     from n8n_deploy.base.status import ExitStatus
-    from n8n_deploy.cli.root import NO_ROOM, NO_ROOM_HINT, silence_stdout
+    from n8n_deploy.cli.root import report_no_room
 
-    if exc.errno in NO_ROOM:
-        silence_stdout()
-        sys.stderr.write(f"Error: Cannot write the output: {exc.strerror}. {NO_ROOM_HINT}\n")
+    if report_no_room(exc):
         sys.exit(int(ExitStatus.FAILED))
 
 

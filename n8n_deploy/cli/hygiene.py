@@ -133,9 +133,10 @@ def events(
     from n8n_deploy.cli.views import event_record, print_events_table
     from n8n_deploy.store.events import EventRepository
 
-    kinds = [k.strip().lower() for k in kind or []]
+    typed = kind or []
+    kinds = [k.strip().lower() for k in typed]
     # Quoted as typed: folded, a key typed here would lose the shape the printer hides.
-    unknown = [raw for raw in kind or [] if raw.strip().lower() not in EVENT_KINDS]
+    unknown = [raw for raw, k in zip(typed, kinds, strict=True) if k not in EVENT_KINDS]
     if unknown:
         raise UsageError(
             f"--kind {unknown[0]}: not an event kind", hint=f"Use one of: {', '.join(EVENT_KINDS)}"

@@ -112,9 +112,8 @@ class RootGroup(TyperGroup):
             if database_error is not None:
                 message, hint = database_error
                 _error(message + kept, hint)
-            elif isinstance(exc, OSError) and exc.errno in NO_ROOM:
-                silence_stdout()  # what could not be written is not written at exit either
-                _error(f"Cannot write the output: {exc.strerror}{kept}", NO_ROOM_HINT)
+            elif isinstance(exc, OSError) and report_no_room(exc, kept):
+                pass
             else:
                 _error(
                     f"unexpected {type(exc).__name__}{kept}",
@@ -126,7 +125,19 @@ class RootGroup(TyperGroup):
 
 #: A full disk or quota where the output goes (``> /dev/full``): said, not called a bug.
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-NO_ROOM_HINT = "Free some space where the output goes, or send it elsewhere"
+
+
+def report_no_room(exc: OSError, kept: str = "") -> bool:
+    """Say (one line) that the output met a full disk, when ``exc`` is that; stdout then
+    points nowhere, so that what could not be written is not tried again at exit."""
+    if exc.errno not in NO_ROOM:
+        return False
+    silence_stdout()
+    _error(
+        f"Cannot write the output: {exc.strerror}{kept}",
+        "Free some space where the output goes, or send it elsewhere",
+    )
+    return True
 
 
 #: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.
