@@ -378,9 +378,9 @@ def _check_report_path(path: Path) -> None:
     names something a report would replace that is not a regular file: a folder, a
     symbolic link, a device (``/dev/full``), a pipe."""
     target = path.expanduser()
-    if str(path) == "" or target.name in ("", ".", ".."):
+    if target.name in ("", ".", ".."):  # typer reads --output "" as "."
         raise UsageError(
-            f"--output {str(path)!r}: not a file name", hint="e.g. --output report.xml"
+            "--output names no file", hint="Give a file path, e.g. --output report.xml"
         )
     try:
         found = target.lstat()
