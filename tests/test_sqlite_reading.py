@@ -187,6 +187,34 @@ def test_stored_timestamps_are_checked_as_each_was_checked_alone() -> None:
 
 
 @pytest.mark.parametrize(
+    "damaged",
+    [
+        "2026-02-30 00:00:00.000000",
+        "2023-02-29 12:00:00.000000",
+        "2026-06-31 08:00:00.000000",
+        "2026-01-00 08:00:00.000000",
+        "2026-13-01 08:00:00.000000",
+        "2026-01-01 24:00:00.000000",
+        "0000-01-01 00:00:00.000000",
+        "2026-01-01 23:60:00.000000",
+    ],
+)
+def test_one_timestamp_that_is_no_moment_is_found_anywhere_in_a_long_column(damaged: str) -> None:
+    # A listing checks its columns a thousand values at a time, each field of them at once.
+    rng = random.Random(damaged)
+    start = datetime(2020, 1, 1)
+    column: list[object] = [
+        (start + timedelta(seconds=rng.randint(0, 10**9))).isoformat(" ", "microseconds")
+        for _ in range(2500)
+    ]
+    column[::7] = [None] * len(column[::7])
+    column[1200] = "2024-02-29 00:00:00.000000"  # a leap day, late in its month: a moment
+    assert stored_texts(column)
+    for at in (0, 1023, 1024, 1025, 2047, 2499):
+        assert not stored_texts([*column[:at], damaged, *column[at + 1 :]]), at
+
+
+@pytest.mark.parametrize(
     ("table", "column"),
     [
         ("api_keys", "name"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import cache, partial
+from operator import is_not
 
 from n8n_deploy.base.errors import UsageError
 
@@ -61,28 +63,92 @@ _STORED_SHAPE = "2026-12-03 06:50:48.784958"
 #: Its form, each digit written 0: what _DIGIT_AS_0 makes of every stored text.
 _STORED_FORM = re.sub("[0-9]", "0", _STORED_SHAPE).encode("ascii")
 _DIGIT_AS_0 = bytes.maketrans(b"123456789", b"000000000")
+_WIDTH = len(_STORED_SHAPE)
+#: Stored texts a line each: where a line's characters start (its width and line break).
+_STRIDE = _WIDTH + 1
+#: Where the characters of a stored text stand that its ISO-8601 form keeps, in place
+#: (the date and the time to the second; the space between them becomes a T).
+_ISO_KEEPS = (*range(10), *range(11, 19))
+#: The stored texts of no moment, by their digits (the shape holds, each field digits):
+#: each rule a few (place, digits) that all hold.  Year 0000; month 00 or above 12; day
+#: 00 or above 31; hour above 23 (which a newer Python reads as the next day's midnight);
+#: minute or second above 59.
+_OUT_OF_RANGE = (
+    ((0, "0"), (1, "0"), (2, "0"), (3, "0")),
+    ((5, "23456789"),),
+    ((5, "0"), (6, "0")),
+    ((5, "1"), (6, "3456789")),
+    ((8, "456789"),),
+    ((8, "0"), (9, "0")),
+    ((8, "3"), (9, "23456789")),
+    ((11, "3456789"),),
+    ((11, "2"), (12, "456789")),
+    ((14, "6789"),),
+    ((17, "6789"),),
+)
+#: Days 29 to 31, which some months have and others not: such dates are read one by one.
+_LATE_DAYS = (((8, "3"),), ((8, "2"), (9, "9")))
+_NOT_NONE = partial(is_not, None)
+#: Values checked at once: a few pages of text, which the next ones reuse.
+_CHECKED_AT_ONCE = 1024
 
 
 def stored_texts(values: Sequence[object]) -> bool:
     """Whether every value but None is a timestamp stored as text in the one shape SQLite
     holds them in (``_STORED_SHAPE``) and a real moment: then ``isos_from_stored`` and the
-    text comparisons of ``stored_text(now)`` answer as the datetimes would.  Two scans of
-    them all and one parse each, in C: a listing checks 10,000 values a column."""
-    texts = [v for v in values if v is not None] if None in values else values
-    if not texts:
+    text comparisons of ``stored_text(now)`` answer as the datetimes would.  A listing
+    checks 10,000 values a column: a thousand at a time, in C, each rule of them all at
+    once (``_matching``); only a date late in its month is read as a date."""
+    nulls = values.count(None)
+    if nulls == len(values):  # a column no key has a value in (last used, deadline)
         return True
+    texts = list(filter(_NOT_NONE, values)) if nulls else values
+    return all(
+        _stored(texts[start : start + _CHECKED_AT_ONCE])
+        for start in range(0, len(texts), _CHECKED_AT_ONCE)
+    )
+
+
+def _stored(texts: Sequence[object]) -> bool:
     try:
         lines = "\n".join(texts)  # type: ignore[arg-type]
-        form = (_STORED_FORM + b"\n") * len(texts)
-        if not lines.isascii() or lines.encode("ascii").translate(_DIGIT_AS_0) != form[:-1]:
-            return False
-        if " 24:" in lines:  # which a newer Python reads as midnight of the next day
-            return False
-        return all(map(datetime.fromisoformat, texts))  # type: ignore[arg-type]
     except TypeError:  # a value that is not text at all
         return False
-    except ValueError:  # 2026-02-30: in shape, but no moment
+    if not lines.isascii():
         return False
+    text = lines.encode("ascii")
+    if text.translate(_DIGIT_AS_0) != ((_STORED_FORM + b"\n") * len(texts))[:-1]:
+        return False
+    if _matching(text, _OUT_OF_RANGE):
+        return False
+    late = _matching(text, _LATE_DAYS).to_bytes(len(texts), "big")
+    at = late.find(1)
+    try:
+        while at >= 0:  # 2026-02-30 and 2026-04-31 are in range, and no day
+            date.fromisoformat(lines[at * _STRIDE : at * _STRIDE + 10])
+            at = late.find(1, at + 1)
+    except ValueError:
+        return False
+    return True
+
+
+def _matching(text: bytes, rules: Sequence[Sequence[tuple[int, str]]]) -> int:
+    """Of stored texts a line each, which match a rule: a number whose byte i (from the
+    left) is 1 where the i-th text does, 0 where it does not.  Each place of all the texts
+    is one slice with a step; each test of its digits one translation and one ``and``."""
+    found = 0
+    for rule in rules:
+        matches = -1  # every bit set: all texts, until a test leaves some out
+        for place, digits in rule:
+            matches &= int.from_bytes(text[place::_STRIDE].translate(_digits(digits)), "big")
+        found |= matches
+    return found
+
+
+@cache
+def _digits(digits: str) -> bytes:
+    """The table that translates each of ``digits`` to the byte 1, any other digit to 0."""
+    return bytes.maketrans(b"0123456789", bytes(str(d) in digits for d in range(10)))
 
 
 def _fields(value: datetime) -> tuple[int, int, int, int, int, int]:
@@ -102,9 +168,20 @@ def stored_text(value: datetime) -> str:
 
 def isos_from_stored(texts: Sequence[str], quote: str = "") -> list[str]:
     """``iso_utc`` of each timestamp as stored (values ``stored_texts`` accepted), between
-    two ``quote``, without reading them as datetimes first (a listing writes 20,000: one
-    comprehension): ``2025-09-15 10:30:00.123456`` -> ``2025-09-15T10:30:00Z``."""
-    return [f"{quote}{text[:10]}T{text[11:19]}Z{quote}" for text in texts]
+    two ``quote``, without reading them as datetimes first: ``2025-09-15 10:30:00.123456``
+    -> ``2025-09-15T10:30:00Z``.  A listing writes 20,000: the texts are all one width, so
+    each character a timestamp keeps is copied for all of them at once (a slice with a
+    step, in C), and the lines made are split apart: a third of a comprehension's time."""
+    if not texts:
+        return []
+    stored = "".join(texts).encode("ascii")
+    if len(stored) != len(texts) * _WIDTH:  # never, of values stored_texts accepted
+        raise ValueError("not timestamps as stored")
+    line = f"{quote}0000-00-00T00:00:00Z{quote}\n".encode("ascii")
+    written = bytearray(line * len(texts))
+    for at in _ISO_KEEPS:
+        written[len(quote) + at :: len(line)] = stored[at::_WIDTH]
+    return written[:-1].decode("ascii").split("\n")
 
 
 def iso_utc(value: datetime | None) -> str | None:

@@ -100,7 +100,7 @@ def print_key_listing(listing: KeyListing, *, now: datetime) -> None:
     # words), searched at once: when none of it may hold a secret, no item's text can.
     clean = _plain_text(listing)
     moments = (now, stored_text(now))
-    servers = {key_id: _listed_servers(found) for key_id, found in linked.items()} if clean else {}
+    servers = _listed_servers_of(linked) if clean else {}
 
     def texts(rows: Sequence[Sequence[Any]]) -> Sequence[str | None]:
         if clean:
@@ -201,6 +201,16 @@ def _listed_moment(value: datetime | str) -> str:
     return f'"{iso_utc(value)}"'
 
 
+def _listed_servers_of(linked: Mapping[int, Sequence[ServerLike]]) -> dict[int, str]:
+    """key id -> ``_listed_servers`` of its servers, each list of them written once: the
+    keys on one server share its tuple (``store.reads``), so 5,000 links are a few lists,
+    and the rest is done in C."""
+    found = list(linked.values())
+    distinct = dict(zip(map(id, found), found, strict=True))  # ids of objects all alive here
+    written = {at: _listed_servers(servers) for at, servers in distinct.items()}
+    return dict(zip(linked, map(written.__getitem__, map(id, found)), strict=True))
+
+
 def _listed_servers(servers: Sequence[ServerLike]) -> str:
     if not servers:
         return "[]"
@@ -211,11 +221,9 @@ def _listed_servers(servers: Sequence[ServerLike]) -> str:
 
 
 def _plain_text(listing: KeyListing) -> bool:
-    """Whether every name, description and key of the listing is text and no name or
-    description may hold a secret (one search for them all)."""
+    """Whether no name or description of the listing may hold a secret (one search for
+    them all); every key, name and description is text (the sources checked it)."""
     rows = listing.rows
-    if set(map(type, map(itemgetter(2), rows))) - {str}:
-        return False
     names = map(itemgetter(1), rows)
     descriptions = filter(None, map(itemgetter(3), rows))
     servers = {server.name for linked in listing.servers.values() for server in linked}
