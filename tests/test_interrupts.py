@@ -377,3 +377,48 @@ def test_a_ctrl_c_just_before_the_checks_began_warns_of_nothing(
             run_sync(checks())
         gc.collect()
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_signal_while_the_event_loop_is_made_leaves_no_loop_open_and_nothing_said(
+    monkeypatch: pytest.MonkeyPatch, ctrl_c_handler: object
+) -> None:
+    """A SIGTERM 0.2 s into `apikey test --all` landed inside asyncio.new_event_loop: the
+    loop half made failed in its finaliser ("Exception ignored in BaseEventLoop.__del__",
+    a traceback) and the checks' coroutine was never awaited, both printed after the
+    interrupt's last line.  The loop is now made (and closed) with signals held."""
+    import asyncio
+    import gc
+    import warnings
+
+    from n8n_deploy.base import interrupts
+    from n8n_deploy.n8n.probe import run_sync
+
+    made: list[asyncio.AbstractEventLoop] = []
+    unraisable: list[object] = []
+    real_new_event_loop = asyncio.new_event_loop
+
+    def new_event_loop() -> asyncio.AbstractEventLoop:
+        made.append(real_new_event_loop())
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs here, while the loop is being made
+            pass
+        return made[-1]
+
+    async def checks() -> str:
+        await asyncio.sleep(0)
+        return "finished"
+
+    monkeypatch.setattr(asyncio, "new_event_loop", new_event_loop)
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    interrupts.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(KeyboardInterrupt):
+                run_sync(checks())
+            gc.collect()
+    finally:
+        interrupts.finish()
+    assert [str(w.message) for w in caught] == []
+    assert unraisable == []
+    assert made and made[0].is_closed()

@@ -167,7 +167,7 @@ def saving(*, hold: bool = True) -> Iterator[None]:
     follow), and outside a command (the Python API), signals wait only for the commit
     itself; one that arrived meanwhile stops the command right after it."""
     if not _Run.active or not hold:
-        with _held_for_the_commit():
+        with held():
             yield
             _Run.saved = _Run.saved or _Run.active
         return
@@ -186,7 +186,12 @@ def saving(*, hold: bool = True) -> Iterator[None]:
 
 
 @contextmanager
-def _held_for_the_commit() -> Iterator[None]:
+def held() -> Iterator[None]:
+    """Signals wait for the end of the block, a few statements that must not be cut short
+    (a commit; an event loop made, which a signal halfway through its making leaves to
+    fail in its finaliser, with a traceback); one that arrived meanwhile stops the
+    command with a KeyboardInterrupt right after it.  Within a change being saved
+    (``saving``), signals are held until the command ends already."""
     if _Run.deferring:  # held already, until the end of the command
         yield
         return

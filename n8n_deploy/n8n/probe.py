@@ -602,12 +602,16 @@ def run_sync(
     Unlike ``asyncio.run`` this does not wait for a DNS lookup still blocked in a worker
     thread after its check gave up: the time budget is kept even when DNS hangs.
     """
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
+    loop: asyncio.AbstractEventLoop | None = None
+    executor: ThreadPoolExecutor | None = None
     try:
+        with interrupts.held():  # a signal never leaves a loop half made, or half closed
+            loop = asyncio.new_event_loop()
+            executor = ThreadPoolExecutor(thread_name_prefix="n8n-deploy-dns")
         loop.set_exception_handler(_quiet_about_interrupts)
         loop.set_default_executor(executor)
-        with interrupts.as_cancellation(lambda: loop.call_soon_threadsafe(_cancel_all, loop)):
+        running = loop
+        with interrupts.as_cancellation(lambda: running.call_soon_threadsafe(_cancel_all, running)):
             try:
                 return loop.run_until_complete(coroutine)
             finally:
@@ -616,9 +620,12 @@ def run_sync(
                     loop.run_until_complete(close())
                 loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        coroutine.close()  # never started when a signal came first: no "never awaited" warning
-        executor.shutdown(wait=False, cancel_futures=True)
-        loop.close()
+        with interrupts.held():
+            coroutine.close()  # never started when a signal came first: no "never awaited"
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+            if loop is not None:
+                loop.close()
 
 
 def _quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
