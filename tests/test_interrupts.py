@@ -422,3 +422,34 @@ def test_a_signal_while_the_event_loop_is_made_leaves_no_loop_open_and_nothing_s
     assert [str(w.message) for w in caught] == []
     assert unraisable == []
     assert made and made[0].is_closed()
+
+
+def test_run_as_python_m_an_interrupt_handled_on_the_way_does_not_end_it_by_sigint(
+    tmp_path: Path,
+) -> None:
+    """`python -m n8n_deploy` interrupted while typer was evaluating an annotation printed
+    its line and gave status 130, then Python killed the process with SIGINT (-2 to a
+    parent): the interpreter remembers a KeyboardInterrupt that passed through an eval of
+    a string, even one the program handled.  Here the interrupt comes out of such an eval
+    as start-up begins."""
+    (tmp_path / "interrupted_in_an_eval.py").write_text(
+        "import runpy, sys\n"
+        "from n8n_deploy.base import interrupts\n"
+        "guard = interrupts.guard_process\n"
+        "def guard_then_interrupted():\n"
+        "    guard()\n"
+        "    eval('(_ for _ in ()).throw(KeyboardInterrupt())')\n"
+        "interrupts.guard_process = guard_then_interrupted\n"
+        "sys.argv = ['n8n-deploy', '--version']\n"
+        "runpy.run_module('n8n_deploy', run_name='__main__', alter_sys=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_an_eval"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == int(ExitStatus.INTERRUPTED), done.stderr
+    assert done.stderr.strip() == "Interrupted; nothing was changed."
