@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -644,3 +645,33 @@ def test_carried_timestamps_and_flags_are_stored_as_sqlalchemy_writes_them() -> 
         assert processor is not None
         expected = [None if v is None else processor(v) for v in values]
         assert legacy._stored(kind, dialect, values) == expected
+
+
+def test_an_interrupt_whose_clean_up_fails_is_reported_as_the_interrupt(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM 0.6 s into `db upgrade` landed in Alembic's batch rebuild of a table:
+    SQLAlchemy invalidated the connection on the interrupt, Alembic's clean-up (drop the
+    new table) ran on it and failed with "Can't reconnect until invalid transaction is
+    rolled back", and the upgrade said "The migration failed (...)", exit 1.  It is the
+    interrupt: exit 130, and its line, with the file as it was."""
+    from sqlalchemy import text
+
+    db = copy_fixture(sqlite_file(data_dir))
+    original = _dump(db)
+    real_import = legacy.import_legacy
+
+    def interrupted(conn: Any, **kwargs: Any) -> Any:
+        real_import(conn, **kwargs)
+        try:
+            raise KeyboardInterrupt  # as a signal landing in a statement
+        except KeyboardInterrupt:
+            conn.invalidate()  # what SQLAlchemy does to a connection on an interrupt
+            conn.execute(text("DROP TABLE IF EXISTS _alembic_tmp_api_keys"))  # the clean-up
+
+    monkeypatch.setattr(legacy, "import_legacy", interrupted)
+    result = cli("db", "upgrade", "--no-backup")
+    assert result.exit_code == ExitStatus.INTERRUPTED, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Interrupted; nothing was changed."
+    assert "migration failed" not in result.stderr
+    assert _dump(db) == original

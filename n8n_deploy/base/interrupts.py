@@ -153,6 +153,22 @@ def in_command() -> bool:
     return _Run.active
 
 
+def raised_by_an_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` was raised while a Ctrl-C or SIGTERM was being handled: a
+    library's clean-up after the interrupt that failed in turn (Alembic's batch rebuild
+    drops its new table on the connection SQLAlchemy invalidated on the interrupt:
+    "Can't reconnect until invalid transaction is rolled back").  Such an error is the
+    interrupt's, and is reported as the interrupt."""
+    seen: set[int] = set()
+    found: BaseException | None = error.__context__
+    while found is not None and id(found) not in seen:
+        if isinstance(found, KeyboardInterrupt):
+            return True
+        seen.add(id(found))
+        found = found.__context__
+    return False
+
+
 def changes_saved() -> bool:
     """Whether this command has saved a change already."""
     return _Run.saved

@@ -80,13 +80,14 @@ class RootGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except N8nDeployError as error:
+            if interrupts.raised_by_an_interrupt(error):
+                raise _interrupted() from None
             report_error(error)
             if wants_json:
                 _json_error(error.message, int(error.exit_status), error.hint)
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
-            _report_interrupt()
-            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            raise _interrupted() from None
         except (typer.Exit, SystemExit):
             raise
         except BrokenPipeError:
@@ -94,6 +95,8 @@ class RootGroup(TyperGroup):
             silence_stdout()
             raise typer.Exit(int(ExitStatus.SUCCESS)) from None
         except Exception as exc:  # the last line of defence: never a traceback
+            if interrupts.raised_by_an_interrupt(exc):
+                raise _interrupted() from None
             if _is_usage_error(exc):
                 _report_usage_error(exc)
                 status = int(getattr(exc, "exit_code", ExitStatus.USAGE))
@@ -143,6 +146,12 @@ def report_no_room(exc: OSError, kept: str = "") -> bool:
 #: The line a Ctrl-C (or SIGTERM) leaves, before any change was saved, and after one was.
 class _Interrupt:
     reported = False  # the line of an interrupted command was written
+
+
+def _interrupted() -> typer.Exit:
+    """The last line of an interrupted command said; the exit that ends it (130)."""
+    _report_interrupt()
+    return typer.Exit(int(ExitStatus.INTERRUPTED))
 
 
 def _report_interrupt() -> None:
