@@ -453,3 +453,39 @@ def test_run_as_python_m_an_interrupt_handled_on_the_way_does_not_end_it_by_sigi
     )
     assert done.returncode == int(ExitStatus.INTERRUPTED), done.stderr
     assert done.stderr.strip() == "Interrupted; nothing was changed."
+
+
+def test_an_upgrade_interrupted_after_a_revision_says_whether_the_revision_is_kept(
+    cli: Cli, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite and PostgreSQL roll the whole upgrade back; MariaDB/MySQL commit each
+    revision as it is applied, so an interrupt after one must not say nothing changed."""
+    from n8n_deploy.cli.root import INTERRUPTED, INTERRUPTED_AFTER_SAVING
+    from n8n_deploy.store import migrations
+
+    assert cli("db", "init").exit_code == ExitStatus.SUCCESS
+    assert cli("db", "downgrade", "0005", "--confirm", "--no-backup").exit_code == 0
+    recorder = migrations._step_recorder
+
+    def interrupted_after_the_first(steps: list[Any], **how: Any) -> Callable[..., None]:
+        record = recorder(steps, **how)
+
+        def record_then_interrupt(**kwargs: Any) -> None:
+            record(**kwargs)
+            raise KeyboardInterrupt  # as a signal right after revision 0006 is applied
+
+        return record_then_interrupt
+
+    monkeypatch.setattr(migrations, "_step_recorder", interrupted_after_the_first)
+    run = cli("db", "upgrade", "--no-backup")
+    assert run.exit_code == ExitStatus.INTERRUPTED, run.output
+    monkeypatch.setattr(migrations, "_step_recorder", recorder)
+    if engine.split("://")[0].split("+")[0] in ("mysql", "mariadb"):
+        # 0006's change was committed with it (its record of the revision may not be).
+        assert run.stderr.strip().splitlines()[-1] == INTERRUPTED_AFTER_SAVING
+    else:
+        assert run.stderr.strip().splitlines()[-1] == INTERRUPTED
+        assert "Revision: 0005 " in cli("db", "current").stdout
+    # Either way the next upgrade finishes the work.
+    assert cli("db", "upgrade", "--no-backup").exit_code == ExitStatus.SUCCESS
+    assert cli("db", "check").exit_code == ExitStatus.SUCCESS

@@ -153,6 +153,13 @@ def in_command() -> bool:
     return _Run.active
 
 
+def note_saved() -> None:
+    """A change of this command was saved outside :func:`saving`: a schema revision that
+    MariaDB/MySQL committed as it was applied (their DDL cannot be rolled back).  An
+    interrupt from here on says the change is kept."""
+    _Run.saved = _Run.saved or _Run.active
+
+
 def raised_by_an_interrupt(error: BaseException) -> bool:
     """Whether ``error`` was raised while a Ctrl-C or SIGTERM was being handled: a
     library's clean-up after the interrupt that failed in turn (Alembic's batch rebuild

@@ -195,7 +195,7 @@ def _run_migration(
             if not transactional:
                 conn.commit()  # MariaDB/MySQL: Alembic commits each revision on its own
             config = alembic_config(conn)
-            config.attributes["on_version_apply"] = _step_recorder(steps)
+            config.attributes["on_version_apply"] = _step_recorder(steps, kept=not transactional)
             config.attributes["notes"] = notes
             config.attributes["transaction_per_migration"] = not transactional
             if not upgrade:
@@ -273,13 +273,18 @@ def _failed(
     )
 
 
-def _step_recorder(steps: list[Step]) -> Callable[..., None]:
+def _step_recorder(steps: list[Step], *, kept: bool) -> Callable[..., None]:
+    """Records each revision applied in ``steps``; ``kept``: the database has committed it
+    already (MariaDB/MySQL), so an interrupt from then on says a change is kept."""
+
     def record(*, step: Any, **_: Any) -> None:
         source = ",".join(step.source_revision_ids) or "base"
         target = ",".join(step.destination_revision_ids) or "base"
         script = step.up_revision
         doc = ((script.doc if script is not None else "") or "").strip().rstrip(".")
         steps.append(Step(source, target, doc if step.is_upgrade else f"undo: {doc}"))
+        if kept:
+            interrupts.note_saved()
 
     return record
 
