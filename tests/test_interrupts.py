@@ -424,6 +424,7 @@ def test_a_signal_while_the_event_loop_is_made_leaves_no_loop_open_and_nothing_s
     assert made and made[0].is_closed()
 
 
+@pytest.mark.e2e
 def test_run_as_python_m_an_interrupt_handled_on_the_way_does_not_end_it_by_sigint(
     tmp_path: Path,
 ) -> None:
