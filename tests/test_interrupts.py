@@ -321,11 +321,6 @@ def test_a_ctrl_c_during_the_checks_warns_of_no_work_it_stopped_before_it_began(
     leaves its coroutine never awaited, and Python warned of it on stderr, in a command
     (used as a library, Python's warnings are left as they are)."""
     import asyncio
-    import gc
-    import warnings
-
-    from n8n_deploy.base import interrupts
-    from n8n_deploy.n8n.probe import run_sync
 
     async def attempt() -> None:
         await asyncio.sleep(0)
@@ -340,16 +335,7 @@ def test_a_ctrl_c_during_the_checks_warns_of_no_work_it_stopped_before_it_began(
         asyncio.get_running_loop().create_task(started(attempt()))
         await asyncio.sleep(30)
 
-    interrupts.start()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with pytest.raises(KeyboardInterrupt):
-                run_sync(checks())
-            gc.collect()
-    finally:
-        interrupts.finish()
-    assert [str(w.message) for w in caught] == []
+    assert _warnings_of_an_interrupted_command(checks()) == []
 
 
 def test_a_ctrl_c_just_before_the_checks_began_warns_of_nothing(
@@ -387,11 +373,6 @@ def test_a_signal_while_the_event_loop_is_made_leaves_no_loop_open_and_nothing_s
     a traceback) and the checks' coroutine was never awaited, both printed after the
     interrupt's last line.  The loop is now made (and closed) with signals held."""
     import asyncio
-    import gc
-    import warnings
-
-    from n8n_deploy.base import interrupts
-    from n8n_deploy.n8n.probe import run_sync
 
     made: list[asyncio.AbstractEventLoop] = []
     unraisable: list[object] = []
@@ -410,16 +391,7 @@ def test_a_signal_while_the_event_loop_is_made_leaves_no_loop_open_and_nothing_s
 
     monkeypatch.setattr(asyncio, "new_event_loop", new_event_loop)
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    interrupts.start()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with pytest.raises(KeyboardInterrupt):
-                run_sync(checks())
-            gc.collect()
-    finally:
-        interrupts.finish()
-    assert [str(w.message) for w in caught] == []
+    assert _warnings_of_an_interrupted_command(checks()) == []
     assert unraisable == []
     assert made and made[0].is_closed()
 
@@ -490,3 +462,24 @@ def test_an_upgrade_interrupted_after_a_revision_says_whether_the_revision_is_ke
     # Either way the next upgrade finishes the work.
     assert cli("db", "upgrade", "--no-backup").exit_code == ExitStatus.SUCCESS
     assert cli("db", "check").exit_code == ExitStatus.SUCCESS
+
+
+def _warnings_of_an_interrupted_command(checks: Any) -> list[str]:
+    """What Python warned of while ``run_sync(checks)`` ran in a command and was stopped
+    by an interrupt (after a collection, where unawaited coroutines are reported)."""
+    import gc
+    import warnings
+
+    from n8n_deploy.base import interrupts
+    from n8n_deploy.n8n.probe import run_sync
+
+    interrupts.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(KeyboardInterrupt):
+                run_sync(checks)
+            gc.collect()
+    finally:
+        interrupts.finish()
+    return [str(w.message) for w in caught]
