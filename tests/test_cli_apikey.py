@@ -1372,9 +1372,12 @@ def test_every_listing_is_in_the_order_of_the_names_characters(
         conn.execute("DROP TABLE t")
         conn.close()
     assert cli("db", "init").exit_code == 0
-    names = ["b", "ā", "a", "B", "🔑", "ｚ"]
+    assert cli("server", "create", "Production", "https://n8n.example.com").exit_code == 0
+    names = ["b", "ā", "a", "B", "🔑", "ｚ"]  # stored in this order, none of the others
     for i, name in enumerate(names):
-        assert cli("apikey", "add", "-", "--name", name, input=make_jwt(sub=str(i))).exit_code == 0
+        linked = ("--server", "Production") if i % 2 else ()
+        added = cli("apikey", "add", "-", "--name", name, *linked, input=make_jwt(sub=str(i)))
+        assert added.exit_code == 0, added.output
     expected = sorted(names)  # B a b ā ｚ 🔑
 
     def listed(*args: str) -> list[str]:
@@ -1388,6 +1391,8 @@ def test_every_listing_is_in_the_order_of_the_names_characters(
     assert listed("--no-emoji") == expected
     assert listed("--no-emoji", "--unused-for", "0") == expected
     assert listed("--json", "--active") == expected
+    assert listed("--json", "--server", "Production") == sorted(names[1::2])
+    assert listed("--no-emoji", "--server", "Production") == sorted(names[1::2])
 
 
 def test_activate_and_deactivate_print_the_record_with_json(cli: Cli) -> None:

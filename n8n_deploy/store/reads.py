@@ -240,8 +240,9 @@ class Reader:
         if not keyed:
             return KeyListing([], {})
         # In the order of the names' characters, as every listing sorts (--sort name):
-        # a database's own collation may order them otherwise (an ICU locale on
-        # PostgreSQL, a UTF-16 SQLite file).  Rows come nearly in order: one pass.
+        # the statements ask for no order (a database's own collation may differ: an ICU
+        # locale on PostgreSQL, a UTF-16 SQLite file), rows come as stored, and keys added
+        # in name order are sorted in one pass.
         keyed = sorted(keyed, key=_NAME)
         if len(keyed) == 1:
             return KeyListing(keyed, self._servers_of_keys("links_of_key", {"key_id": keyed[0][0]}))

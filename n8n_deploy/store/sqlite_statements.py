@@ -17,14 +17,14 @@ STATEMENTS: dict[str, tuple[str, str]] = {
     "keys": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
-        " api_keys.is_active, api_keys.delete_after FROM api_keys ORDER BY api_keys.name",
+        " api_keys.is_active, api_keys.delete_after FROM api_keys",
         "-SSstttbt",
     ),
     "keys_by_status": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE"
-        " api_keys.is_active = :active ORDER BY api_keys.name",
+        " api_keys.is_active = :active",
         "-SSstttbt",
     ),
     "keys_on_server": (
@@ -32,7 +32,7 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE api_keys.id IN"
         " (SELECT server_api_keys.api_key_id FROM server_api_keys WHERE"
-        " server_api_keys.server_id = :server_id) ORDER BY api_keys.name",
+        " server_api_keys.server_id = :server_id)",
         "-SSstttbt",
     ),
     "keys_by_status_on_server": (
@@ -41,14 +41,14 @@ STATEMENTS: dict[str, tuple[str, str]] = {
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE"
         " api_keys.is_active = :active AND api_keys.id IN (SELECT"
         " server_api_keys.api_key_id FROM server_api_keys WHERE server_api_keys.server_id"
-        " = :server_id) ORDER BY api_keys.name",
+        " = :server_id)",
         "-SSstttbt",
     ),
     "key_named": (
         "SELECT api_keys.id, api_keys.name, api_keys.api_key, api_keys.description,"
         " api_keys.created_at, api_keys.last_used_at, api_keys.expires_at,"
         " api_keys.is_active, api_keys.delete_after FROM api_keys WHERE api_keys.name ="
-        " :name ORDER BY api_keys.name",
+        " :name",
         "-SSstttbt",
     ),
     "links": (
