@@ -268,12 +268,19 @@ def test_revision_0002_reads_every_key_as_it_first_did() -> None:
     headers += [b'{"alg":"RS256","kid":"2"}', b"null", b'{"alg":1}', '{"alg":"é"}'.encode()]
     pieces = ["", "=", ".", "..", " ", "\n", "ä", "+", "/", "-", "_", "%", "\x00"]
     keys = []
-    for _ in range(3000):
+    for _ in range(4000):
         claims: object = {"sub": "u", "exp": chance.choice(exps)}
         if chance.random() < 0.1:
             claims = chance.choice([[1, 2], "text", 7, {}, {"exp": {"x": 1}}])
         text = json.dumps(claims)
-        encoded = chance.choice([text.encode(), text.encode("utf-16"), text.encode("utf-8-sig")])
+        encoded = chance.choice(
+            [
+                *(text.encode(), text.encode()),
+                *(text.encode("utf-16"), text.encode("utf-8-sig"), text.encode("utf-16-le")),
+                *(f" {text}\n".encode(), f"{text}\r\t ".encode()),  # whitespace is allowed
+                *(f"{text} x".encode(), f"{text}{text}".encode(), b"{"),  # and nothing more
+            ]
+        )
         header = headers[0] if chance.random() < 0.5 else chance.choice(headers)
         key = f"{b64(header)}.{b64(encoded)}.{b64(b'sig')}"
         if chance.random() < 0.2:  # damaged anywhere

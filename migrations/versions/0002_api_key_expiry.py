@@ -39,11 +39,25 @@ _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 _EPOCH = datetime(1970, 1, 1)  # naive UTC, as the column holds it
 
 
+_DECODER = json.JSONDecoder()  # json.loads' own, as configured by default
+_JSON_WHITESPACE = " \t\n\r"
+
+
 def _decoded(part: str) -> Any:
     """JSON in one base64url part (which ``_JWT`` matched, so ASCII): what
     ``json.loads(base64.urlsafe_b64decode(part + padding))`` gives, in C but for the parse."""
     padded = (part + "=" * (-len(part) % 4)).encode("ascii")
-    return json.loads(binascii.a2b_base64(padded.translate(_STANDARD_ALPHABET)))
+    data = binascii.a2b_base64(padded.translate(_STANDARD_ALPHABET))
+    if data[:1] != b"{" or data[1:2] in (b"", b"\x00"):
+        return json.loads(data)
+    # An object in UTF-8 (json.loads reads bytes without a byte order mark or a NUL first
+    # as UTF-8): what json.loads does with it, without its own work on every call (half
+    # of the time of reading 10,000 keys).
+    text = data.decode("utf-8", "surrogatepass")
+    value, end = _DECODER.raw_decode(text)
+    if text[end:].strip(_JSON_WHITESPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def _usable_header(part: str) -> bool:
