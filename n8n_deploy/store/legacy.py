@@ -38,6 +38,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from n8n_deploy.base.dates import utcnow
@@ -326,19 +327,38 @@ def _insert(conn: Connection, table: str, values: list[dict[str, Any]]) -> None:
     names = list(values[0])
     target = sa.table(table, *(sa.column(name, types.get(name)) for name in names))
     if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
-        # 10,000 rows: SQLAlchemy's own statement and its own conversion of the values
-        # (DateTime to its stored text, Boolean to 0/1), a column at a time, handed to the
-        # driver in one executemany, without a parameter dictionary per row to process.
-        statement = sa.insert(target).values({name: sa.bindparam(name) for name in names})
-        compiled = statement.compile(dialect=conn.dialect)
-        assert compiled.positiontup == names
+        # 10,000 rows: SQLAlchemy's own conversion of the values (DateTime to its stored
+        # text, Boolean to 0/1), a column at a time, without a parameter dictionary per row
+        # to process; then as many rows a statement as SQLite takes parameters (half the
+        # time of an executemany, a statement a row).
         columns = [
             _stored(types.get(name), conn.dialect, [row[name] for row in values]) for name in names
         ]
-        conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+        rows = list(zip(*columns, strict=True))
+        at_once = max(1, _SQLITE_VARIABLES // len(names))
+        statements: dict[int, str] = {}  # rows -> its statement: two at most
+        for start in range(0, len(rows), at_once):
+            chunk = rows[start : start + at_once]
+            if len(chunk) not in statements:
+                statements[len(chunk)] = _many_rows_insert(table, names, len(chunk))
+            conn.exec_driver_sql(statements[len(chunk)], tuple(chain.from_iterable(chunk)))
         return
     for start in range(0, len(values), 500):
         conn.execute(sa.insert(target), values[start : start + 500])
+
+
+#: Bound values one SQLite statement may hold: 999 before SQLite 3.32, the least any
+#: Python's sqlite3 may be built with.
+_SQLITE_VARIABLES = 999
+
+
+def _many_rows_insert(table: str, names: list[str], rows: int) -> str:
+    """SQLite's INSERT of ``rows`` rows of ``names`` into ``table`` (positional parameters:
+    the values of row after row, in ``names``' order).  Written here: SQLAlchemy takes
+    7 ms to compile one of a thousand parameters, what this statement saves on 10,000."""
+    marks = "(" + ", ".join("?" * len(names)) + ")"
+    columns = ", ".join(map(_quote, names))
+    return f"INSERT INTO {_quote(table)} ({columns}) VALUES {', '.join([marks] * rows)}"  # noqa: S608 - our names
 
 
 def _stored(kind: Any, dialect: Any, values: list[Any]) -> list[Any]:
