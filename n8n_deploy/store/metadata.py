@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from n8n_deploy.base.dates import stored_utc, utcnow
 from n8n_deploy.store import tables
+from n8n_deploy.store.reads import unreadable_row
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -86,6 +87,22 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         # str: a hand-written row (SQLite stores text)
         return None if value is None else stored_utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """Reading a value that is no moment (``2026-02-30``, a number, a blob: a row another
+        program wrote) is the unreadable-row error, one line, on every path that loads it
+        (the ORM's included), not a ValueError deep in the driver's conversion."""
+        process = super().result_processor(dialect, coltype)
+        if process is None:
+            return None
+
+        def read(value: Any) -> Any:
+            try:
+                return process(value)
+            except (ValueError, TypeError, OverflowError):
+                raise unreadable_row() from None
+
+        return read
 
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
