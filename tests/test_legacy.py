@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ from tests.dbfactory import (
     snapshot,
     table_dump,
 )
-from tests.helpers import Run, backups, file_mode, make_jwt, make_legacy_key, sqlite_file
+from tests.helpers import (
+    Run,
+    backups,
+    file_mode,
+    leaked_piece,
+    make_jwt,
+    make_legacy_key,
+    sqlite_file,
+)
 
 Cli = Callable[..., Run]
 HEAD = schema.HEAD
@@ -361,6 +370,54 @@ def test_duplicate_names_in_a_hand_built_file_are_named_with_the_fix(
     assert "n8n-deploy db upgrade" in lines[0]
     assert "Nothing was changed" in lines[0]
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("api_keys", "name"),
+        ("api_keys", "api_key"),
+        ("api_keys", "description"),
+        ("servers", "url"),
+    ],
+)
+def test_a_blob_where_text_belongs_stops_the_import_with_the_fix(
+    cli: Cli, data_dir: Path, table: str, column: str
+) -> None:
+    """A value written as a blob (a file edited by hand) is never carried as the text of
+    its Python form (b'...'): the import stops, names the row and the fix, and the fix
+    works."""
+    db = sqlite_file(data_dir)
+    secret = make_jwt(sub="blob")
+    build_legacy(
+        db,
+        servers=[legacy_server(1, "one", "https://one.example")],
+        keys=[legacy_key(5, "k5", secret, description="about k5")],
+        links=[legacy_link(1, 5)],
+    )
+    row_id = 5 if table == "api_keys" else 1
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"UPDATE {table} SET {column} = CAST({column} AS BLOB) WHERE id = {row_id}")
+        conn.commit()
+    before = db.read_bytes()
+    result = cli("db", "upgrade", "--no-backup")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{table}.{column} of row {row_id} is a blob, not text" in lines[0]
+    assert leaked_piece(secret, result.stderr) is None
+    assert db.read_bytes() == before
+    fix = f"UPDATE {table} SET {column} = CAST({column} AS TEXT) WHERE id = {row_id}"
+    assert fix in lines[0]
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(fix)
+        conn.commit()
+    assert cli("db", "upgrade", "--no-backup").exit_code == 0
+    rows = snapshot(db)
+    assert rows["api_keys"][5]["api_key"] == secret
+    assert rows["api_keys"][5]["name"] == "k5"
+    assert rows["api_keys"][5]["description"] == "about k5"
+    assert rows["servers"][1]["url"] == "https://one.example"
 
 
 def test_thousands_of_keys_are_all_carried_with_their_links(cli: Cli, data_dir: Path) -> None:

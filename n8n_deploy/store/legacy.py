@@ -26,6 +26,8 @@ Rules (documented in docs/database.md):
   unknown column with values) is reported; the backup written first keeps it.
 * Names are kept as stored.  Two keys (or servers) with the same name, which 0.9 did not
   allow but a hand-made file may hold, stop the import: the error names them and the fix.
+* A blob where text is carried (a name, key, URL or description of a hand-edited file)
+  stops the import the same way: the error names the row and the fix.
 * Other tables (``workflows``, ``configurations``, ``dependencies``, ``n8n_folders``,
   ``folder_mappings``, ``server_credentials``, and ``schema_info``, which keeps 0.9's
   history) are left exactly as they were, rows and definitions.
@@ -142,6 +144,7 @@ def import_legacy(conn: Connection, *, create_first_revision: Callable[[], None]
                 "'sqlite3 <file> .schema'",
             )
     rows = {t: _rows(conn, t, columns[t]) for t in columns}
+    _refuse_blobs(rows)
     report.untouched = {
         t: int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {_quote(t)}").scalar() or 0)  # noqa: S608
         for t in sorted(tables - set(LEGACY_TABLES) - set(NOT_INTERNAL))
@@ -244,6 +247,31 @@ def _refuse_duplicate_names(kind: str, table: str, rows: list[dict[str, Any]]) -
         hint="Nothing was changed. Give each row its own name in the 0.9 file, e.g. with "
         f"sqlite3: {fix}; then run 'n8n-deploy db upgrade' again",
     )
+
+
+#: The text columns carried over: a value another program wrote there as a blob would
+#: otherwise become the text of its Python form (b'...').
+_TEXT_COLUMNS = {
+    "servers": ("name", "url", "description"),
+    "api_keys": ("name", "api_key", "description"),
+}
+
+
+def _refuse_blobs(rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Stop the import at a blob where text is carried (0.9 wrote text; a file edited by
+    hand may hold one): name the row and the fix, never the value (it may be a key)."""
+    for table, names in _TEXT_COLUMNS.items():
+        for row in rows.get(table, []):
+            for name in names:
+                if isinstance(row.get(name), (bytes, bytearray, memoryview)):
+                    row_id = row.get("id")
+                    fix = f"UPDATE {table} SET {name} = CAST({name} AS TEXT) WHERE id = {row_id}"  # noqa: S608 - advice, never run
+                    raise OperationFailed(
+                        f"Cannot carry the n8n-deploy 0.9 database forward: {table}.{name} "
+                        f"of row {row_id} is a blob, not text",
+                        hint="Nothing was changed. Make it text, e.g. with sqlite3: "
+                        f"{fix}; then run 'n8n-deploy db upgrade' again",
+                    )
 
 
 def _shown(text: str, *, quote: bool = True) -> str:
