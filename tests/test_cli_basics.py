@@ -140,10 +140,16 @@ def test_an_unwritable_data_folder_is_a_clear_error(cli: Cli, tmp_path: Path) ->
     )
 
 
-@pytest.mark.parametrize("args", [("apikey",), ("server",), ("db",)])
+@pytest.mark.parametrize("args", [(), ("apikey",), ("server",), ("db",)])
 def test_a_group_without_a_command_shows_its_help(cli: Cli, args: tuple[str, ...]) -> None:
+    """As click shows the root's: the help, line by line, on stderr, exit 2 (it once came
+    as one 'Error:' line with its line breaks escaped)."""
     result = cli(*args)
-    assert "Usage:" in result.output
+    assert result.exit_code == ExitStatus.USAGE
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(" ".join(("Usage: n8n-deploy", *args, "[OPTIONS] COMMAND")))
+    assert "Commands:" in lines
+    assert "Error" not in result.stderr and "\\x0a" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,9 @@ class RootGroup(TyperGroup):
         except Exception as exc:  # the last line of defence: never a traceback
             if interrupts.raised_by_an_interrupt(exc):
                 raise _interrupted() from None
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `n8n-deploy db`: its help,
+                exc.show()  # type: ignore[attr-defined]  # as click shows the root's
+                raise typer.Exit(int(getattr(exc, "exit_code", ExitStatus.USAGE))) from None
             if _is_usage_error(exc):
                 _report_usage_error(exc)
                 status = int(getattr(exc, "exit_code", ExitStatus.USAGE))
