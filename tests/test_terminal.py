@@ -100,6 +100,30 @@ def test_every_key_name_is_whole_at_ordinary_widths(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("columns", [60, 80])
+def test_unmasked_keys_fold_whole_and_names_stay_whole(
+    registry: None, database: Database, columns: int
+) -> None:
+    """--unmask at an ordinary terminal: each full key (some 200 characters) folds over
+    lines in its column, every character of it there, and the names and statuses stay
+    whole beside it (the key was once kept on one line, cut at the edge, and the other
+    columns squeezed to nothing)."""
+    from n8n_deploy.store.repositories import ApiKeyRepository
+
+    with database.session() as s:
+        secrets = [key.api_key for key in ApiKeyRepository(s).list()]
+    out, _ = at_terminal(columns, "apikey", "list", "--unmask")
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert all(_cell_width(line) <= columns for line in out.splitlines()), out
+    folded = "".join(row.split("│")[-2].strip() for row in rows)
+    for secret in secrets:
+        assert secret in folded, out
+    for name in NAMES:
+        assert any(name in row for row in rows), (name, out)
+    assert sum("Active" in row for row in rows) == len(NAMES)
+
+
+@pytest.mark.e2e
 def test_wide_keeps_every_column(registry: None) -> None:
     out, err = at_terminal(80, "apikey", "list", "--wide")
     assert "Description" in out and "not shown" not in err

@@ -92,6 +92,9 @@ def console(stderr: bool = False) -> Console:
 
 #: The column of a table that ``--unmask`` shows whole (``json_writer.KEY_FIELD``: of a record).
 KEY_COLUMN = "Key"
+#: A full key's column at a terminal (``--unmask``): the room it is given when columns
+#: are left out to fit, and the least it takes (a masked key's) before a name folds.
+_FOLDED_KEY_ROOM, _FOLDED_KEY_LEAST = 44, len("********abcd")
 
 
 def print_table(
@@ -145,6 +148,11 @@ def print_table(
         max([cell_len(headers[i]), *(cell_len(row[i]) for row in rows)])
         for i in range(len(headers))
     ]
+    # A full key (--unmask, some 270 characters) is never kept whole: it folds over lines,
+    # given _FOLDED_KEY_ROOM when columns are left out to fit, and never makes a name fold.
+    folded = shown_whole
+    if folded >= 0:
+        widths[folded] = min(widths[folded], _FOLDED_KEY_ROOM)
 
     def needed(columns: list[int]) -> int:
         return sum(widths[i] + 3 for i in columns) + 1  # borders and padding
@@ -166,11 +174,13 @@ def print_table(
         header_style="" if plain else "bold",
     )
     # Still too wide with every droppable column gone: names fold rather than be cropped.
+    if folded >= 0:
+        widths[folded] = min(widths[folded], _FOLDED_KEY_LEAST)
     squeezed = _is_tty(sys.stdout) and not wide and needed(shown) > out.width
     for i in shown:
-        whole = (headers[i] in keep_whole and not (squeezed and headers[i] == "Name")) or (
-            not _is_tty(sys.stdout)
-        )
+        whole = (
+            headers[i] in keep_whole and not (squeezed and headers[i] == "Name") and i != folded
+        ) or not _is_tty(sys.stdout)
         table.add_column(
             headers[i],
             overflow="fold",
