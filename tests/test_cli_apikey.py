@@ -1393,6 +1393,18 @@ def test_every_listing_is_in_the_order_of_the_names_characters(
     assert listed("--json", "--active") == expected
     assert listed("--json", "--server", "Production") == sorted(names[1::2])
     assert listed("--no-emoji", "--server", "Production") == sorted(names[1::2])
+    # Servers alike, and each key's servers.
+    for server in ("ā", "é"):
+        assert cli("server", "create", server, f"https://{ord(server)}.example.com").exit_code == 0
+        assert cli("server", "link", "b", server).exit_code == 0
+    servers = json.loads(cli("server", "list", "--json").stdout)
+    assert [server["name"] for server in servers] == ["Production", "é", "ā"]
+    shown = json.loads(cli("apikey", "show", "b", "--json").stdout)
+    assert shown["servers"] == ["é", "ā"]
+    assert [k["servers"] for k in json.loads(cli("apikey", "list", "--json").stdout)][2] == [
+        "é",
+        "ā",
+    ]
 
 
 def test_activate_and_deactivate_print_the_record_with_json(cli: Cli) -> None:

@@ -136,6 +136,7 @@ class KeyListing(NamedTuple):
 
 
 _NAME = itemgetter(StoredKey._fields.index("name"))
+_SERVER_NAME = itemgetter(StoredServer._fields.index("name"))
 
 
 def suggest(name: str, candidates: Sequence[str]) -> list[str]:
@@ -277,13 +278,16 @@ class Reader:
         linked: dict[int, list[StoredServer]] = {}
         for key_id, server_id in found:
             linked.setdefault(key_id, []).append(alone[server_id][0])
-        return {key_id: tuple(servers) for key_id, servers in linked.items()}
+        by_name = _SERVER_NAME  # in the order of the names' characters, as servers() sorts
+        return {key_id: tuple(sorted(servers, key=by_name)) for key_id, servers in linked.items()}
 
     # -- servers -------------------------------------------------------------------------
 
     def servers(self) -> list[StoredServer]:
-        """Every server by name, without its keys (link_counts counts them in one query)."""
-        return [_server(row) for row in self.source.rows("servers")]
+        """Every server by name (the names' characters, whatever the database's collation:
+        a UTF-16 SQLite file orders them otherwise), without its keys (link_counts counts
+        them in one query)."""
+        return sorted(map(_server, self.source.rows("servers")), key=_SERVER_NAME)
 
     def find_server(self, name: str) -> StoredServer | None:
         rows = self.source.rows("server_named", {"name": name})
