@@ -124,6 +124,31 @@ def test_unmasked_keys_fold_whole_and_names_stay_whole(
 
 
 @pytest.mark.e2e
+def test_the_report_of_test_all_keeps_names_and_words_whole_at_80_columns(
+    registry: None,
+) -> None:
+    """The results table of ``apikey test --all`` at an ordinary terminal: key names and
+    results whole, the message folded between words, the columns left out said (they
+    were once all squeezed, names cut in two: ``staging_k|ey``)."""
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "n8n_deploy"),
+            *("server", "update", "Production Server 🚀", "--url", "http://127.0.0.1:9"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out, err = at_terminal(80, "apikey", "test", "--all", "--timeout", "1")
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert all(_cell_width(line) <= 80 for line in out.splitlines()), out
+    for name in NAMES:
+        assert any(name in row and "unreachable" in row for row in rows), (name, out)
+    words = " ".join(row.split("│")[-2].strip() for row in rows[1:]).split()
+    assert words.count("Connection") == words.count("refused") == len(NAMES), out  # not halves
+    assert "not shown at this width" in " ".join(err.split())
+
+
+@pytest.mark.e2e
 def test_wide_keeps_every_column(registry: None) -> None:
     out, err = at_terminal(80, "apikey", "list", "--wide")
     assert "Description" in out and "not shown" not in err

@@ -92,9 +92,9 @@ def console(stderr: bool = False) -> Console:
 
 #: The column of a table that ``--unmask`` shows whole (``json_writer.KEY_FIELD``: of a record).
 KEY_COLUMN = "Key"
-#: A full key's column at a terminal (``--unmask``): the room it is given when columns
-#: are left out to fit, and the least it takes (a masked key's) before a name folds.
-_FOLDED_KEY_ROOM, _FOLDED_KEY_LEAST = 44, len("********abcd")
+#: A folding column at a terminal (a full key, long text): the room it is given when
+#: columns are left out to fit, and the least it takes (a masked key's) before a name folds.
+_FOLDED_ROOM, _FOLDED_LEAST = 44, len("********abcd")
 
 
 def print_table(
@@ -108,14 +108,17 @@ def print_table(
     wide: bool = False,
     how_to_see: str = "",
     unmask: bool = False,
+    folding: Collection[str] = (),
 ) -> None:
     """A boxed table (rich) on stdout; ``plain`` uses ASCII borders for scripts and logs.
 
     Columns named in ``keep_whole`` are never wrapped, even in a narrow terminal (names,
-    dates, masked keys).  At a terminal too narrow for every column, the columns in
-    ``droppable`` are left out, least important (first) first, until the table fits, and a
-    note on stderr names them and ``how_to_see`` them; ``wide`` keeps every column.  When
-    piped, nothing is ever wrapped, truncated or left out.
+    dates, masked keys).  Columns named in ``folding`` (long text: a message, details)
+    fold over lines and are counted at a few words' width when the table is fitted; a
+    full key (``unmask``) is one of them.  At a terminal too narrow for every column, the
+    columns in ``droppable`` are left out, least important (first) first, until the table
+    fits, and a note on stderr names them and ``how_to_see`` them; ``wide`` keeps every
+    column.  When piped, nothing is ever wrapped, truncated or left out.
 
     The title goes on its own line followed by a blank line, as in the reference output.
     Every cell is sanitised; ``unmask`` lets the full keys of the ``Key`` column through
@@ -148,11 +151,12 @@ def print_table(
         max([cell_len(headers[i]), *(cell_len(row[i]) for row in rows)])
         for i in range(len(headers))
     ]
-    # A full key (--unmask, some 270 characters) is never kept whole: it folds over lines,
-    # given _FOLDED_KEY_ROOM when columns are left out to fit, and never makes a name fold.
-    folded = shown_whole
-    if folded >= 0:
-        widths[folded] = min(widths[folded], _FOLDED_KEY_ROOM)
+    # A full key (--unmask, some 270 characters) and long text are never kept whole: they
+    # fold over lines, given _FOLDED_ROOM when columns are left out to fit, and never make
+    # a name fold.
+    folded = {i for i, header in enumerate(headers) if header in folding or i == shown_whole}
+    for i in folded:
+        widths[i] = min(widths[i], _FOLDED_ROOM)
 
     def needed(columns: list[int]) -> int:
         return sum(widths[i] + 3 for i in columns) + 1  # borders and padding
@@ -174,12 +178,12 @@ def print_table(
         header_style="" if plain else "bold",
     )
     # Still too wide with every droppable column gone: names fold rather than be cropped.
-    if folded >= 0:
-        widths[folded] = min(widths[folded], _FOLDED_KEY_LEAST)
+    for i in folded:
+        widths[i] = min(widths[i], _FOLDED_LEAST)
     squeezed = _is_tty(sys.stdout) and not wide and needed(shown) > out.width
     for i in shown:
         whole = (
-            headers[i] in keep_whole and not (squeezed and headers[i] == "Name") and i != folded
+            headers[i] in keep_whole and not (squeezed and headers[i] == "Name") and i not in folded
         ) or not _is_tty(sys.stdout)
         table.add_column(
             headers[i],

@@ -767,6 +767,10 @@ def _finish_all(
         ("Key", "Server", "Result", "HTTP", "Expires", "Message", "Hint"),
         rows,
         plain=not emoji,
+        keep_whole=("Key", "Result", "HTTP", "Expires"),
+        droppable=("Hint", "Expires", "HTTP"),
+        how_to_see="--json shows them",
+        folding=("Message", "Hint"),
     )
     if status == ExitStatus.SUCCESS:
         say(f"{icon('ok', emoji)}{'All ' if total > 1 else ''}{counted(total, 'check')} passed")

@@ -554,6 +554,7 @@ def print_events_table(
         plain=not emoji,
         keep_whole=("When (UTC)", "Event"),
         droppable=("By", "Server", "Details"),
+        folding=("Details",),
         wide=wide,
         how_to_see="--wide or --json shows them",
     )
