@@ -83,6 +83,37 @@ def test_a_timestamp_written_by_another_program_is_one_line_not_a_bug(
     assert path.read_bytes() == before  # nothing half-written
 
 
+@pytest.mark.parametrize("value", ["2", "-1", "0.5", "'yes'", "'false'"])
+@pytest.mark.parametrize("via_uri", [False, True], ids=["sqlite3", "sqlalchemy"])
+def test_a_flag_that_is_neither_0_nor_1_is_one_line_not_active(
+    cli: Cli, data_dir: Path, database: Database, value: str, via_uri: bool
+) -> None:
+    """is_active written as 2 or 'yes' by another program: every command that reads the
+    key says the row cannot be read, where a listing called it active, a filter neither
+    active nor inactive, and get handed it out."""
+    key = make_jwt(exp_days=30)
+    add_key(database, "prod_key", key)
+    database.dispose()
+    path = sqlite_file(data_dir)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE api_keys SET is_active = {value}")
+    conn.close()
+    before = path.read_bytes()
+    env = {"N8N_DEPLOY_DATABASE_URL": f"sqlite:///file:{path}?uri=true"} if via_uri else None
+    for command in (
+        ("apikey", "list"),
+        ("apikey", "list", "--json"),
+        ("apikey", "show", "prod_key"),
+        ("apikey", "get", "prod_key"),
+        ("apikey", "deactivate", "prod_key"),
+    ):
+        result = cli(*command, env=env)
+        assert result.exit_code == ExitStatus.FAILED, (command, result.output)
+        assert result.stderr.startswith("Error: The database holds a value that cannot be read")
+        assert key not in result.stdout
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "args",
     [

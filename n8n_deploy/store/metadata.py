@@ -105,6 +105,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return read
 
 
+class StoredFlag(Boolean):
+    """A flag, stored 0 or 1 where the database has no boolean type.  Anything else (2,
+    'yes': a row another program wrote) is the unreadable-row error when it is read, on
+    every path, where SQLAlchemy's Boolean would read it as true and the filters, which
+    compare with 1, as neither active nor inactive."""
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        process = super().result_processor(dialect, coltype)  # type: ignore[no-untyped-call]
+
+        def read(value: Any) -> Any:
+            if value is not None and (value.__class__ not in _FLAG_TYPES or value not in (0, 1)):
+                raise unreadable_row()
+            return value if process is None else process(value)
+
+        return read
+
+
+_FLAG_TYPES = (int, bool)
+
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 api_keys = Table(
@@ -122,7 +141,7 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     # The JWT's exp, decoded when the key is stored (revision 0002); None: no known expiry.
     Column("expires_at", UTCDateTime(), nullable=True),
-    Column("is_active", Boolean, nullable=False, default=True, server_default=true()),
+    Column("is_active", StoredFlag(), nullable=False, default=True, server_default=true()),
     # An ephemeral key's deadline (apikey add --ttl): deleted by the first prune after it
     # (revision 0007).  None: an ordinary key, kept until deleted.
     Column("delete_after", UTCDateTime(), nullable=True),
@@ -137,7 +156,7 @@ servers = Table(
     # None: created by "apikey add --server NAME" before its URL was known (revision 0006).
     Column("url", String(URL_LENGTH), nullable=True),
     Column("description", Text, nullable=True),
-    Column("skip_ssl_verify", Boolean, nullable=False, default=False, server_default=false()),
+    Column("skip_ssl_verify", StoredFlag(), nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     # Set on every change of the record (revision 0003).
     Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
@@ -181,7 +200,7 @@ key_events = Table(
     Column("detail", Text, nullable=True),
     Column("actor", String(NAME_LENGTH), nullable=False),
     # Made by revision 0007 from a key's created_at, not recorded when it happened.
-    Column("reconstructed", Boolean, nullable=False, default=False, server_default=false()),
+    Column("reconstructed", StoredFlag(), nullable=False, default=False, server_default=false()),
     Index("ix_key_events_at", "at"),
     Index("ix_key_events_key_id", "key_id"),
     Index("ix_key_events_key_name", "key_name"),

@@ -42,13 +42,19 @@ from n8n_deploy.store.sqlite_statements import STATEMENTS
 KIND_AS_STORED, KIND_BOOL, KIND_UTC, KIND_TEXT, KIND_TEXT_OR_NULL = "-", "b", "t", "S", "s"
 _CONVERT: dict[str, Callable[[Any], Any]] = {KIND_BOOL: bool, KIND_UTC: stored_utc}
 _TEXT_TYPES = {KIND_TEXT: frozenset({str}), KIND_TEXT_OR_NULL: frozenset({str, type(None)})}
+#: What a flag column holds (SQLite stores a whole REAL such as 1.0 as the integer 1).
+_FLAGS = frozenset({0, 1})
 
 
 def check_text(columns: Sequence[Sequence[Any]], kinds: str) -> None:
     """Raise the unreadable-row error when a text column holds anything but text (a blob
-    or a number written by another program, a NULL where none may be): what the commands
-    would otherwise fail on, each its own way.  Both sources check their rows with it."""
+    or a number written by another program, a NULL where none may be), or a flag anything
+    but 0 or 1 (2, 'yes': which a listing would call active and a filter neither): what the
+    commands would otherwise fail on, or disagree on, each its own way.  Both sources
+    check their rows with it."""
     for column, kind in zip(columns, kinds, strict=True):
+        if kind == KIND_BOOL and not _FLAGS.issuperset(column):  # True, False are 1, 0
+            raise unreadable_row()
         allowed = _TEXT_TYPES.get(kind)
         if allowed is None or (kind == KIND_TEXT_OR_NULL and column.count(None) == len(column)):
             continue  # not text, or NULL throughout (no key has a description): at once
