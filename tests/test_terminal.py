@@ -149,6 +149,41 @@ def test_the_report_of_test_all_keeps_names_and_words_whole_at_80_columns(
 
 
 @pytest.mark.e2e
+def test_apikey_test_says_what_it_tests_before_its_server_answers(registry: None) -> None:
+    """At a terminal the report's first line shows as the check starts, as the
+    reference's does, not once a slow server has answered (it once showed nothing for
+    the whole wait, and a Ctrl-C then only '^C')."""
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        leader, follower = os.openpty()
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "n8n_deploy", "apikey", "test", NAMES[0]),
+                *("--server-url", url, "--timeout", "6"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(follower)
+        seen, started = b"", time.monotonic()
+        while b"Testing API key" not in seen and time.monotonic() - started < 5:
+            if select.select([leader], [], [], 0.2)[0]:
+                seen += os.read(leader, 65536)
+        waiting = process.poll() is None
+        process.kill()
+        process.wait(timeout=30)
+        os.close(leader)
+    assert f"Testing API key: {NAMES[0]}".encode() in seen, seen
+    assert waiting  # said while the check still waited for its server
+
+
+@pytest.mark.e2e
 def test_wide_keeps_every_column(registry: None) -> None:
     out, err = at_terminal(80, "apikey", "list", "--wide")
     assert "Description" in out and "not shown" not in err

@@ -211,8 +211,10 @@ def check_stored_key(
     server_url: str | None = None,
     options: CheckOptions | None = None,
     on_done: OnDone | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> KeyReport:
     """Test the stored key ``name``; set its ``last_used_at`` when every check passed.
+    ``on_start`` is called as the checks against servers start (not when none is made).
 
     An unknown name raises NotFoundError; an inactive key raises KeyInactiveError before
     anything is contacted.  The key's own checks (format, expiry, ``min_days``) need no
@@ -242,6 +244,8 @@ def check_stored_key(
         )
     if isinstance(targets, ValidationResult):
         return KeyReport(name, (TargetResult(None, targets),))
+    if on_start is not None:
+        on_start()
     results = run_checks([(name, secret, targets)], options, on_done)[0]
     report = KeyReport(name, results)
     recorded, problem = _record_checks(lambda: database, [report], {name: key.id})
@@ -258,9 +262,11 @@ def check_secret(
     server_url: str | None = None,
     options: CheckOptions | None = None,
     on_done: OnDone | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> KeyReport:
     """Test a key that is not stored (e.g. read from stdin); nothing is written anywhere.
-    ``database`` is only needed (and only read) for ``server_name``."""
+    ``database`` is only needed (and only read) for ``server_name``; ``on_start`` as in
+    check_stored_key."""
     options = options or CheckOptions()
     _check_exclusive(server_name, server_url)
     server: ServerLike | None = None
@@ -274,6 +280,8 @@ def check_secret(
     )
     if isinstance(targets, ValidationResult):
         return KeyReport(None, (TargetResult(None, targets),))
+    if on_start is not None:
+        on_start()
     return KeyReport(None, run_checks([(None, secret, targets)], options, on_done)[0])
 
 

@@ -263,6 +263,9 @@ def test(
             hint="e.g. n8n-deploy apikey test prod_key",
         )
     key_name = None if name == "-" else lookup_name(name)
+    # The report's first line, said as the checks against servers start (they may wait):
+    # at a terminal it shows at once, as the reference's does.
+    titled = _Title(f"Testing API key: {'from stdin' if name == '-' else name}", emoji)
     try:
         if key_name is None:
             secret = _read_secret(
@@ -275,6 +278,7 @@ def test(
                 server_name=server,
                 server_url=server_url,
                 options=options,
+                on_start=None if json_output else titled,
             )
         else:
             report = check.check_stored_key(
@@ -283,17 +287,17 @@ def test(
                 server_name=server,
                 server_url=server_url,
                 options=options,
+                on_start=None if json_output else titled,
             )
     except check.CANNOT_RUN as error:
         if not json_output:
             report_format.extras([check.KeyReport.not_run(key_name, error)])  # the file too
             raise
         report = check.KeyReport.not_run(key_name, error)
-    subject = "from stdin" if name == "-" else name
     report_format.extras([report])
     _finish_one(
         report,
-        f"Testing API key: {subject}",
+        titled,
         json_output=json_output,
         emoji=emoji,
         report_format=report_format,
@@ -620,9 +624,22 @@ def _verdict(report: KeyReport, emoji: bool) -> str:
     return f"{icon('fail', emoji)}API key test failed on {count}: {names}"
 
 
+class _Title:
+    """Says the report's title and the blank line after it, once."""
+
+    def __init__(self, title: str, emoji: bool) -> None:
+        self.line: str | None = f"{icon('test', emoji)}{title}"
+
+    def __call__(self) -> None:
+        if self.line is not None:
+            say(self.line)
+            say("")
+            self.line = None
+
+
 def _finish_one(
     report: KeyReport,
-    title: str,
+    title: _Title,
     *,
     json_output: bool,
     emoji: bool,
@@ -637,8 +654,7 @@ def _finish_one(
             print_json(records[0] if len(records) == 1 else records)
         _errors_to_stderr(report.results)
     else:
-        say(f"{icon('test', emoji)}{title}")
-        say("")
+        title()  # unless the checks said it as they started
         for line in _report_lines(report.results, emoji):
             say(line)
         say("")
