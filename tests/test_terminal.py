@@ -184,6 +184,40 @@ def test_apikey_test_says_what_it_tests_before_its_server_answers(registry: None
 
 
 @pytest.mark.e2e
+def test_a_failed_test_at_a_terminal_says_its_reason_without_repeating_it(
+    registry: None,
+) -> None:
+    """stdout and stderr on one terminal: the report (its reason, hint and verdict) is
+    the whole story, without the 'Error:' line a job log gets beside it (once the same
+    reason three times over)."""
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "n8n_deploy", "apikey", "test", NAMES[0]),
+            *("--server-url", "http://127.0.0.1:9", "--timeout", "2"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    while select.select([leader], [], [], 30)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert process.wait(timeout=30) == 5  # server unreachable
+    text = " ".join(ANSI.sub("", seen.decode("utf-8", "replace")).split())
+    assert text.lower().count("connection refused by 127.0.0.1:9") == 2, text  # line, verdict
+    assert text.count("Hint:") == 1 and "Error:" not in text, text
+
+
+@pytest.mark.e2e
 def test_wide_keeps_every_column(registry: None) -> None:
     out, err = at_terminal(80, "apikey", "list", "--wide")
     assert "Description" in out and "not shown" not in err

@@ -46,6 +46,12 @@ def icon(name: str, emoji: bool) -> str:
     return f"{ICONS[name]} " if emoji else ""
 
 
+def one_screen() -> bool:
+    """Whether stdout and stderr are both a terminal (one screen): what goes to stderr
+    for a log beside the report would only repeat it there."""
+    return _is_tty(sys.stdout) and _is_tty(sys.stderr)
+
+
 def _is_tty(stream: IO[str]) -> bool:
     try:
         return stream.isatty()

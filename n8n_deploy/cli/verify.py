@@ -44,6 +44,7 @@ from n8n_deploy.cli.output import (
     error_line,
     icon,
     note,
+    one_screen,
     print_table,
     say,
     warn,
@@ -659,7 +660,9 @@ def _finish_one(
             say(line)
         say("")
         say(_verdict(report, emoji))
-        if not report.ok:  # the report is on stdout; the job log gets the summary too
+        # The report is on stdout; the job log gets the summary too (at a terminal the
+        # report has said it all: message, hint and verdict).
+        if not report.ok and not one_screen():
             first = next(r.result for r in report.results if not r.result.ok)
             note(error_line(first.message, first.hint))
     _exit(report.exit_status)
