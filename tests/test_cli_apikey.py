@@ -1282,6 +1282,10 @@ def test_every_json_command_prints_json_on_failure_too(
     assert set(document) == {"error", "exit_status", "hint"}
     assert document["exit_status"] == status
     assert run.stderr.startswith("Error: ")  # the one-line summary stays on stderr
+    # The same error and hint as that line (a usage error's hint was once left null).
+    said = f"Error: {document['error']}. {document['hint']}" if document["hint"] else None
+    assert said is None or run.stderr.strip() == said, (document, run.stderr)
+    assert document["hint"] or status != ExitStatus.USAGE
 
 
 def test_a_repeated_server_is_refused_not_silently_ignored(cli: Cli, data_dir: Path) -> None:

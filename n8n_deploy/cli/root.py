@@ -84,7 +84,7 @@ class RootGroup(TyperGroup):
                 raise _interrupted() from None
             report_error(error)
             if wants_json:
-                _json_error(error.message, int(error.exit_status), error.hint)
+                _json_error(error.message, error.hint, status=int(error.exit_status))
             raise typer.Exit(int(error.exit_status)) from None
         except (KeyboardInterrupt, typer.Abort):
             raise _interrupted() from None
@@ -104,9 +104,7 @@ class RootGroup(TyperGroup):
                 _report_usage_error(exc)
                 status = int(getattr(exc, "exit_code", ExitStatus.USAGE))
                 if wants_json:
-                    formatter = getattr(exc, "format_message", None)
-                    message = str(formatter() if callable(formatter) else exc)
-                    _json_error(message.rstrip("."), status, None)
+                    _json_error(*_usage_error(exc), status=status)
                 raise typer.Exit(status) from None
             if _debug(ctx):
                 raise  # the program's excepthook prints it sanitised (cli.main)
@@ -190,7 +188,7 @@ def _wants_json(args: list[str]) -> bool:
     return any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
 
 
-def _json_error(message: str, status: int, hint: str | None) -> None:
+def _json_error(message: str, hint: str | None, *, status: int) -> None:
     """With --json a failure is a JSON document on stdout too (unless the command printed
     one already): {"error", "exit_status", "hint"}.  The line on stderr stays."""
     if json_printed():
@@ -217,19 +215,23 @@ def _is_usage_error(exc: Exception) -> bool:
 
 def _report_usage_error(exc: Exception) -> None:
     """Click prints usage, a "Try --help" line and the error; one line says it all."""
+    _error(*_usage_error(exc))
+
+
+def _usage_error(exc: Exception) -> tuple[str, str]:
+    """A usage error's message and hint, as said on stderr and in --json's error."""
     message = str(getattr(exc, "format_message", lambda: str(exc))()).rstrip(".")
     context = getattr(exc, "ctx", None)
     command = context.command_path if context is not None else "n8n-deploy"
     for option in GLOBAL_OPTIONS:
         if message.startswith(f"No such option: {option}"):
             rest = command.removeprefix("n8n-deploy").strip()
-            _error(
+            return (
                 message,
                 f"{option} is a global option: it goes before the command group, e.g. "
                 f"n8n-deploy {option} VALUE {rest}",
             )
-            return
-    _error(message, f"See '{command} --help'")
+    return message, f"See '{command} --help'"
 
 
 #: The root's own options, which a user may type after the group by mistake.
