@@ -348,9 +348,10 @@ def test_a_dash_at_a_terminal_prompts_too(cli: Cli, data_dir: Path, at_terminal:
 def test_an_empty_answer_at_the_prompt_is_an_empty_key(
     cli: Cli, data_dir: Path, at_terminal: None
 ) -> None:
-    run = cli("apikey", "add", "--name", "k", input="\n")
+    """Said for the prompt: paste the key there (or pipe it), not only 'pipe it'."""
+    run = cli("apikey", "add", "--name", "k", input="  \n")
     assert run.exit_code == ExitStatus.USAGE
-    assert "Error: The API key is empty" in run.stderr
+    assert "Error: No API key was typed. Paste it at the prompt (it is not shown)" in run.stderr
     assert dump_database(data_dir) is None
 
 

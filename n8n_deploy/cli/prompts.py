@@ -34,6 +34,12 @@ def read_key(value: str | None, *, prompt: str, example: str) -> str:
         answer: str = typer.prompt(
             prompt, default="", show_default=False, hide_input=True, err=True
         )
+        if not answer.strip():  # said for the prompt, not for a pipe (clean_key's words)
+            raise UsageError(
+                "No API key was typed",
+                hint=f'Paste it at the prompt (it is not shown), or pipe it: echo "$KEY" | '
+                f"{example}",
+            )
         return answer
     return _read_stdin(example)
 
