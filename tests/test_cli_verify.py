@@ -267,6 +267,22 @@ def test_a_stored_server_url_that_cannot_be_used_fails_only_that_server(
     assert "API key test failed: The URL of server 'Legacy' cannot be used" in result.stdout
 
 
+def test_a_server_stored_without_a_url_yet_is_named_so_in_the_verdict(
+    cli: Cli, database: Database, mock: respx.MockRouter, key: str
+) -> None:
+    """'apikey add --server NEW' stores a server with no URL: the verdict says so, not
+    '()' (a new-user review)."""
+    add_server(database, "Production", PROD)
+    result = cli("apikey", "add", "-", "--name", "k", "--server", "Nowhere", input=key)
+    assert result.exit_code == 0, result.output
+    assert cli("server", "link", "k", "Production").exit_code == 0
+    mock.get(probe(PROD)).mock(side_effect=n8n({key}))
+    result = cli("apikey", "test", "k")
+    assert result.exit_code == ExitStatus.FAILED, result.output
+    assert "failed on 1 of 2 servers: 'Nowhere' (no URL)" in result.stdout
+    assert "()" not in result.stdout
+
+
 def test_all_still_tests_everything_around_an_unusable_server_url(
     cli: Cli, database: Database, mock: respx.MockRouter, key: str
 ) -> None:

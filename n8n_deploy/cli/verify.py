@@ -606,7 +606,9 @@ def _where(target: Target | None, result: ValidationResult) -> str:
     if target is None:
         return "no server"
     url = result.server_url or target.url  # as the probe shows it (a bad URL made safe)
-    return f"'{target.server}' ({url})" if target.server else url
+    if not target.server:
+        return url
+    return f"'{target.server}' ({url or 'no URL'})"  # a server stored without one yet
 
 
 def _verdict(report: KeyReport, emoji: bool) -> str:
