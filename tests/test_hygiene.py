@@ -625,3 +625,14 @@ def test_numbers_too_large_are_usage_errors_not_crashes(cli: Cli) -> None:
             run.exit_code == 2 and "Traceback" not in run.output and "unexpected" not in run.output
         )
     one_line_error(cli("policy", "set", "max-age", "٣٠"), 2, "policy max-age takes")
+
+
+def test_the_audit_help_lists_each_rule_on_its_own_lines(cli: Cli) -> None:
+    """Not run together into one paragraph (a new-user review): each rule starts a line,
+    its text folded under it, within 80 columns."""
+    from n8n_deploy.base.policy import RULES
+
+    lines = cli("apikey", "audit", "--help").stdout.splitlines()
+    for rule in RULES:
+        assert any(line.startswith(f"    {rule.name}: ") for line in lines), rule.name
+    assert all(len(line) <= 80 for line in lines)

@@ -8,6 +8,7 @@ the command bodies (fast --help).
 
 from __future__ import annotations
 
+from textwrap import fill
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -199,13 +200,23 @@ def prune_events(
 
 # -- apikey audit -------------------------------------------------------------------------
 
+#: The rules' lines in the audit's help: click indents them by 2, under 80 columns.
+_RULE_WIDTH = 76
+
 AUDIT_HELP = f"""Check the whole registry against the team's policy and list each finding
 with the command that fixes it.
 
+\b
 Rules (name: what it finds, severity, default):
 {
     chr(10).join(
-        f"  {r.name}: {r.finds}; {r.severity}, default {r.default_days if r.has_days else 'on'}"
+        fill(
+            f"{r.name}: {r.finds}; {r.severity}, default {r.default_days if r.has_days else 'on'}",
+            _RULE_WIDTH,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+        )
         for r in RULES
     )
 }
