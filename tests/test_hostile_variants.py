@@ -57,26 +57,47 @@ def test_a_timestamp_written_by_another_program_is_one_line_not_a_bug(
 ) -> None:
     """Every command that reads the row says so in one line, the ones that load it to
     change it too (the ORM's path): none calls it a bug of n8n-deploy."""
+    _each_says_the_row_cannot_be_read(
+        cli,
+        data_dir,
+        database,
+        f"created_at = {value}",
+        via_uri,
+        [
+            ("apikey", "list"),
+            ("apikey", "show", "prod_key"),
+            ("apikey", "get", "prod_key"),
+            ("apikey", "audit"),
+            ("apikey", "deactivate", "prod_key"),
+            ("apikey", "update", "prod_key", "--description", "x"),
+            ("apikey", "delete", "prod_key", "--confirm"),
+        ],
+    )
+
+
+def _each_says_the_row_cannot_be_read(
+    cli: Cli,
+    data_dir: Path,
+    database: Database,
+    assignment: str,
+    via_uri: bool,
+    commands: list[tuple[str, ...]],
+) -> None:
+    """A key stored, then ``UPDATE api_keys SET <assignment>`` by another program: each
+    of ``commands`` (through sqlite3, or SQLAlchemy with ``via_uri``) fails in the one
+    line of an unreadable row, shows nothing of the key, and changes nothing."""
     key = make_jwt(exp_days=30)
     add_key(database, "prod_key", key)
     database.dispose()
     path = sqlite_file(data_dir)
     with sqlite3.connect(path) as conn:
-        conn.execute(f"UPDATE api_keys SET created_at = {value}")
+        conn.execute(f"UPDATE api_keys SET {assignment}")
     conn.close()
     before = path.read_bytes()
     env = {"N8N_DEPLOY_DATABASE_URL": f"sqlite:///file:{path}?uri=true"} if via_uri else None
-    for command in (
-        ("apikey", "list"),
-        ("apikey", "show", "prod_key"),
-        ("apikey", "get", "prod_key"),
-        ("apikey", "audit"),
-        ("apikey", "deactivate", "prod_key"),
-        ("apikey", "update", "prod_key", "--description", "x"),
-        ("apikey", "delete", "prod_key", "--confirm"),
-    ):
+    for command in commands:
         result = cli(*command, env=env)
-        assert result.exit_code == ExitStatus.FAILED
+        assert result.exit_code == ExitStatus.FAILED, (command, result.output)
         assert result.stderr.startswith("Error: The database holds a value that cannot be read")
         assert len(result.stderr.strip().splitlines()) == 1, command
         assert leaked_piece(key, result.stderr + result.stdout) is None
@@ -91,27 +112,20 @@ def test_a_flag_that_is_neither_0_nor_1_is_one_line_not_active(
     """is_active written as 2 or 'yes' by another program: every command that reads the
     key says the row cannot be read, where a listing called it active, a filter neither
     active nor inactive, and get handed it out."""
-    key = make_jwt(exp_days=30)
-    add_key(database, "prod_key", key)
-    database.dispose()
-    path = sqlite_file(data_dir)
-    with sqlite3.connect(path) as conn:
-        conn.execute(f"UPDATE api_keys SET is_active = {value}")
-    conn.close()
-    before = path.read_bytes()
-    env = {"N8N_DEPLOY_DATABASE_URL": f"sqlite:///file:{path}?uri=true"} if via_uri else None
-    for command in (
-        ("apikey", "list"),
-        ("apikey", "list", "--json"),
-        ("apikey", "show", "prod_key"),
-        ("apikey", "get", "prod_key"),
-        ("apikey", "deactivate", "prod_key"),
-    ):
-        result = cli(*command, env=env)
-        assert result.exit_code == ExitStatus.FAILED, (command, result.output)
-        assert result.stderr.startswith("Error: The database holds a value that cannot be read")
-        assert key not in result.stdout
-    assert path.read_bytes() == before
+    _each_says_the_row_cannot_be_read(
+        cli,
+        data_dir,
+        database,
+        f"is_active = {value}",
+        via_uri,
+        [
+            ("apikey", "list"),
+            ("apikey", "list", "--json"),
+            ("apikey", "show", "prod_key"),
+            ("apikey", "get", "prod_key"),
+            ("apikey", "deactivate", "prod_key"),
+        ],
+    )
 
 
 @pytest.mark.parametrize(

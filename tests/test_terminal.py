@@ -48,11 +48,16 @@ def at_terminal(columns: int, *args: str) -> tuple[str, str]:
         env=env,
     )
     os.close(follower)
+    shown = _all_shown(leader)
+    _, err = process.communicate(timeout=30)
+    return ANSI.sub("", shown.decode("utf-8", "replace")), err.decode()
+
+
+def _all_shown(leader: int) -> bytes:
+    """Everything written to the pseudo-terminal until the program closes it (or 30 s
+    pass without a byte); the terminal is closed here too."""
     chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 30)
-        if not ready:
-            break
+    while select.select([leader], [], [], 30)[0]:
         try:
             chunk = os.read(leader, 65536)
         except OSError:  # EIO: the program closed the terminal
@@ -61,8 +66,7 @@ def at_terminal(columns: int, *args: str) -> tuple[str, str]:
             break
         chunks.append(chunk)
     os.close(leader)
-    _, err = process.communicate(timeout=30)
-    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")), err.decode()
+    return b"".join(chunks)
 
 
 def _cell_width(line: str) -> int:
@@ -201,16 +205,7 @@ def test_a_failed_test_at_a_terminal_says_its_reason_without_repeating_it(
         stderr=follower,
     )
     os.close(follower)
-    seen = b""
-    while select.select([leader], [], [], 30)[0]:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the program closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
+    seen = _all_shown(leader)
     assert process.wait(timeout=30) == 5  # server unreachable
     text = " ".join(ANSI.sub("", seen.decode("utf-8", "replace")).split())
     assert text.lower().count("connection refused by 127.0.0.1:9") == 2, text  # line, verdict
