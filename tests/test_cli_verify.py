@@ -279,7 +279,7 @@ def test_a_server_stored_without_a_url_yet_is_named_so_in_the_verdict(
     mock.get(probe(PROD)).mock(side_effect=n8n({key}))
     result = cli("apikey", "test", "k")
     assert result.exit_code == ExitStatus.FAILED, result.output
-    assert "failed on 1 of 2 servers: 'Nowhere' (no URL)" in result.stdout
+    assert "failed on 1 of 2 servers: 'Nowhere' (no URL yet)" in result.stdout
     assert "()" not in result.stdout
 
 

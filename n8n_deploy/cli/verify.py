@@ -51,6 +51,7 @@ from n8n_deploy.cli.output import (
 )
 from n8n_deploy.cli.root import report_error
 from n8n_deploy.cli.state import state
+from n8n_deploy.cli.views import NO_URL
 from n8n_deploy.n8n import scopes
 from n8n_deploy.n8n.limits import DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_PER_SERVER, MAX_TIMEOUT
 
@@ -608,7 +609,7 @@ def _where(target: Target | None, result: ValidationResult) -> str:
     url = result.server_url or target.url  # as the probe shows it (a bad URL made safe)
     if not target.server:
         return url
-    return f"'{target.server}' ({url or 'no URL'})"  # a server stored without one yet
+    return f"'{target.server}' " + (f"({url})" if url else NO_URL)
 
 
 def _verdict(report: KeyReport, emoji: bool) -> str:

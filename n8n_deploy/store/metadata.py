@@ -36,7 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from n8n_deploy.base.dates import stored_utc, utcnow
 from n8n_deploy.store import tables
-from n8n_deploy.store.reads import unreadable_row
+from n8n_deploy.store.reads import FLAG_VALUES, unreadable_row
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -115,14 +115,12 @@ class StoredFlag(Boolean):
         process = super().result_processor(dialect, coltype)  # type: ignore[no-untyped-call]
 
         def read(value: Any) -> Any:
-            if value is not None and (value.__class__ not in _FLAG_TYPES or value not in (0, 1)):
+            if value is not None and value not in FLAG_VALUES:
                 raise unreadable_row()
             return value if process is None else process(value)
 
         return read
 
-
-_FLAG_TYPES = (int, bool)
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

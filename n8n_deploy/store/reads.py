@@ -136,6 +136,9 @@ class KeyListing(NamedTuple):
 
 
 _NAME = itemgetter(StoredKey._fields.index("name"))
+#: What a stored flag may hold (True and False are 1 and 0); anything else, such as 2 or
+#: 'yes' written by another program, is an unreadable row (both sources check it).
+FLAG_VALUES = frozenset({0, 1})
 _SERVER_NAME = itemgetter(StoredServer._fields.index("name"))
 
 

@@ -32,7 +32,7 @@ from n8n_deploy.store.files import (
     check_database_place,
     fix_sqlite_permissions,
 )
-from n8n_deploy.store.reads import Reader, unreadable_row
+from n8n_deploy.store.reads import FLAG_VALUES, Reader, unreadable_row
 from n8n_deploy.store.schema import HEAD, VERSION_TABLE
 from n8n_deploy.store.sqlite_statements import STATEMENTS
 
@@ -42,8 +42,6 @@ from n8n_deploy.store.sqlite_statements import STATEMENTS
 KIND_AS_STORED, KIND_BOOL, KIND_UTC, KIND_TEXT, KIND_TEXT_OR_NULL = "-", "b", "t", "S", "s"
 _CONVERT: dict[str, Callable[[Any], Any]] = {KIND_BOOL: bool, KIND_UTC: stored_utc}
 _TEXT_TYPES = {KIND_TEXT: frozenset({str}), KIND_TEXT_OR_NULL: frozenset({str, type(None)})}
-#: What a flag column holds (SQLite stores a whole REAL such as 1.0 as the integer 1).
-_FLAGS = frozenset({0, 1})
 
 
 def check_text(columns: Sequence[Sequence[Any]], kinds: str) -> None:
@@ -53,7 +51,7 @@ def check_text(columns: Sequence[Sequence[Any]], kinds: str) -> None:
     commands would otherwise fail on, or disagree on, each its own way.  Both sources
     check their rows with it."""
     for column, kind in zip(columns, kinds, strict=True):
-        if kind == KIND_BOOL and not _FLAGS.issuperset(column):  # True, False are 1, 0
+        if kind == KIND_BOOL and not FLAG_VALUES.issuperset(column):
             raise unreadable_row()
         allowed = _TEXT_TYPES.get(kind)
         if allowed is None or (kind == KIND_TEXT_OR_NULL and column.count(None) == len(column)):
