@@ -211,6 +211,27 @@ def test_a_failed_test_at_a_terminal_says_its_reason_without_repeating_it(
     assert text.lower().count("connection refused by 127.0.0.1:9") == 2, text  # line, verdict
     assert text.count("Hint:") == 1 and "Error:" not in text, text
 
+    # The report of --all alike, its server a closed port too: its summary said once.
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "n8n_deploy"),
+            *("server", "update", "Production Server 🚀", "--url", "http://127.0.0.1:9"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "n8n_deploy", "apikey", "test", "--all", "--timeout", "2"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    text = ANSI.sub("", _all_shown(leader).decode("utf-8", "replace"))
+    assert process.wait(timeout=30) == 5
+    assert text.count("checks failed; exit status 5") == 1 and "Error:" not in text, text
+
 
 @pytest.mark.e2e
 def test_wide_keeps_every_column(registry: None) -> None:

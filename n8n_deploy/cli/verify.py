@@ -663,11 +663,9 @@ def _finish_one(
             say(line)
         say("")
         say(_verdict(report, emoji))
-        # The report is on stdout; the job log gets the summary too (at a terminal the
-        # report has said it all: message, hint and verdict).
-        if not report.ok and not one_screen():
+        if not report.ok:
             first = next(r.result for r in report.results if not r.result.ok)
-            note(error_line(first.message, first.hint))
+            _summary_for_the_log(error_line(first.message, first.hint))
     _exit(report.exit_status)
 
 
@@ -801,8 +799,15 @@ def _finish_all(
             f"{failed} of {total} checks failed; exit status {int(status)} ({check_words(status)})"
         )
         say(f"{icon('fail', emoji)}{summary}")
-        note(f"Error: {summary}")
+        _summary_for_the_log(f"Error: {summary}")
     _exit(status)
+
+
+def _summary_for_the_log(line: str) -> None:
+    """A failed report's summary on stderr, for a job log that keeps stdout apart; not
+    when both are one terminal, where the report has just said it (reason and hint)."""
+    if not one_screen():
+        note(line)
 
 
 def _server_cell(target: Target | None) -> str:
